@@ -1,0 +1,13 @@
+# Init container of the backend: wait, bounded, until the database accepts connections.
+# Env: DB_HOST, DB_PORT, TIMEOUT_SECONDS.
+set -eu
+deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
+until pg_isready --host="$DB_HOST" --port="$DB_PORT" --timeout=2 >/dev/null 2>&1; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "wait-for-database: $DB_HOST:$DB_PORT is not accepting connections after ${TIMEOUT_SECONDS}s; giving up" >&2
+    exit 1
+  fi
+  echo "wait-for-database: waiting for $DB_HOST:$DB_PORT to accept connections"
+  sleep 2
+done
+echo "wait-for-database: $DB_HOST:$DB_PORT accepts connections"

@@ -1,0 +1,52 @@
+package components
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DevSeedPrefix starts the name of the only init script that loads demo data (users with
+// known passwords). InitScripts leaves it out unless asked, so only the dev stack gets it.
+const DevSeedPrefix = "90-seed"
+
+// RestoreCommand restores a dump written by backup.sh (pg_dump --format=custom). Run it with
+// sh -c in a pod of the postgres image, with the dump's path in DUMP and the usual libpq
+// variables (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE) plus PGDATABASE, the database
+// to restore into. It drops and recreates every object of the dump in one transaction: on
+// any error nothing changes. The roles (03-roles.sh) must exist: they are not in the dump.
+// The README gives this exact command and the engine tests run it.
+const RestoreCommand = `pg_restore --clean --if-exists --no-owner --single-transaction --dbname "$PGDATABASE" "$DUMP"`
+
+// InitScripts returns the database's init scripts (file name -> content) for the postgres
+// image's /docker-entrypoint-initdb.d, which runs them in file-name order on first start.
+// The dev seed (DevSeedPrefix*) is included only when includeSeed is true.
+func InitScripts(includeSeed bool) (map[string]string, error) {
+	files, err := assetFiles("sql")
+	if err != nil {
+		return nil, err
+	}
+	seeds := 0
+	for name := range files {
+		if strings.HasPrefix(name, DevSeedPrefix) {
+			seeds++
+			if !includeSeed {
+				delete(files, name)
+			}
+		}
+	}
+	if seeds != 1 {
+		return nil, fmt.Errorf("assets/sql: want exactly one %s* file, found %d", DevSeedPrefix, seeds)
+	}
+	return files, nil
+}
+
+// BackupScript returns backup.sh, the POSIX sh script the backup CronJob runs in the postgres
+// image (see the script's header for its environment).
+func BackupScript() string {
+	b, err := assets.ReadFile("assets/backup.sh")
+	if err != nil {
+		// The file is embedded at compile time: this cannot happen in a built program.
+		panic(fmt.Sprintf("embedded assets/backup.sh: %v", err))
+	}
+	return string(b)
+}

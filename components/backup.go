@@ -1,0 +1,107 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// BackupDir is where the backup volume is mounted in the backup job's pod.
+const BackupDir = "/backups"
+
+// newBackup schedules pg_dump (custom format) into a volume of its own, keeping the newest
+// BackupKeep dumps. The script is the embedded backup.sh, the same file the engine tests run.
+func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity, serviceAccount, secret, config, host pulumi.StringInput, parent pulumi.ResourceOption) error {
+	s, ns := args.Settings, args.Namespace
+	labels := id.Labels(versionOf(s.Image))
+
+	volume, err := corev1.NewPersistentVolumeClaim(ctx, name+"-backups", &corev1.PersistentVolumeClaimArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String("database-backups"), Namespace: ns, Labels: labels,
+			// With WaitForFirstConsumer classes the claim binds only when the first backup
+			// runs; Pulumi must not wait for that.
+			Annotations: pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")},
+		},
+		Spec: corev1.PersistentVolumeClaimSpecArgs{
+			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+			StorageClassName: pulumi.String(s.BackupStorageClass),
+			Resources: &corev1.VolumeResourceRequirementsArgs{
+				Requests: pulumi.StringMap{"storage": pulumi.String(s.BackupStorageSize)},
+			},
+		},
+	}, parent)
+	if err != nil {
+		return fmt.Errorf("backup volume: %w", err)
+	}
+
+	dump := corev1.ContainerArgs{
+		Name:    pulumi.String("pg-dump"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/backup.sh")},
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
+			env("PGPORT", strconv.Itoa(PostgresPort)),
+			env("PGUSER", s.User),
+			env("PGDATABASE", s.Name),
+			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
+			env("BACKUP_DIR", BackupDir),
+			env("BACKUP_KEEP", strconv.Itoa(s.BackupKeep)),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			mount("backups", BackupDir),
+			fileMount("config", "/scripts/backup.sh", "backup.sh"),
+			readOnlyMount("secrets", postgresSecretsDir),
+			mount("tmp", "/tmp"),
+		},
+		Resources:       backupResources.args(),
+		SecurityContext: args.Security.containerSecurityContext(),
+	}
+	if _, err := batchv1.NewCronJob(ctx, name+"-backup", &batchv1.CronJobArgs{
+		Metadata: meta("database-backup", ns, labels),
+		Spec: batchv1.CronJobSpecArgs{
+			Schedule:                   pulumi.String(s.BackupSchedule),
+			ConcurrencyPolicy:          pulumi.String("Forbid"),
+			SuccessfulJobsHistoryLimit: pulumi.Int(3),
+			FailedJobsHistoryLimit:     pulumi.Int(3),
+			JobTemplate: batchv1.JobTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels},
+				Spec: batchv1.JobSpecArgs{
+					BackoffLimit:          pulumi.Int(2),
+					ActiveDeadlineSeconds: pulumi.Int(3600),
+					Template: corev1.PodTemplateSpecArgs{
+						Metadata: &metav1.ObjectMetaArgs{Labels: labels},
+						Spec: podOptions{
+							ServiceAccount: serviceAccount,
+							Security:       args.Security,
+							Containers:     corev1.ContainerArray{dump},
+							RestartPolicy:  "OnFailure",
+							Volumes: corev1.VolumeArray{
+								corev1.VolumeArgs{Name: pulumi.String("backups"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
+									ClaimName: volume.Metadata.Name().Elem(),
+								}},
+								configMapVolume("config", config),
+								secretVolume("secrets", secret),
+								emptyDir("tmp", "64Mi"),
+							},
+						}.spec(),
+					},
+				},
+			},
+		},
+	}, parent); err != nil {
+		return fmt.Errorf("backup cron job: %w", err)
+	}
+
+	if err := newAllowPolicy(ctx, ns, allowPolicy{
+		Resource: name + "-backup-netpol", Name: "database-backup", Labels: labels, Pods: id.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(args.Identity.Selector()))},
+	}, parent); err != nil {
+		return fmt.Errorf("backup network policy: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+package components
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// servicePort is the port every frontend Service listens on (the seed's port-forward 8080:80).
+const servicePort = 80
+
+// BlueGreenArgs configure the frontend tier: both colors and the Services that pick one.
+type BlueGreenArgs struct {
+	Namespace           pulumi.StringInput
+	Identity            Identity // without a color
+	Security            PodSecurity
+	Settings            FrontendConfig
+	BackendHost         pulumi.StringInput
+	BackendPort         int
+	BackendPods         pulumi.StringMap
+	MonitoringNamespace string
+	ExposeNodePorts     bool
+	Spread              bool
+}
+
+// BlueGreen runs a blue and a green Frontend side by side. The production Services select
+// the active color only, so switching colors changes their selectors and nothing else; each
+// color keeps a preview Service of its own.
+type BlueGreen struct {
+	pulumi.ResourceState
+
+	ActiveColor       pulumi.StringOutput
+	ProductionAddress pulumi.StringOutput
+	PreviewAddresses  pulumi.StringMapOutput
+}
+
+// NewBlueGreen creates both colors, the production and preview Services, the tier's
+// NetworkPolicy and, when configured, the Ingress.
+func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ...pulumi.ResourceOption) (*BlueGreen, error) {
+	bg := &BlueGreen{}
+	if err := ctx.RegisterComponentResourceV2("ecommerce:index:BlueGreen", name, nil, bg, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(bg)
+	s, ns, id := args.Settings, args.Namespace, args.Identity
+	active := s.ActiveColor
+	labels := id.TierLabels()
+
+	sa, err := newServiceAccount(ctx, name+"-serviceaccount", "frontend", ns, labels, parent)
+	if err != nil {
+		return nil, fmt.Errorf("frontend service account: %w", err)
+	}
+	colors := map[string]*Frontend{}
+	for _, color := range []string{Blue, Green} {
+		f, err := NewFrontend(ctx, name+"-"+color, &FrontendArgs{
+			Namespace: ns, Identity: id.WithColor(color), Security: args.Security,
+			Release: *s.Color(color), Settings: s, ServiceAccount: sa.Metadata.Name().Elem(),
+			BackendHost: args.BackendHost, BackendPort: args.BackendPort, Spread: args.Spread,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+		colors[color] = f
+	}
+
+	// Production traffic moves only once the active color's Deployment is ready.
+	production := []pulumi.ResourceOption{parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment})}
+	activePods := id.WithColor(active).Selector()
+	frontendService, err := newService(ctx, ns, labels, service{
+		Resource: name + "-service", Name: "frontend-service", Type: s.ServiceType, Selector: activePods,
+		Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
+	}, production...)
+	if err != nil {
+		return nil, fmt.Errorf("frontend-service: %w", err)
+	}
+	if _, err := newService(ctx, ns, labels, service{
+		Resource: name + "-internal", Name: "frontend-internal", Type: "ClusterIP", Selector: activePods,
+		Port: servicePort, TargetPort: FrontendPort, PortName: "http",
+	}, production...); err != nil {
+		return nil, fmt.Errorf("frontend-internal: %w", err)
+	}
+	if args.ExposeNodePorts {
+		if _, err := newService(ctx, ns, labels, service{
+			Resource: name + "-nodeport", Name: "frontend-nodeport", Type: "NodePort", Selector: activePods,
+			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
+		}, production...); err != nil {
+			return nil, fmt.Errorf("frontend-nodeport: %w", err)
+		}
+	}
+
+	previews := pulumi.StringMap{}
+	previewPorts := map[string]int{Blue: s.BluePreviewNodePort, Green: s.GreenPreviewNodePort}
+	for _, color := range []string{Blue, Green} {
+		previewType := "ClusterIP"
+		if args.ExposeNodePorts {
+			previewType = "NodePort"
+		}
+		svcName := "frontend-" + color + "-preview"
+		if _, err := newService(ctx, ns, id.WithColor(color).Labels(s.Color(color).Version), service{
+			Resource: name + "-" + color + "-preview", Name: svcName, Type: previewType, Selector: id.WithColor(color).Selector(),
+			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: previewPorts[color],
+		}, parent); err != nil {
+			return nil, fmt.Errorf("%s: %w", svcName, err)
+		}
+		previews[color] = clusterAddress(svcName, ns, previewType, previewPorts[color])
+	}
+
+	if err := newAllowPolicy(ctx, ns, allowPolicy{
+		Resource: name + "-netpol", Name: "frontend", Labels: labels, Pods: id.Selector(),
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
+			ingressRule(FrontendPort, anywhere()),
+			ingressRule(nginxExporterPort, fromNamespace(args.MonitoringNamespace)),
+		},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(args.BackendPort, fromPods(args.BackendPods))},
+	}, parent); err != nil {
+		return nil, fmt.Errorf("frontend network policy: %w", err)
+	}
+	if s.IngressEnabled {
+		if err := newIngress(ctx, name+"-ingress", ns, labels, s, frontendService, parent); err != nil {
+			return nil, err
+		}
+	}
+
+	bg.ActiveColor = pulumi.String(active).ToStringOutput()
+	bg.ProductionAddress = productionAddress(frontendService, s.ServiceType, ns, s.NodePort)
+	bg.PreviewAddresses = previews.ToStringMapOutput()
+	if err := ctx.RegisterResourceOutputs(bg, pulumi.Map{
+		"activeColor":       bg.ActiveColor,
+		"productionAddress": bg.ProductionAddress,
+		"previewAddresses":  bg.PreviewAddresses,
+	}); err != nil {
+		return nil, err
+	}
+	return bg, nil
+}
+
+// clusterAddress is how a Service is reached: a node port from outside, or its DNS name.
+func clusterAddress(name string, ns pulumi.StringInput, serviceType string, nodePort int) pulumi.StringOutput {
+	if serviceType == "NodePort" {
+		return pulumi.Sprintf("<node-ip>:%d", nodePort)
+	}
+	return pulumi.Sprintf("http://%s.%s.svc.cluster.local:%d", name, ns, servicePort)
+}
+
+// productionAddress is the LoadBalancer's address once assigned, else the cluster address.
+func productionAddress(svc *corev1.Service, serviceType string, ns pulumi.StringInput, nodePort int) pulumi.StringOutput {
+	if serviceType != "LoadBalancer" {
+		return clusterAddress("frontend-service", ns, serviceType, nodePort)
+	}
+	return svc.Status.ApplyT(func(st *corev1.ServiceStatus) string {
+		if st == nil || st.LoadBalancer == nil || len(st.LoadBalancer.Ingress) == 0 {
+			return ""
+		}
+		in := st.LoadBalancer.Ingress[0]
+		host := in.Ip
+		if host == nil {
+			host = in.Hostname
+		}
+		if host == nil {
+			return ""
+		}
+		return fmt.Sprintf("http://%s:%d", *host, servicePort)
+	}).(pulumi.StringOutput)
+}
+
+// newIngress publishes frontend-service under a host name, with TLS when a Secret is named.
+func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, s FrontendConfig, svc *corev1.Service, opts ...pulumi.ResourceOption) error {
+	spec := networkingv1.IngressSpecArgs{
+		IngressClassName: pulumi.String(s.IngressClass),
+		Rules: networkingv1.IngressRuleArray{networkingv1.IngressRuleArgs{
+			Host: pulumi.String(s.IngressHost),
+			Http: &networkingv1.HTTPIngressRuleValueArgs{Paths: networkingv1.HTTPIngressPathArray{networkingv1.HTTPIngressPathArgs{
+				Path:     pulumi.String("/"),
+				PathType: pulumi.String("Prefix"),
+				Backend: networkingv1.IngressBackendArgs{Service: &networkingv1.IngressServiceBackendArgs{
+					Name: svc.Metadata.Name().Elem(),
+					Port: &networkingv1.ServiceBackendPortArgs{Number: pulumi.Int(servicePort)},
+				}},
+			}}},
+		}},
+	}
+	if s.IngressTLSSecret != "" {
+		spec.Tls = networkingv1.IngressTLSArray{networkingv1.IngressTLSArgs{
+			Hosts:      pulumi.StringArray{pulumi.String(s.IngressHost)},
+			SecretName: pulumi.String(s.IngressTLSSecret),
+		}}
+	}
+	_, err := networkingv1.NewIngress(ctx, resource, &networkingv1.IngressArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("frontend"), Namespace: ns, Labels: labels},
+		Spec:     spec,
+	}, opts...)
+	if err != nil {
+		return fmt.Errorf("frontend ingress: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+)
+
+// Config is the whole stack's configuration, typed. program.go loads it once, validates
+// it and maps it into each component's Args; components never read stack config.
+type Config struct {
+	Namespace           string
+	RunAsUser           int
+	RunAsGroup          int
+	FSGroup             int
+	MonitoringNamespace string
+	ExposeNodePorts     bool
+	SpreadAcrossNodes   bool
+	Quota               QuotaConfig
+
+	Database DatabaseConfig
+	Backend  BackendConfig
+	Frontend FrontendConfig
+
+	// Secrets: only from `pulumi config set --secret`.
+	DBPassword    pulumi.StringOutput
+	APIDBPassword pulumi.StringOutput
+	JWTSecret     pulumi.StringOutput
+}
+
+// DatabaseConfig configures the PostgreSQL tier.
+type DatabaseConfig struct {
+	Image              string
+	ExporterImage      string
+	Name               string
+	User               string
+	StorageClass       string
+	StorageSize        string
+	PVCRetention       string
+	Protect            bool
+	SeedData           bool
+	MaxConnections     int
+	SharedBuffers      string
+	WorkMem            string
+	EffectiveCacheSize string
+	LogMinDurationMs   int
+	Resources          Resources
+	NodePort           int
+	BackupSchedule     string
+	BackupKeep         int
+	BackupStorageSize  string
+	BackupStorageClass string
+}
+
+// BackendConfig configures the API tier.
+type BackendConfig struct {
+	Image                   string
+	EnvoyImage              string
+	PgBouncerImage          string
+	Replicas                int
+	Autoscale               bool
+	MinReplicas             int
+	MaxReplicas             int
+	CPUTargetPercent        int
+	APIRateLimit            int
+	LogLevel                string
+	DBPoolSize              int
+	DBSchemas               string
+	AnonRole                string
+	PoolSize                int
+	MaxClientConn           int
+	CircuitMaxConnections   int
+	CircuitMaxPending       int
+	CircuitMaxRequests      int
+	CircuitMaxRetries       int
+	OutlierConsecutive5xx   int
+	OutlierIntervalSeconds  int
+	OutlierEjectionSeconds  int
+	DBWaitTimeoutSeconds    int
+	Resources               Resources
+	NodePort                int
+	TerminationGraceSeconds int
+	RequestTimeoutSeconds   int
+}
+
+// FrontendConfig configures the nginx tier and its blue/green releases.
+type FrontendConfig struct {
+	ActiveColor            string
+	Blue                   ColorConfig
+	Green                  ColorConfig
+	ServiceType            string
+	NodePort               int
+	BluePreviewNodePort    int
+	GreenPreviewNodePort   int
+	RateLimitPerSecond     int
+	RateLimitBurst         int
+	UpstreamTimeoutSeconds int
+	FluentBitImage         string
+	ExporterImage          string
+	Resources              Resources
+	TerminationGraceSec    int
+	IngressEnabled         bool
+	IngressHost            string
+	IngressClass           string
+	IngressTLSSecret       string
+}
+
+// QuotaConfig sizes the namespace's ResourceQuota.
+type QuotaConfig struct {
+	RequestsCPU    string
+	RequestsMemory string
+	LimitsCPU      string
+	LimitsMemory   string
+	Storage        string
+	Pods           int
+}
+
+// ColorConfig is one blue/green release: its own image, version and size.
+type ColorConfig struct {
+	Image    string
+	Version  string
+	Replicas int
+}
+
+// Resources are one container's requests and limits as Kubernetes quantities.
+type Resources struct {
+	CPURequest    string
+	CPULimit      string
+	MemoryRequest string
+	MemoryLimit   string
+}
+
+type settingKind string
+
+const (
+	kindString settingKind = "string"
+	kindInt    settingKind = "integer"
+	kindBool   settingKind = "boolean"
+)
+
+// ConfigKey describes one stack config key. The table below is the single source of
+// defaults; a test keeps Pulumi.yaml's declarations equal to it.
+type ConfigKey struct {
+	Key         string
+	Type        string // string, integer or boolean, as Pulumi.yaml spells them
+	Default     string
+	Description string
+	Secret      bool
+	bind        func(*Config) any
+}
+
+func str(key, def, desc string, bind func(*Config) *string) ConfigKey {
+	return ConfigKey{Key: key, Type: string(kindString), Default: def, Description: desc, bind: func(c *Config) any { return bind(c) }}
+}
+
+func num(key string, def int, desc string, bind func(*Config) *int) ConfigKey {
+	return ConfigKey{Key: key, Type: string(kindInt), Default: strconv.Itoa(def), Description: desc, bind: func(c *Config) any { return bind(c) }}
+}
+
+func flag(key string, def bool, desc string, bind func(*Config) *bool) ConfigKey {
+	return ConfigKey{Key: key, Type: string(kindBool), Default: strconv.FormatBool(def), Description: desc, bind: func(c *Config) any { return bind(c) }}
+}
+
+// secretKeys are required and must be set with `pulumi config set --secret`.
+var secretKeys = []struct {
+	key    string
+	minLen int
+	desc   string
+	bind   func(*Config) *pulumi.StringOutput
+}{
+	{"dbPassword", 12, "Password of the database owner (postgres superuser of the instance)", func(c *Config) *pulumi.StringOutput { return &c.DBPassword }},
+	{"apiDbPassword", 12, "Password of the API's `authenticator` login role, used by PgBouncer", func(c *Config) *pulumi.StringOutput { return &c.APIDBPassword }},
+	{"jwtSecret", 32, "HS256 secret that signs and verifies the API's JWTs (PostgREST needs at least 32 characters)", func(c *Config) *pulumi.StringOutput { return &c.JWTSecret }},
+}
+
+// ConfigSchema lists every config key with its type, default and description.
+func ConfigSchema() []ConfigKey {
+	keys := append([]ConfigKey(nil), configKeys...)
+	for _, s := range secretKeys {
+		keys = append(keys, ConfigKey{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true})
+	}
+	return keys
+}
+
+// LoadConfig reads and validates the stack config. It reports every problem at once.
+func LoadConfig(ctx *pulumi.Context) (*Config, error) {
+	var problems problemList
+	cfg := &Config{}
+	for _, k := range configKeys {
+		raw, err := config.Try(ctx, k.Key)
+		if err != nil {
+			raw = k.Default
+		}
+		if ctx.IsConfigSecret(ctx.Project() + ":" + k.Key) {
+			problems.add(k.Key, "<secret>", "a plain value (it is not a secret; set it without --secret)")
+			continue
+		}
+		switch target := k.bind(cfg).(type) {
+		case *string:
+			*target = raw
+		case *int:
+			n, err := strconv.Atoi(raw)
+			if err != nil {
+				problems.add(k.Key, raw, "a whole number")
+			}
+			*target = n
+		case *bool:
+			b, err := strconv.ParseBool(raw)
+			if err != nil {
+				problems.add(k.Key, raw, "true or false")
+			}
+			*target = b
+		}
+	}
+	for _, s := range secretKeys {
+		full := ctx.Project() + ":" + s.key
+		raw, err := config.Try(ctx, s.key)
+		switch {
+		case err != nil || raw == "":
+			problems.addf(s.key, "is missing; set it with `pulumi config set --secret %s <value>` (at least %d characters)", s.key, s.minLen)
+			continue
+		case !ctx.IsConfigSecret(full):
+			problems.addf(s.key, "is stored in plain text; remove it and set it with `pulumi config set --secret %s <value>`", s.key)
+		case len(raw) < s.minLen:
+			problems.addf(s.key, "is %d characters long; it must be at least %d", len(raw), s.minLen)
+		}
+		*s.bind(cfg) = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
+	}
+	problems = append(problems, cfg.Validate()...)
+	if err := problems.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// DefaultConfig is the config with every key at its default and no secrets, for tests and
+// documentation.
+func DefaultConfig() Config {
+	cfg := Config{}
+	for _, k := range configKeys {
+		switch target := k.bind(&cfg).(type) {
+		case *string:
+			*target = k.Default
+		case *int:
+			*target, _ = strconv.Atoi(k.Default)
+		case *bool:
+			*target, _ = strconv.ParseBool(k.Default)
+		}
+	}
+	return cfg
+}
+
+// problemList collects every config problem so the user fixes them in one pass.
+type problemList []string
+
+func (p *problemList) add(key, value, allowed string) {
+	*p = append(*p, fmt.Sprintf("%s: %q is not allowed; use %s", key, value, allowed))
+}
+
+func (p *problemList) addf(key, format string, args ...any) {
+	*p = append(*p, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problemList) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("invalid stack config (%d problems):", len(p))
+	for _, line := range p {
+		msg += "\n  - " + line
+	}
+	return fmt.Errorf("%s", msg)
+}

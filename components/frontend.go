@@ -1,0 +1,199 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Ports and identities of the frontend pod.
+const (
+	FrontendPort      = 8080 // nginx-unprivileged
+	nginxStatusPort   = 8081 // stub_status on 127.0.0.1 for the exporter
+	nginxExporterPort = 9113
+	fluentBitPort     = 2020
+	nginxUID          = 101 // the nginx-unprivileged image's user
+	nginxLogDir       = "/var/log/nginx"
+	nginxHTMLRoot     = "/usr/share/nginx/html"
+)
+
+// FrontendArgs configure one color's release of the frontend.
+type FrontendArgs struct {
+	Namespace      pulumi.StringInput
+	Identity       Identity // with its Color set
+	Security       PodSecurity
+	Release        ColorConfig
+	Settings       FrontendConfig
+	ServiceAccount pulumi.StringInput
+	BackendHost    pulumi.StringInput // from the Backend's Output
+	BackendPort    int
+	Spread         bool
+}
+
+// Frontend is one color's nginx Deployment (dashboard + API proxy) with its log collector
+// and metrics exporter sidecars.
+type Frontend struct {
+	pulumi.ResourceState
+
+	Deployment     *appsv1.Deployment
+	DeploymentName pulumi.StringOutput
+}
+
+// NewFrontend creates one color's release.
+func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...pulumi.ResourceOption) (*Frontend, error) {
+	f := &Frontend{}
+	if err := ctx.RegisterComponentResourceV2("ecommerce:index:Frontend", name, nil, f, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(f)
+	s, ns, id, release := args.Settings, args.Namespace, args.Identity, args.Release
+	labels := id.Labels(release.Version)
+	objectName := "frontend-" + id.Color
+
+	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
+		return RenderNginxConf(NginxSettings{
+			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
+			BackendHost: host, BackendPort: args.BackendPort,
+			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
+			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
+			Color:                  id.Color, Version: release.Version,
+			HTMLRoot: nginxHTMLRoot, LogDir: nginxLogDir, RuntimeDir: "/tmp",
+		})
+	}).(pulumi.StringOutput)
+	fluentBit := map[string]string{
+		"fluent-bit.conf":         mustAsset("fluent-bit.conf"),
+		"fluent-bit-parsers.conf": mustAsset("fluent-bit-parsers.conf"),
+	}
+	configData := pulumi.StringMap{"nginx.conf": nginxConf}
+	for k, v := range fluentBit {
+		configData[k] = pulumi.String(v)
+	}
+	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
+		Metadata: meta(objectName+"-config", ns, labels),
+		Data:     configData,
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("%s config map: %w", objectName, err)
+	}
+	dashboard, err := assetFiles("dashboard")
+	if err != nil {
+		return nil, err
+	}
+	html, err := corev1.NewConfigMap(ctx, name+"-dashboard", &corev1.ConfigMapArgs{
+		Metadata: meta(objectName+"-dashboard", ns, labels),
+		Data:     pulumi.ToStringMap(dashboard),
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("%s dashboard config map: %w", objectName, err)
+	}
+	configHash := nginxConf.ApplyT(func(conf string) string {
+		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
+	}).(pulumi.StringOutput)
+
+	nginxProbes := sameProbes(httpCheck("/health", FrontendPort))
+	nginx := corev1.ContainerArgs{
+		Name:  pulumi.String("nginx"),
+		Image: pulumi.String(release.Image),
+		Ports: corev1.ContainerPortArray{containerPort("http", FrontendPort)},
+		VolumeMounts: corev1.VolumeMountArray{
+			fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
+			readOnlyMount("dashboard", nginxHTMLRoot),
+			mount("tmp", "/tmp"),
+			mount("logs", nginxLogDir),
+		},
+		Resources:       s.Resources.args(),
+		SecurityContext: args.Security.containerSecurityContextAs(nginxUID),
+		StartupProbe:    nginxProbes.startup,
+		ReadinessProbe:  nginxProbes.readiness,
+		LivenessProbe:   nginxProbes.liveness,
+		// Drain: the endpoint is removed while nginx still serves, then nginx finishes
+		// in-flight requests (worker_shutdown_timeout) and exits.
+		Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{
+			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; nginx -s quit; while pgrep -x nginx >/dev/null; do sleep 1; done"}),
+		}}},
+	}
+	logProbes := sameProbes(httpCheck("/api/v1/health", fluentBitPort))
+	logCollector := corev1.ContainerArgs{
+		Name:    pulumi.String("log-collector"),
+		Image:   pulumi.String(s.FluentBitImage),
+		Command: pulumi.ToStringArray([]string{"/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.conf"}),
+		Ports:   corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
+		VolumeMounts: corev1.VolumeMountArray{
+			readOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
+			readOnlyMount("logs", nginxLogDir),
+			mount("fluent-bit-state", "/fluent-bit/state"),
+		},
+		Resources:       sidecarResources.args(),
+		SecurityContext: args.Security.containerSecurityContext(),
+		StartupProbe:    logProbes.startup,
+		ReadinessProbe:  logProbes.readiness,
+		LivenessProbe:   logProbes.liveness,
+	}
+	exporterProbes := sameProbes(httpCheck("/metrics", nginxExporterPort))
+	exporter := corev1.ContainerArgs{
+		Name:  pulumi.String("metrics-exporter"),
+		Image: pulumi.String(s.ExporterImage),
+		Args: pulumi.ToStringArray([]string{
+			fmt.Sprintf("--nginx.scrape-uri=http://127.0.0.1:%d/stub_status", nginxStatusPort),
+			fmt.Sprintf("--web.listen-address=:%d", nginxExporterPort),
+		}),
+		Ports:           corev1.ContainerPortArray{containerPort("metrics", nginxExporterPort)},
+		Resources:       sidecarResources.args(),
+		SecurityContext: args.Security.containerSecurityContext(),
+		StartupProbe:    exporterProbes.startup,
+		ReadinessProbe:  exporterProbes.readiness,
+		LivenessProbe:   exporterProbes.liveness,
+	}
+
+	annotations := pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(nginxExporterPort)))
+	annotations["checksum/config"] = configHash
+	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
+		Metadata: meta(objectName, ns, labels),
+		Spec: appsv1.DeploymentSpecArgs{
+			Replicas: pulumi.Int(release.Replicas),
+			Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
+			Strategy: rollingUpdate(),
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: annotations},
+				Spec: podOptions{
+					ServiceAccount:   args.ServiceAccount,
+					Security:         args.Security,
+					Containers:       corev1.ContainerArray{nginx, logCollector, exporter},
+					TerminationGrace: s.TerminationGraceSec,
+					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
+					Volumes: corev1.VolumeArray{
+						configMapVolume("config", config.Metadata.Name().Elem()),
+						corev1.VolumeArgs{Name: pulumi.String("fluent-bit-config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
+							Name: config.Metadata.Name().Elem(),
+							Items: corev1.KeyToPathArray{
+								corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit.conf"), Path: pulumi.String("fluent-bit.conf")},
+								corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit-parsers.conf"), Path: pulumi.String("fluent-bit-parsers.conf")},
+							},
+						}},
+						configMapVolume("dashboard", html.Metadata.Name().Elem()),
+						emptyDir("tmp", "64Mi"),
+						emptyDir("logs", "256Mi"),
+						emptyDir("fluent-bit-state", "64Mi"),
+					},
+				}.spec(),
+			},
+		},
+	}, parent)
+	if err != nil {
+		return nil, fmt.Errorf("%s deployment: %w", objectName, err)
+	}
+	if err := newDisruptionBudget(ctx, name+"-pdb", objectName, ns, labels, id.Selector(), maxOneUnavailable(), parent); err != nil {
+		return nil, fmt.Errorf("%s disruption budget: %w", objectName, err)
+	}
+
+	f.Deployment = deployment
+	f.DeploymentName = deployment.Metadata.Name().Elem()
+	if err := ctx.RegisterResourceOutputs(f, pulumi.Map{"deploymentName": f.DeploymentName}); err != nil {
+		return nil, err
+	}
+	return f, nil
+}

@@ -1,0 +1,73 @@
+package components
+
+import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+// The two blue/green colors.
+const (
+	Blue  = "blue"
+	Green = "green"
+)
+
+const (
+	partOf    = "ecommerce-platform"
+	managedBy = "pulumi"
+	colorKey  = "ecommerce-platform/color"
+)
+
+// Identity names a workload for labels and selectors. Selectors use only the fields that
+// never change for the life of a workload (never the version, never the active color), so
+// a release or a switch never touches a Deployment's immutable selector.
+type Identity struct {
+	Name      string // app.kubernetes.io/name: the tier (database, backend, frontend)
+	Instance  string // app.kubernetes.io/instance: the stack
+	Component string // app.kubernetes.io/component: the role (database, api, web, backup)
+	Color     string // frontend only: blue or green
+}
+
+// Selector is the label set a controller or Service matches on.
+func (id Identity) Selector() pulumi.StringMap {
+	m := pulumi.StringMap{
+		"app.kubernetes.io/name":      pulumi.String(id.Name),
+		"app.kubernetes.io/instance":  pulumi.String(id.Instance),
+		"app.kubernetes.io/component": pulumi.String(id.Component),
+	}
+	if id.Color != "" {
+		m[colorKey] = pulumi.String(id.Color)
+	}
+	return m
+}
+
+// Labels are the standard labels of every object and pod of the workload.
+func (id Identity) Labels(version string) pulumi.StringMap {
+	m := id.TierLabels()
+	m["app.kubernetes.io/version"] = pulumi.String(version)
+	return m
+}
+
+// WithColor returns the identity of one color of a blue/green workload.
+func (id Identity) WithColor(color string) Identity {
+	id.Color = color
+	return id
+}
+
+// WithComponent returns a sibling identity in the same tier (the backup job of the database).
+func (id Identity) WithComponent(component string) Identity {
+	id.Component = component
+	return id
+}
+
+// versionOf is the version label of an image: its tag.
+func versionOf(image string) string {
+	_, tag := splitImage(image)
+	return tag
+}
+
+// TierLabels label objects that serve a whole tier across releases (the frontend's
+// ServiceAccount, NetworkPolicy and production Services): no version, so a release or a
+// color switch leaves them alone.
+func (id Identity) TierLabels() pulumi.StringMap {
+	m := id.Selector()
+	m["app.kubernetes.io/part-of"] = pulumi.String(partOf)
+	m["app.kubernetes.io/managed-by"] = pulumi.String(managedBy)
+	return m
+}

@@ -1,0 +1,138 @@
+package components
+
+import (
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// fromPods admits traffic from the pods matching a selector in the same namespace.
+func fromPods(selector pulumi.StringMap) networkingv1.NetworkPolicyPeerArgs {
+	return networkingv1.NetworkPolicyPeerArgs{PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector}}
+}
+
+// fromNamespace admits traffic from every pod of another namespace (monitoring).
+func fromNamespace(name string) networkingv1.NetworkPolicyPeerArgs {
+	return networkingv1.NetworkPolicyPeerArgs{NamespaceSelector: &metav1.LabelSelectorArgs{
+		MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String(name)},
+	}}
+}
+
+// anywhere admits any source: the edge, or a NodePort opened for testing.
+func anywhere() networkingv1.NetworkPolicyPeerArgs {
+	return networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String("0.0.0.0/0")}}
+}
+
+func tcpPorts(ports ...int) networkingv1.NetworkPolicyPortArray {
+	out := networkingv1.NetworkPolicyPortArray{}
+	for _, p := range ports {
+		out = append(out, networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(p)})
+	}
+	return out
+}
+
+func peerArray(peers []networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyPeerArray {
+	out := networkingv1.NetworkPolicyPeerArray{}
+	for _, p := range peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+func ingressRule(port int, peers ...networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyIngressRuleArgs {
+	return networkingv1.NetworkPolicyIngressRuleArgs{From: peerArray(peers), Ports: tcpPorts(port)}
+}
+
+func egressRule(port int, peers ...networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyEgressRuleArgs {
+	return networkingv1.NetworkPolicyEgressRuleArgs{To: peerArray(peers), Ports: tcpPorts(port)}
+}
+
+// allowPolicy opens the given ingress and egress for a set of pods on top of the
+// namespace's default deny. Policy types are always both, so an empty list means none.
+type allowPolicy struct {
+	Name     string
+	Pods     pulumi.StringMap
+	Ingress  networkingv1.NetworkPolicyIngressRuleArray
+	Egress   networkingv1.NetworkPolicyEgressRuleArray
+	Labels   pulumi.StringMap
+	Resource string // Pulumi name
+}
+
+func newAllowPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p allowPolicy, opts ...pulumi.ResourceOption) error {
+	types := pulumi.StringArray{}
+	if len(p.Ingress) > 0 {
+		types = append(types, pulumi.String("Ingress"))
+	}
+	if len(p.Egress) > 0 {
+		types = append(types, pulumi.String("Egress"))
+	}
+	_, err := networkingv1.NewNetworkPolicy(ctx, p.Resource, &networkingv1.NetworkPolicyArgs{
+		Metadata: meta(p.Name, ns, p.Labels),
+		Spec: networkingv1.NetworkPolicySpecArgs{
+			PodSelector: metav1.LabelSelectorArgs{MatchLabels: p.Pods},
+			PolicyTypes: types,
+			Ingress:     p.Ingress,
+			Egress:      p.Egress,
+		},
+	}, opts...)
+	return err
+}
+
+// service describes one Service in front of a workload's pods.
+type service struct {
+	Resource   string // Pulumi name
+	Name       string // Kubernetes name
+	Type       string // ClusterIP, NodePort, LoadBalancer, or "Headless"
+	Selector   pulumi.StringMap
+	Port       int
+	TargetPort int
+	NodePort   int // NodePort only
+	PortName   string
+	Extra      corev1.ServicePortArray
+}
+
+func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.StringMap, s service, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+	port := corev1.ServicePortArgs{
+		Name:       pulumi.String(s.PortName),
+		Port:       pulumi.Int(s.Port),
+		TargetPort: pulumi.Int(s.TargetPort),
+		Protocol:   pulumi.String("TCP"),
+	}
+	spec := corev1.ServiceSpecArgs{Type: pulumi.String(s.Type), Selector: s.Selector}
+	switch s.Type {
+	case "Headless":
+		spec.Type = pulumi.String("ClusterIP")
+		spec.ClusterIP = pulumi.String("None")
+		spec.PublishNotReadyAddresses = pulumi.Bool(true)
+	case "NodePort":
+		port.NodePort = pulumi.Int(s.NodePort)
+	}
+	spec.Ports = append(corev1.ServicePortArray{port}, s.Extra...)
+	return corev1.NewService(ctx, s.Resource, &corev1.ServiceArgs{Metadata: meta(s.Name, ns, labels), Spec: spec}, opts...)
+}
+
+// newDisruptionBudget keeps voluntary evictions (drains, upgrades) from taking a tier down.
+func newDisruptionBudget(ctx *pulumi.Context, resource, name string, ns pulumi.StringInput, labels, selector pulumi.StringMap, spec policyv1.PodDisruptionBudgetSpecArgs, opts ...pulumi.ResourceOption) error {
+	spec.Selector = &metav1.LabelSelectorArgs{MatchLabels: selector}
+	_, err := policyv1.NewPodDisruptionBudget(ctx, resource, &policyv1.PodDisruptionBudgetArgs{
+		Metadata: meta(name, ns, labels),
+		Spec:     spec,
+	}, opts...)
+	return err
+}
+
+// newServiceAccount gives a tier its own identity. Tokens are not mounted: no tier talks
+// to the Kubernetes API, so none gets a Role either.
+func newServiceAccount(ctx *pulumi.Context, resource, name string, ns pulumi.StringInput, labels pulumi.StringMap, opts ...pulumi.ResourceOption) (*corev1.ServiceAccount, error) {
+	return corev1.NewServiceAccount(ctx, resource, &corev1.ServiceAccountArgs{
+		Metadata:                     meta(name, ns, labels),
+		AutomountServiceAccountToken: pulumi.Bool(false),
+	}, opts...)
+}
+
+// maxOneUnavailable lets a drain take one pod of a replicated tier at a time.
+func maxOneUnavailable() policyv1.PodDisruptionBudgetSpecArgs {
+	return policyv1.PodDisruptionBudgetSpecArgs{MaxUnavailable: pulumi.Int(1)}
+}

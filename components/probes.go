@@ -1,0 +1,60 @@
+package components
+
+import (
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// probeTiming is how often and how patiently a probe asks.
+type probeTiming struct {
+	Period   int
+	Timeout  int
+	Failures int
+}
+
+// The three timings every container uses: startup is patient (slow first start such as
+// initdb), readiness reacts fast, liveness restarts only a container that is really stuck.
+var (
+	startupTiming   = probeTiming{Period: 5, Timeout: 3, Failures: 60}
+	readinessTiming = probeTiming{Period: 10, Timeout: 3, Failures: 3}
+	livenessTiming  = probeTiming{Period: 20, Timeout: 5, Failures: 3}
+)
+
+// probeCheck is what a probe does; timing is added by probe().
+type probeCheck func(*corev1.ProbeArgs)
+
+func httpCheck(path string, port int) probeCheck {
+	return func(p *corev1.ProbeArgs) {
+		p.HttpGet = &corev1.HTTPGetActionArgs{Path: pulumi.String(path), Port: pulumi.Int(port)}
+	}
+}
+
+func tcpCheck(port int) probeCheck {
+	return func(p *corev1.ProbeArgs) { p.TcpSocket = &corev1.TCPSocketActionArgs{Port: pulumi.Int(port)} }
+}
+
+func execCheck(command ...string) probeCheck {
+	return func(p *corev1.ProbeArgs) {
+		p.Exec = &corev1.ExecActionArgs{Command: pulumi.ToStringArray(command)}
+	}
+}
+
+func probe(check probeCheck, t probeTiming) *corev1.ProbeArgs {
+	p := &corev1.ProbeArgs{
+		PeriodSeconds:    pulumi.Int(t.Period),
+		TimeoutSeconds:   pulumi.Int(t.Timeout),
+		FailureThreshold: pulumi.Int(t.Failures),
+	}
+	check(p)
+	return p
+}
+
+// probes are a long-running container's three probes.
+type probes struct {
+	startup, readiness, liveness *corev1.ProbeArgs
+}
+
+// sameProbes uses one check for all three probes, with the three timings.
+func sameProbes(check probeCheck) probes {
+	return probes{probe(check, startupTiming), probe(check, readinessTiming), probe(check, livenessTiming)}
+}

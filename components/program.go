@@ -1,0 +1,70 @@
+package components
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Program builds the whole stack from its config: load and validate everything first (so
+// nothing is registered when config is invalid), then the tiers in dependency order, wired
+// through each other's Outputs.
+func Program(ctx *pulumi.Context) error {
+	cfg, err := LoadConfig(ctx)
+	if err != nil {
+		return err
+	}
+	instance := ctx.Stack()
+	security := PodSecurity{RunAsUser: cfg.RunAsUser, RunAsGroup: cfg.RunAsGroup, FSGroup: cfg.FSGroup}
+	databaseID := Identity{Name: "database", Instance: instance, Component: "database"}
+	backendID := Identity{Name: "backend", Instance: instance, Component: "api"}
+	frontendID := Identity{Name: "frontend", Instance: instance, Component: "web"}
+	protect := pulumi.Protect(cfg.Database.Protect)
+
+	foundation, err := NewFoundation(ctx, "foundation", &FoundationArgs{
+		Namespace: cfg.Namespace, Instance: instance, Quota: cfg.Quota,
+	}, protect)
+	if err != nil {
+		return fmt.Errorf("foundation: %w", err)
+	}
+	ns := foundation.Namespace
+
+	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
+		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
+		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword,
+		ClientPods: backendID.Selector(), MonitoringNamespace: cfg.MonitoringNamespace,
+		ExposeNodePort: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+	}, protect)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+
+	backend, err := NewBackend(ctx, "backend", &BackendArgs{
+		Namespace: ns, Identity: backendID, Security: security, Settings: cfg.Backend,
+		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
+		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
+		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret,
+		ExposeNodePort: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+	})
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+
+	frontend, err := NewBlueGreen(ctx, "frontend", &BlueGreenArgs{
+		Namespace: ns, Identity: frontendID, Security: security, Settings: cfg.Frontend,
+		BackendHost: backend.ServiceName, BackendPort: BackendPort, BackendPods: backendID.Selector(),
+		MonitoringNamespace: cfg.MonitoringNamespace,
+		ExposeNodePorts:     cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+	})
+	if err != nil {
+		return fmt.Errorf("frontend: %w", err)
+	}
+
+	ctx.Export("namespace", ns)
+	ctx.Export("databaseService", database.ServiceName)
+	ctx.Export("backendService", backend.ServiceName)
+	ctx.Export("activeColor", frontend.ActiveColor)
+	ctx.Export("productionAddress", frontend.ProductionAddress)
+	ctx.Export("previewAddresses", frontend.PreviewAddresses)
+	return nil
+}

@@ -1,0 +1,78 @@
+package components
+
+// NginxSettings are the values nginx.conf is rendered with. The paths are settings so the
+// engine tests can run the same file outside a container.
+type NginxSettings struct {
+	ListenPort             int    // public port (nginx-unprivileged listens on 8080)
+	StatusPort             int    // stub_status, bound to 127.0.0.1 for the exporter only
+	BackendHost            string // backend Service DNS name (from the Backend's Output)
+	BackendPort            int
+	RateLimitPerSecond     int // per client IP, for /api/
+	RateLimitBurst         int
+	UpstreamTimeoutSeconds int
+	Color                  string // served in /version.json for the dashboard
+	Version                string
+	HTMLRoot               string // dashboard files
+	LogDir                 string // JSON access log, shared with the log collector sidecar
+	RuntimeDir             string // pid file and temp paths (an emptyDir at /tmp)
+}
+
+// RenderNginxConf renders the frontend's complete nginx.conf.
+func RenderNginxConf(s NginxSettings) (string, error) { return renderTemplate("nginx.conf.tmpl", s) }
+
+// PgBouncerSettings are the values pgbouncer.ini is rendered with.
+type PgBouncerSettings struct {
+	ListenAddr      string // 127.0.0.1: the ambassador serves its own pod only
+	ListenPort      int    // 6432
+	DatabaseName    string
+	DatabaseHost    string // database Service DNS name (from the Database's Output)
+	DatabasePort    int
+	AuthFile        string // userlist.txt, mounted from a Secret
+	DefaultPoolSize int
+	MinPoolSize     int
+	ReservePoolSize int
+	MaxClientConn   int
+	MaxDBConns      int
+	RuntimeDir      string // pid file; the image needs it writable
+}
+
+// RenderPgBouncerIni renders the connection-pool ambassador's pgbouncer.ini.
+func RenderPgBouncerIni(s PgBouncerSettings) (string, error) {
+	return renderTemplate("pgbouncer.ini.tmpl", s)
+}
+
+// PostgresSettings are the values postgresql.conf is rendered with.
+type PostgresSettings struct {
+	Port                    int
+	MaxConnections          int
+	SharedBuffers           string // PostgreSQL memory units, e.g. 128MB
+	WorkMem                 string
+	EffectiveCacheSize      string
+	LogMinDurationStatement int // milliseconds; -1 disables
+	UnixSocketDir           string
+}
+
+// RenderPostgresConf renders postgresql.conf for the database StatefulSet.
+func RenderPostgresConf(s PostgresSettings) (string, error) {
+	return renderTemplate("postgresql.conf.tmpl", s)
+}
+
+// EnvoySettings are the values envoy.yaml is rendered with.
+type EnvoySettings struct {
+	ListenPort             int // inbound, the Service's target
+	AdminPort              int // bound to 127.0.0.1 only
+	APIPort                int // PostgREST on 127.0.0.1
+	APIAdminPort           int // PostgREST's /live and /ready
+	RateLimitPerSecond     int // API_RATE_LIMIT: local token bucket; over it Envoy answers 429
+	MaxConnections         int
+	MaxPendingRequests     int
+	MaxRequests            int
+	MaxRetries             int
+	Consecutive5xx         int
+	OutlierIntervalSeconds int
+	BaseEjectionSeconds    int
+	RequestTimeoutSeconds  int
+}
+
+// RenderEnvoyYAML renders the circuit-breaker sidecar's bootstrap config.
+func RenderEnvoyYAML(s EnvoySettings) (string, error) { return renderTemplate("envoy.yaml.tmpl", s) }

@@ -1,0 +1,23 @@
+package components
+
+import (
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Sizes of the containers whose size is not a per-stack decision: sidecars, ambassadors and
+// one-shot jobs. Main containers take theirs from config.
+var (
+	sidecarResources = Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "32Mi", MemoryLimit: "64Mi"}
+	proxyResources   = Resources{CPURequest: "50m", CPULimit: "500m", MemoryRequest: "64Mi", MemoryLimit: "128Mi"}
+	initResources    = Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "16Mi", MemoryLimit: "64Mi"}
+	backupResources  = Resources{CPURequest: "100m", CPULimit: "500m", MemoryRequest: "128Mi", MemoryLimit: "512Mi"}
+)
+
+// args turns Resources into the Kubernetes requirements of a container.
+func (r Resources) args() *corev1.ResourceRequirementsArgs {
+	return &corev1.ResourceRequirementsArgs{
+		Requests: pulumi.StringMap{"cpu": pulumi.String(r.CPURequest), "memory": pulumi.String(r.MemoryRequest)},
+		Limits:   pulumi.StringMap{"cpu": pulumi.String(r.CPULimit), "memory": pulumi.String(r.MemoryLimit)},
+	}
+}

@@ -1,0 +1,143 @@
+package components
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// meta is the ObjectMeta of a named object in the stack's namespace.
+func meta(name string, namespace pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
+	return &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: namespace, Labels: labels}
+}
+
+// podOptions describe a hardened pod; spec() adds what every pod of the platform shares:
+// its own ServiceAccount without a mounted token, the hardened security context and,
+// when asked, spreading across nodes.
+type podOptions struct {
+	ServiceAccount   pulumi.StringInput
+	Security         PodSecurity
+	InitContainers   corev1.ContainerArray
+	Containers       corev1.ContainerArray
+	Volumes          corev1.VolumeArray
+	TerminationGrace int
+	RestartPolicy    string
+	SpreadSelector   pulumi.StringMap // nil: no topology spread
+}
+
+func (o podOptions) spec() *corev1.PodSpecArgs {
+	spec := &corev1.PodSpecArgs{
+		ServiceAccountName:           o.ServiceAccount,
+		AutomountServiceAccountToken: pulumi.Bool(false),
+		EnableServiceLinks:           pulumi.Bool(false),
+		SecurityContext:              o.Security.podSecurityContext(),
+		InitContainers:               o.InitContainers,
+		Containers:                   o.Containers,
+		Volumes:                      o.Volumes,
+	}
+	if o.TerminationGrace > 0 {
+		spec.TerminationGracePeriodSeconds = pulumi.Int(o.TerminationGrace)
+	}
+	if o.RestartPolicy != "" {
+		spec.RestartPolicy = pulumi.String(o.RestartPolicy)
+	}
+	if o.SpreadSelector != nil {
+		spec.TopologySpreadConstraints = corev1.TopologySpreadConstraintArray{corev1.TopologySpreadConstraintArgs{
+			MaxSkew:           pulumi.Int(1),
+			TopologyKey:       pulumi.String("kubernetes.io/hostname"),
+			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+			LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: o.SpreadSelector},
+		}}
+	}
+	return spec
+}
+
+// spreadIf returns the selector to spread on, or nil when spreading is off.
+func spreadIf(on bool, selector pulumi.StringMap) pulumi.StringMap {
+	if !on {
+		return nil
+	}
+	return selector
+}
+
+// emptyDir is a pod-private writable folder; a read-only root file system needs them.
+func emptyDir(name, sizeLimit string) corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String(name), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String(sizeLimit)}}
+}
+
+func configMapVolume(name string, configMap pulumi.StringInput) corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String(name), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: configMap}}
+}
+
+// secretVolume mounts a Secret readable by the pod's group only.
+func secretVolume(name string, secret pulumi.StringInput) corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String(name), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secret, DefaultMode: pulumi.Int(0o440)}}
+}
+
+func mount(volume, path string) corev1.VolumeMountArgs {
+	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path)}
+}
+
+func readOnlyMount(volume, path string) corev1.VolumeMountArgs {
+	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), ReadOnly: pulumi.Bool(true)}
+}
+
+// fileMount mounts one key of a volume as a single file.
+func fileMount(volume, path, key string) corev1.VolumeMountArgs {
+	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), SubPath: pulumi.String(key), ReadOnly: pulumi.Bool(true)}
+}
+
+func containerPort(name string, port int) corev1.ContainerPortArgs {
+	return corev1.ContainerPortArgs{Name: pulumi.String(name), ContainerPort: pulumi.Int(port), Protocol: pulumi.String("TCP")}
+}
+
+func env(name, value string) corev1.EnvVarArgs {
+	return corev1.EnvVarArgs{Name: pulumi.String(name), Value: pulumi.String(value)}
+}
+
+// secretEnv reads one key of a Secret, so the pod spec never holds the value.
+func secretEnv(name string, secret pulumi.StringInput, key string) corev1.EnvVarArgs {
+	return corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: &corev1.EnvVarSourceArgs{
+		SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: secret, Key: pulumi.String(key)},
+	}}
+}
+
+// checksum of configuration text, put on a pod template so a config change rolls the pods
+// without replacing the workload.
+func checksum(texts ...string) string {
+	h := sha256.New()
+	for _, t := range texts {
+		h.Write([]byte(t))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checksumOfData hashes a ConfigMap's data in key order.
+func checksumOfData(data map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(data) {
+		parts = append(parts, k, data[k])
+	}
+	return checksum(parts...)
+}
+
+// prometheusAnnotations ask Prometheus to scrape a pod's metrics port.
+func prometheusAnnotations(port string) map[string]string {
+	return map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics"}
+}
+
+// rollingUpdate never takes a serving pod away before its replacement is ready.
+func rollingUpdate() *appsv1.DeploymentStrategyArgs {
+	return &appsv1.DeploymentStrategyArgs{
+		Type: pulumi.String("RollingUpdate"),
+		RollingUpdate: &appsv1.RollingUpdateDeploymentArgs{
+			MaxUnavailable: pulumi.Int(0),
+			MaxSurge:       pulumi.Int(1),
+		},
+	}
+}

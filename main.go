@@ -1,0 +1,12 @@
+// Command ecommerce-platform is the Pulumi program; all of it lives in package components.
+package main
+
+import (
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components"
+)
+
+func main() {
+	pulumi.Run(components.Program)
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Build the pinned tools for integration tests into .tools/bin/.
+#
+#   scripts/tools.sh                      # every tool that is missing or out of date
+#   scripts/tools.sh pulumi|provider|cluster [...]   # only those
+#
+# Tools (each a separate Go module under tools/, pinned by its go.mod/go.sum):
+#   pulumi    -> .tools/bin/pulumi                      (tools/pulumi)
+#   provider  -> .tools/bin/pulumi-resource-kubernetes  (tools/provider)
+#   cluster   -> .tools/bin/{etcd,kube-apiserver,kube-controller-manager,
+#                            kube-scheduler,kubectl,kwok} (tools/cluster)
+#
+# Built binaries are kept in a cache outside the repository, keyed on a hash of
+# the tool module's go.mod + go.sum (+ main.go) and the Go version, so a fresh
+# clone on the same machine only links them:
+#   ${ECOMMERCE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}/<tool>-<hash>/
+#
+# Builds run one at a time (a lock in the cache folder also keeps two runs of
+# this script apart) and under `nice`, because a cold build takes 13-23 minutes
+# on a 2-core machine.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/.tools/bin"
+CACHE="${ECOMMERCE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}"
+
+PULUMI_VERSION="v3.274.1"
+# The provider module is only served as a pseudo-version; stamp the version of
+# the Pulumi Kubernetes SDK the program uses (sdk/v4 v4.32.0).
+PROVIDER_VERSION="4.32.0"
+K8S_VERSION="v1.37.2"
+# Bump to force a rebuild of every tool when the recipe below changes.
+RECIPE=1
+
+START=$SECONDS
+log() { echo "[tools] $* ($((SECONDS - START))s)"; }
+
+# Binaries each tool puts into .tools/bin.
+binaries() {
+  case "$1" in
+    pulumi) echo "pulumi" ;;
+    provider) echo "pulumi-resource-kubernetes" ;;
+    cluster) echo "etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider or cluster)" >&2; return 1 ;;
+  esac
+}
+
+cold_time() {
+  case "$1" in
+    pulumi) echo "~13 min" ;;
+    provider) echo "~17 min" ;;
+    cluster) echo "~23 min" ;;
+  esac
+}
+
+# Hash of everything that decides a tool's binaries.
+tool_hash() {
+  local dir="$ROOT/tools/$1"
+  {
+    echo "recipe=$RECIPE $PULUMI_VERSION $PROVIDER_VERSION $K8S_VERSION"
+    go env GOVERSION GOOS GOARCH
+    cat "$dir/go.mod" "$dir/go.sum"
+    if [[ -f "$dir/main.go" ]]; then cat "$dir/main.go"; fi
+  } | sha256sum | cut -c1-16
+}
+
+# go build, niced, in the tool's module folder; $1 = output folder.
+gobuild() {
+  local out="$1"; shift
+  nice -n 10 go build -buildvcs=false -o "$out/" "$@"
+}
+
+build_pulumi() {
+  local out="$1"
+  (cd "$ROOT/tools/pulumi" &&
+    gobuild "$out" \
+      -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+}
+
+build_provider() {
+  local out="$1" mod
+  (
+    cd "$ROOT/tools/provider"
+    go mod download github.com/pulumi/pulumi-kubernetes/provider/v4
+    mod="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)"
+    # The module ships these; main.go embeds them (the copies are git-ignored).
+    for f in schema.json terraform-mapping.json; do
+      install -m 0644 "$mod/cmd/pulumi-resource-kubernetes/$f" "$f"
+    done
+    gobuild "$out" \
+      -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$PROVIDER_VERSION" \
+      .
+    # go build names the binary after the module path's last element.
+    mv "$out/provider" "$out/pulumi-resource-kubernetes"
+  )
+}
+
+build_cluster() {
+  local out="$1" v="k8s.io/component-base/version"
+  local major="${K8S_VERSION#v}"; major="${major%%.*}"
+  local minor="${K8S_VERSION#v*.}"; minor="${minor%%.*}"
+  (cd "$ROOT/tools/cluster" &&
+    gobuild "$out" \
+      -ldflags "-X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+      tool)
+  # etcd's main package is go.etcd.io/etcd/server/v3, so it comes out as "server".
+  mv "$out/server" "$out/etcd"
+}
+
+# Make sure the cache holds a complete build for $1 and link it into .tools/bin.
+ensure() {
+  local tool="$1" bins hash entry stamp b ok=1
+  bins="$(binaries "$tool")"
+  hash="$(tool_hash "$tool")"
+  entry="$CACHE/$tool-$hash"
+  stamp="$BIN/.$tool.hash"
+
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
+    for b in $bins; do [[ -x "$BIN/$b" ]] || ok=0; done
+    if ((ok)); then
+      log "$tool is up to date"
+      return 0
+    fi
+  fi
+
+  if [[ ! -f "$entry/.complete" ]]; then
+    local tmp="$CACHE/.tmp-$tool-$hash-$$" t0=$SECONDS
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    log "building $tool ($(cold_time "$tool") cold, under a minute with a warm Go build cache)..."
+    if ! "build_$tool" "$tmp"; then
+      rm -rf "$tmp"
+      log "building $tool FAILED"
+      return 1
+    fi
+    rm -rf "$entry"
+    mv "$tmp" "$entry"
+    touch "$entry/.complete"
+    log "built $tool in $((SECONDS - t0))s -> $entry"
+  else
+    log "$tool found in cache $entry"
+  fi
+
+  mkdir -p "$BIN"
+  for b in $bins; do
+    rm -f "$BIN/$b"
+    # A hard link costs no space; copy when the cache is on another filesystem.
+    ln "$entry/$b" "$BIN/$b" 2>/dev/null || cp "$entry/$b" "$BIN/$b"
+  done
+  echo "$hash" >"$stamp"
+  log "$tool ready in $BIN: $bins"
+}
+
+main() {
+  local tools=("$@") tool
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster); fi
+  for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
+
+  command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }
+  mkdir -p "$CACHE" "$BIN"
+
+  # One build at a time on this machine, whichever clone asks.
+  exec 9>"$CACHE/.lock"
+  if ! flock -n 9; then
+    log "another tools build holds $CACHE/.lock; waiting for it..."
+    flock 9
+  fi
+
+  for tool in "${tools[@]}"; do ensure "$tool"; done
+  log "done; add $BIN to PATH (export PATH=\"$BIN:\$PATH\")"
+}
+
+main "$@"

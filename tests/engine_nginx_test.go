@@ -1,0 +1,692 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/components"
+)
+
+// The real nginx (Debian's 1.22 here; the image runs 1.27) runs the nginx.conf the program
+// deploys. When the tests run as root, nginx runs as nobody, like the container's uid 101:
+// that proves nginx writes nothing outside RuntimeDir and LogDir.
+
+const (
+	nginxUnprivilegedUID = 65534 // nobody
+	nginxUnprivilegedGID = 65534 // nogroup
+	nginxDashboardAssets = "../components/assets/dashboard"
+	nginxFluentBitConf   = "../components/assets/fluent-bit.conf"
+	nginxFluentBitParser = "../components/assets/fluent-bit-parsers.conf"
+)
+
+// nginxDeployedSettings are the values the program renders nginx.conf with (stack
+// defaults), except for the paths, which tests point into a temporary folder.
+func nginxDeployedSettings() components.NginxSettings {
+	return components.NginxSettings{
+		ListenPort:             8080,
+		StatusPort:             8081,
+		BackendHost:            "backend-service",
+		BackendPort:            8080,
+		RateLimitPerSecond:     20,
+		RateLimitBurst:         40,
+		UpstreamTimeoutSeconds: 30,
+		Color:                  "blue",
+		Version:                "1.0.0",
+		HTMLRoot:               "/usr/share/nginx/html",
+		LogDir:                 "/var/log/nginx",
+		RuntimeDir:             "/tmp",
+	}
+}
+
+// nginxDirs is one nginx's private folder tree.
+type nginxDirs struct {
+	Root, HTML, Log, Run, Conf string
+}
+
+// nginxPrepare points the settings' paths into a fresh temporary folder, copies the
+// dashboard there, renders nginx.conf and, when running as root, hands the tree to the
+// unprivileged user nginx will run as.
+func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
+	t.Helper()
+	root := t.TempDir()
+	d := nginxDirs{
+		Root: root,
+		HTML: filepath.Join(root, "html"),
+		Log:  filepath.Join(root, "log"),
+		Run:  filepath.Join(root, "run"),
+		Conf: filepath.Join(root, "nginx.conf"),
+	}
+	for _, dir := range []string{d.HTML, d.Log, d.Run} {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+	}
+	entries, err := os.ReadDir(nginxDashboardAssets)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(nginxDashboardAssets, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(d.HTML, e.Name()), b, 0o644))
+	}
+	s.HTMLRoot, s.LogDir, s.RuntimeDir = d.HTML, d.Log, d.Run
+	conf, err := components.RenderNginxConf(*s)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(d.Conf, []byte(conf), 0o644))
+
+	if os.Geteuid() == 0 {
+		// t.TempDir's parent is private to root: let nobody through, and own the tree.
+		require.NoError(t, os.Chmod(filepath.Dir(root), 0o755))
+		require.NoError(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, nginxUnprivilegedUID, nginxUnprivilegedGID)
+		}))
+	}
+	return d
+}
+
+// nginxCommand builds an nginx command line that logs to stderr and, as root, runs as
+// nobody (the conf has no `user` directive, as in the unprivileged image).
+func nginxCommand(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{"-e", "stderr"}, args...)...)
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Credential: &syscall.Credential{Uid: nginxUnprivilegedUID, Gid: nginxUnprivilegedGID},
+		}
+	}
+	return cmd
+}
+
+// nginxFreePort asks the kernel for a free TCP port on the loopback interface.
+func nginxFreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// nginxServer is a running nginx.
+type nginxServer struct {
+	Base      string // http://127.0.0.1:<ListenPort>
+	StatusURL string // http://127.0.0.1:<StatusPort>/stub_status
+	Dirs      nginxDirs
+	stderr    *nginxSyncBuffer
+}
+
+type nginxSyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *nginxSyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *nginxSyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// nginxStart renders the settings (ports chosen here), starts nginx in the foreground and
+// waits until it answers /health. It is stopped gracefully (SIGQUIT, as the pod's
+// preStop `nginx -s quit`) when the test ends.
+func nginxStart(t testing.TB, s components.NginxSettings) *nginxServer {
+	t.Helper()
+	bin := requireEngine(t, "nginx")
+	s.ListenPort = nginxFreePort(t)
+	s.StatusPort = nginxFreePort(t)
+	dirs := nginxPrepare(t, &s)
+
+	stderr := &nginxSyncBuffer{}
+	cmd := nginxCommand(bin, "-c", dirs.Conf, "-g", "daemon off;")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("nginx stderr:\n%s", stderr.String())
+		}
+	})
+
+	srv := &nginxServer{
+		Base:      fmt.Sprintf("http://127.0.0.1:%d", s.ListenPort),
+		StatusURL: fmt.Sprintf("http://127.0.0.1:%d/stub_status", s.StatusPort),
+		Dirs:      dirs,
+		stderr:    stderr,
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			require.FailNowf(t, "nginx exited", "%v\n%s", err, stderr.String())
+		default:
+		}
+		resp, err := http.Get(srv.Base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return srv
+			}
+		}
+		if time.Now().After(deadline) {
+			require.FailNowf(t, "nginx did not answer /health", "last error %v\n%s", err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nginxUpstreamRequest is what the stand-in backend received from nginx.
+type nginxUpstreamRequest struct {
+	Method     string
+	RequestURI string
+	Path       string
+	RawQuery   string
+	Header     http.Header
+	Body       string
+}
+
+// nginxUpstream stands in for the backend Service (Envoy + PostgREST): it records every
+// request, then lets a handler answer.
+type nginxUpstream struct {
+	Server *httptest.Server
+	mu     sync.Mutex
+	reqs   []nginxUpstreamRequest
+}
+
+func nginxStartUpstream(t testing.TB, next http.Handler) *nginxUpstream {
+	t.Helper()
+	u := &nginxUpstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.reqs = append(u.reqs, nginxUpstreamRequest{
+			Method: r.Method, RequestURI: r.RequestURI, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
+			Header: r.Header.Clone(), Body: string(body),
+		})
+		u.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	}))
+	t.Cleanup(u.Server.Close)
+	return u
+}
+
+func (u *nginxUpstream) Port() int { return u.Server.Listener.Addr().(*net.TCPAddr).Port }
+
+// Take returns the recorded requests and forgets them.
+func (u *nginxUpstream) Take() []nginxUpstreamRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	reqs := u.reqs
+	u.reqs = nil
+	return reqs
+}
+
+// nginxEchoBackend answers every request like PostgREST answers a read: a JSON array.
+var nginxEchoBackend = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Range", "0-0/*")
+	_, _ = fmt.Fprintf(w, `[{"upstream_path":%q}]`, r.URL.Path)
+})
+
+// nginxBackedBy starts a stand-in backend and an nginx in front of it.
+func nginxBackedBy(t testing.TB, handler http.Handler, adjust func(*components.NginxSettings)) (*nginxServer, *nginxUpstream) {
+	t.Helper()
+	up := nginxStartUpstream(t, handler)
+	s := nginxDeployedSettings()
+	s.BackendHost = "127.0.0.1"
+	s.BackendPort = up.Port()
+	if adjust != nil {
+		adjust(&s)
+	}
+	return nginxStart(t, s), up
+}
+
+func nginxDo(t testing.TB, method, url string, header map[string]string, body string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+// TestNginxConfigTest: `nginx -t` accepts the rendered nginx.conf, for the deployed values
+// and the edges of what config validation allows.
+func TestNginxConfigTest(t *testing.T) {
+	bin := requireEngine(t, "nginx")
+	cases := []struct {
+		name   string
+		adjust func(*components.NginxSettings)
+	}{
+		{"deployed blue", func(*components.NginxSettings) {}},
+		{"deployed green", func(s *components.NginxSettings) { s.Color, s.Version = "green", "1.1.0-rc.1" }},
+		{"smallest limits", func(s *components.NginxSettings) {
+			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds = 1, 0, 1
+		}},
+		{"largest limits", func(s *components.NginxSettings) {
+			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds = 100000, 100000, 600
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := nginxDeployedSettings()
+			// nginx resolves upstream names when it loads the conf; in the cluster that is
+			// the backend Service's name, here a name every machine resolves.
+			s.BackendHost = "localhost"
+			tc.adjust(&s)
+			dirs := nginxPrepare(t, &s)
+			out, err := nginxCommand(bin, "-t", "-c", dirs.Conf).CombinedOutput()
+			require.NoError(t, err, "nginx -t:\n%s", out)
+			assert.Contains(t, string(out), "test is successful")
+			assert.NotContains(t, string(out), "[warn]", "nginx -t warned:\n%s", out)
+		})
+	}
+}
+
+// TestNginxRenderedConf checks what the text itself promises (the engine checks syntax).
+func TestNginxRenderedConf(t *testing.T) {
+	conf, err := components.RenderNginxConf(nginxDeployedSettings())
+	require.NoError(t, err)
+	for _, want := range []string{
+		"pid /tmp/nginx.pid;",
+		"access_log /var/log/nginx/access.log json;",
+		"listen 8080;",
+		"listen 127.0.0.1:8081;",
+		"server backend-service:8080;",
+		"rate=20r/s;",
+		"burst=40 nodelay;",
+		"proxy_read_timeout    30s;",
+		"root /usr/share/nginx/html;",
+		"server_tokens off;",
+		"worker_shutdown_timeout",
+		`'{"color":"blue","version":"1.0.0"}'`,
+	} {
+		assert.Contains(t, conf, want)
+	}
+	assert.NotContains(t, conf, "<no value>")
+	assert.NotRegexp(t, regexp.MustCompile(`(?m)^\s*user\s`), conf, "the unprivileged image runs as uid 101 already")
+	for _, temp := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		assert.Regexp(t, regexp.MustCompile(`(?m)^\s*`+temp+`_temp_path\s+/tmp/`), conf, "%s_temp_path must be on the writable /tmp", temp)
+	}
+}
+
+// TestNginxProxiesSeedPaths: each of the seed's API paths reaches PostgREST's path with
+// method, query string, body and the headers PostgREST reads intact.
+func TestNginxProxiesSeedPaths(t *testing.T) {
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, nil)
+	const token = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoid2ViX3VzZXIifQ.c2lnbmF0dXJl"
+	cases := []struct {
+		name      string
+		method    string
+		path      string
+		header    map[string]string
+		body      string
+		wantPath  string
+		wantQuery string
+	}{
+		{name: "users", method: "GET", path: "/api/users", wantPath: "/users"},
+		{name: "users select", method: "GET", path: "/api/users?select=id,email&order=id.asc",
+			wantPath: "/users", wantQuery: "select=id,email&order=id.asc"},
+		{name: "products filter", method: "GET", path: "/api/products?id=eq.1",
+			wantPath: "/products", wantQuery: "id=eq.1"},
+		{name: "products encoded filter", method: "GET", path: "/api/products?name=ilike.*Mug%20Large*&select=id,name,price",
+			wantPath: "/products", wantQuery: "name=ilike.*Mug%20Large*&select=id,name,price"},
+		{name: "orders with token", method: "GET", path: "/api/orders?order=id.desc",
+			header:   map[string]string{"Authorization": token},
+			wantPath: "/orders", wantQuery: "order=id.desc"},
+		{name: "stats as object", method: "GET", path: "/api/stats",
+			header:   map[string]string{"Accept": "application/vnd.pgrst.object+json"},
+			wantPath: "/stats"},
+		{name: "place_order", method: "POST", path: "/api/rpc/place_order",
+			header: map[string]string{"Authorization": token, "Content-Type": "application/json",
+				"Prefer": "return=representation", "Accept": "application/json"},
+			body:     `{"items":[{"product_id":1,"quantity":2}]}`,
+			wantPath: "/rpc/place_order"},
+		{name: "login", method: "POST", path: "/api/rpc/login",
+			header:   map[string]string{"Content-Type": "application/json"},
+			body:     `{"email":"alice@example.com","password":"s3cret"}`,
+			wantPath: "/rpc/login"},
+		{name: "health", method: "GET", path: "/api/health", wantPath: "/health"},
+		{name: "patch with prefer", method: "PATCH", path: "/api/products?id=eq.3",
+			header: map[string]string{"Authorization": token, "Content-Type": "application/json",
+				"Prefer": "return=minimal"},
+			body: `{"stock":7}`, wantPath: "/products", wantQuery: "id=eq.3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up.Take()
+			resp, body := nginxDo(t, tc.method, ngx.Base+tc.path, tc.header, tc.body)
+			require.Equal(t, http.StatusOK, resp.StatusCode, body)
+			assert.JSONEq(t, fmt.Sprintf(`[{"upstream_path":%q}]`, tc.wantPath), body)
+			assert.Equal(t, "0-0/*", resp.Header.Get("Content-Range"), "PostgREST's headers come back")
+
+			reqs := up.Take()
+			require.Len(t, reqs, 1)
+			got := reqs[0]
+			wantURI := tc.wantPath
+			if tc.wantQuery != "" {
+				wantURI += "?" + tc.wantQuery
+			}
+			assert.Equal(t, tc.method, got.Method)
+			assert.Equal(t, wantURI, got.RequestURI, "exact upstream path and query")
+			assert.Equal(t, tc.wantPath, got.Path)
+			assert.Equal(t, tc.wantQuery, got.RawQuery)
+			assert.Equal(t, tc.body, got.Body)
+			for _, h := range []string{"Authorization", "Prefer", "Accept", "Content-Type"} {
+				if v, ok := tc.header[h]; ok {
+					assert.Equal(t, v, got.Header.Get(h), "header %s", h)
+				}
+			}
+			assert.NotEmpty(t, got.Header.Get("X-Request-Id"))
+			assert.Equal(t, resp.Header.Get("X-Request-Id"), got.Header.Get("X-Request-Id"),
+				"the client sees the id the backend got")
+			assert.Equal(t, "127.0.0.1", got.Header.Get("X-Forwarded-For"))
+			assert.Equal(t, "127.0.0.1", got.Header.Get("X-Real-Ip"))
+		})
+	}
+
+	t.Run("client request id is kept", func(t *testing.T) {
+		up.Take()
+		resp, _ := nginxDo(t, "GET", ngx.Base+"/api/users", map[string]string{"X-Request-Id": "req-42"}, "")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		reqs := up.Take()
+		require.Len(t, reqs, 1)
+		assert.Equal(t, "req-42", reqs[0].Header.Get("X-Request-Id"))
+		assert.Equal(t, "req-42", resp.Header.Get("X-Request-Id"))
+	})
+}
+
+// TestNginxAnswersItself: what nginx answers without the backend, and the headers every
+// answer carries.
+func TestNginxAnswersItself(t *testing.T) {
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+		s.Color, s.Version = "green", "2.3.1"
+	})
+	cases := []struct {
+		name        string
+		url         string
+		wantStatus  int
+		wantType    string // prefix; alternatives separated by |
+		wantBody    string // exact unless empty
+		wantJSON    string // JSONEq unless empty
+		wantContain string
+		wantCache   string
+	}{
+		{name: "probe", url: ngx.Base + "/health", wantStatus: 200, wantType: "text/plain", wantBody: "ok"},
+		{name: "version", url: ngx.Base + "/version.json", wantStatus: 200, wantType: "application/json",
+			wantJSON: `{"color":"green","version":"2.3.1"}`, wantCache: "no-cache"},
+		{name: "dashboard", url: ngx.Base + "/", wantStatus: 200, wantType: "text/html",
+			wantContain: `<script src="app.js" defer></script>`, wantCache: "no-cache"},
+		{name: "dashboard script", url: ngx.Base + "/app.js", wantStatus: 200, wantType: "application/javascript|text/javascript",
+			wantContain: "/api/rpc/place_order", wantCache: "max-age=600"},
+		{name: "dashboard styles", url: ngx.Base + "/style.css", wantStatus: 200, wantType: "text/css",
+			wantCache: "max-age=600"},
+		{name: "unknown api path", url: ngx.Base + "/api/foo", wantStatus: 404, wantType: "application/json",
+			wantJSON: `{"code":"NOT_FOUND","message":"no such API endpoint","details":null,"hint":null}`},
+		{name: "api path below a table", url: ngx.Base + "/api/users/1", wantStatus: 404, wantType: "application/json"},
+		{name: "api script-looking path", url: ngx.Base + "/api/app.js", wantStatus: 404, wantType: "application/json"},
+		{name: "missing static file", url: ngx.Base + "/nope.html", wantStatus: 404},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up.Take()
+			resp, body := nginxDo(t, "GET", tc.url, nil, "")
+			require.Equal(t, tc.wantStatus, resp.StatusCode, body)
+			if tc.wantType != "" {
+				ct := resp.Header.Get("Content-Type")
+				ok := false
+				for _, want := range strings.Split(tc.wantType, "|") {
+					ok = ok || strings.HasPrefix(ct, want)
+				}
+				assert.True(t, ok, "Content-Type %q, want %s", ct, tc.wantType)
+			}
+			if tc.wantBody != "" {
+				assert.Equal(t, tc.wantBody, body)
+			}
+			if tc.wantJSON != "" {
+				assert.JSONEq(t, tc.wantJSON, body)
+			}
+			if tc.wantContain != "" {
+				assert.Contains(t, body, tc.wantContain)
+			}
+			if tc.wantCache != "" {
+				assert.Contains(t, resp.Header.Get("Cache-Control"), tc.wantCache)
+			}
+			assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+			assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
+			assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'self'")
+			assert.Equal(t, "nginx", resp.Header.Get("Server"), "server_tokens off: no version")
+			assert.Empty(t, up.Take(), "answered by nginx, the backend never saw it")
+		})
+	}
+
+	t.Run("stub_status on the status port", func(t *testing.T) {
+		resp, body := nginxDo(t, "GET", ngx.StatusURL, nil, "")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, body, "Active connections:")
+		assert.Contains(t, body, "server accepts handled requests")
+	})
+	t.Run("stub_status not on the public port", func(t *testing.T) {
+		resp, _ := nginxDo(t, "GET", ngx.Base+"/stub_status", nil, "")
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	})
+}
+
+// TestNginxBackendDown: with nothing listening behind it, the API answers 502 JSON (the
+// dashboard shows the backend down) while nginx's own /health stays 200.
+func TestNginxBackendDown(t *testing.T) {
+	s := nginxDeployedSettings()
+	s.BackendHost, s.BackendPort = "127.0.0.1", nginxFreePort(t)
+	ngx := nginxStart(t, s)
+
+	resp, body := nginxDo(t, "GET", ngx.Base+"/api/health", nil, "")
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.JSONEq(t, `{"code":"BACKEND_UNAVAILABLE","message":"the API is unavailable","details":null,"hint":null}`, body)
+	resp, _ = nginxDo(t, "GET", ngx.Base+"/health", nil, "")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestNginxRateLimit: above rate + burst per client IP the API answers 429; the probe path
+// is not limited.
+func TestNginxRateLimit(t *testing.T) {
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+		s.RateLimitPerSecond, s.RateLimitBurst = 1, 1
+	})
+	codes := map[int]int{}
+	var limited string
+	for range 10 {
+		resp, body := nginxDo(t, "GET", ngx.Base+"/api/products", nil, "")
+		codes[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = body
+		}
+	}
+	assert.GreaterOrEqual(t, codes[http.StatusOK], 1, "codes %v", codes)
+	assert.GreaterOrEqual(t, codes[http.StatusTooManyRequests], 5, "codes %v", codes)
+	assert.Equal(t, 10, codes[http.StatusOK]+codes[http.StatusTooManyRequests], "codes %v", codes)
+	assert.Len(t, up.Take(), codes[http.StatusOK], "rejected requests never reach the backend")
+	assert.JSONEq(t, `{"code":"RATE_LIMITED","message":"too many requests, slow down","details":null,"hint":null}`, limited)
+
+	for range 5 {
+		resp, _ := nginxDo(t, "GET", ngx.Base+"/health", nil, "")
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "probes are never rate limited")
+	}
+}
+
+// nginxAccessLine is one line of the JSON access log.
+type nginxAccessLine struct {
+	Time                 string  `json:"time"`
+	RemoteAddr           string  `json:"remote_addr"`
+	Request              string  `json:"request"`
+	Method               string  `json:"method"`
+	URI                  string  `json:"uri"`
+	Status               int     `json:"status"`
+	Bytes                int     `json:"bytes"`
+	RequestTime          float64 `json:"request_time"`
+	UpstreamResponseTime string  `json:"upstream_response_time"`
+	UpstreamStatus       string  `json:"upstream_status"`
+	RequestID            string  `json:"request_id"`
+	UserAgent            string  `json:"user_agent"`
+	Color                string  `json:"color"`
+}
+
+func nginxReadAccessLog(t testing.TB, dir string) []nginxAccessLine {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "access.log"))
+	require.NoError(t, err)
+	defer f.Close()
+	var lines []nginxAccessLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l nginxAccessLine
+		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&l), "not a JSON log line: %s", sc.Text())
+		lines = append(lines, l)
+	}
+	require.NoError(t, sc.Err())
+	return lines
+}
+
+// TestNginxAccessLogJSON: every line of the access log is one JSON object with the fields
+// the log collector expects; probes are not logged.
+func TestNginxAccessLogJSON(t *testing.T) {
+	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) { s.Color = "green" })
+	nginxDo(t, "GET", ngx.Base+"/health", nil, "")
+	nginxDo(t, "GET", ngx.Base+`/api/products?name=eq."quoted"`, map[string]string{
+		"User-Agent": `agent "with quotes" \ and backslash`, "X-Request-Id": "log-test-1",
+	}, "")
+	nginxDo(t, "GET", ngx.Base+"/version.json", nil, "")
+
+	lines := nginxReadAccessLog(t, ngx.Dirs.Log)
+	require.Len(t, lines, 2, "the probe is not logged")
+	api, static := lines[0], lines[1]
+
+	_, err := time.Parse(time.RFC3339, api.Time)
+	assert.NoError(t, err, "time is ISO 8601 (the Fluent Bit parser's Time_Format)")
+	assert.Equal(t, "127.0.0.1", api.RemoteAddr)
+	assert.Equal(t, `GET /api/products?name=eq."quoted" HTTP/1.1`, api.Request)
+	assert.Equal(t, "GET", api.Method)
+	assert.Equal(t, 200, api.Status)
+	assert.Positive(t, api.Bytes)
+	assert.GreaterOrEqual(t, api.RequestTime, 0.0)
+	assert.Regexp(t, `^\d+\.\d{3}$`, api.UpstreamResponseTime)
+	assert.Equal(t, "200", api.UpstreamStatus)
+	assert.Equal(t, "log-test-1", api.RequestID)
+	assert.Equal(t, `agent "with quotes" \ and backslash`, api.UserAgent)
+	assert.Equal(t, "green", api.Color)
+
+	assert.Equal(t, "/version.json", static.URI)
+	assert.Empty(t, static.UpstreamStatus, "answered by nginx itself")
+	assert.Len(t, static.RequestID, 32, "nginx's own $request_id when the client sent none")
+}
+
+// TestNginxFluentBitReadsTheAccessLog: the log collector's config tails the file nginx
+// writes (LogDir is mounted at /var/log/nginx in both containers), parses its time format,
+// and serves the health endpoint the probes use.
+func TestNginxFluentBitReadsTheAccessLog(t *testing.T) {
+	conf, err := components.RenderNginxConf(nginxDeployedSettings())
+	require.NoError(t, err)
+	m := regexp.MustCompile(`access_log\s+(\S+)\s+json;`).FindStringSubmatch(conf)
+	require.NotNil(t, m)
+
+	fb := nginxFluentBitKeys(t, nginxFluentBitConf)
+	parsers := nginxFluentBitKeys(t, nginxFluentBitParser)
+	cases := []struct{ key, want string }{
+		{"INPUT.name", "tail"},
+		{"INPUT.path", m[1]},
+		{"INPUT.parser", parsers["PARSER.name"]},
+		{"OUTPUT.name", "stdout"},
+		{"OUTPUT.format", "json_lines"},
+		{"SERVICE.http_server", "On"},
+		{"SERVICE.http_listen", "0.0.0.0"},
+		{"SERVICE.http_port", "2020"},
+		{"SERVICE.health_check", "On"},
+		{"SERVICE.parsers_file", "/fluent-bit/etc/" + filepath.Base(nginxFluentBitParser)},
+		{"PARSER.format", "json"},
+		{"PARSER.time_key", "time"},
+		{"PARSER.time_format", "%Y-%m-%dT%H:%M:%S%z"}, // $time_iso8601
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			got, ok := fb[tc.key]
+			if !ok {
+				got, ok = parsers[tc.key]
+			}
+			require.True(t, ok, "%s not set", tc.key)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+	for k, v := range fb {
+		if strings.HasPrefix(v, "/") && !strings.HasPrefix(k, "INPUT.path") {
+			assert.Truef(t, strings.HasPrefix(v, "/fluent-bit/state/") || strings.HasPrefix(v, "/fluent-bit/etc/"),
+				"%s = %s: the root filesystem is read-only; write only under /fluent-bit/state", k, v)
+		}
+	}
+}
+
+// nginxFluentBitKeys reads a classic-mode Fluent Bit file into SECTION.key (key lower
+// case) -> value.
+func nginxFluentBitKeys(t testing.TB, path string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	keys := map[string]string{}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = strings.Trim(line, "[]")
+		default:
+			f := strings.Fields(line)
+			require.GreaterOrEqual(t, len(f), 2, "line %q", line)
+			key := section + "." + strings.ToLower(f[0])
+			require.NotContains(t, keys, key, "%s set twice", key)
+			keys[key] = strings.Join(f[1:], " ")
+		}
+	}
+	return keys
+}

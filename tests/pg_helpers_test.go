@@ -1,0 +1,468 @@
+package tests
+
+// Helpers of the PostgreSQL and PgBouncer engine tests: each test starts its own real
+// PostgreSQL 15 in temporary folders, with the rendered postgresql.conf, and loads the
+// deployed init scripts the way the postgres image does. Names start with "pg" because other
+// files share this package.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/components"
+)
+
+const (
+	pgSuperuser             = "ecommerce" // POSTGRES_USER of the deployment
+	pgDatabase              = "ecommerce" // POSTGRES_DB of the deployment
+	pgSuperuserPassword     = "superuser-test-password"
+	pgAuthenticatorPassword = "authenticator-test-password"
+	pgJWTSecret             = "engine-test-jwt-secret-of-at-least-32-characters"
+)
+
+// pgDeployedSettings are the program's default database settings; the tests change only
+// what must differ outside a pod (port and socket folder).
+var pgDeployedSettings = components.PostgresSettings{
+	Port:                    5432,
+	MaxConnections:          100,
+	SharedBuffers:           "256MB",
+	WorkMem:                 "4MB",
+	EffectiveCacheSize:      "768MB",
+	LogMinDurationStatement: 500,
+	UnixSocketDir:           "/var/run/postgresql",
+}
+
+// pgServer is one running PostgreSQL of one test.
+type pgServer struct {
+	Dir       string // the test's folder, owned by the server's OS user
+	SocketDir string
+	Port      int // also listening on 127.0.0.1 (SCRAM only, for authenticator and ecommerce)
+	ConfPath  string
+	Settings  components.PostgresSettings
+}
+
+// pgRunAs gives the credentials server processes run with: PostgreSQL and PgBouncer refuse
+// to run as root, so under root they run as the OS user "postgres" (created by the
+// postgresql packages); otherwise as the current user (nil).
+func pgRunAs(t testing.TB) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	require.NoError(t, err, "tests run as root, so the servers need the OS user postgres (apt-get install postgresql-15)")
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	require.NoError(t, err)
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	require.NoError(t, err)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+}
+
+// pgGiveToServer makes a path the server user's (no-op unless running as root).
+func pgGiveToServer(t testing.TB, path string) {
+	t.Helper()
+	if cred := pgRunAs(t); cred != nil {
+		require.NoError(t, os.Chown(path, int(cred.Uid), int(cred.Gid)))
+	}
+}
+
+// pgWriteFile writes a file the server user can read.
+func pgWriteFile(t testing.TB, path, content string, mode os.FileMode) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(content), mode))
+	pgGiveToServer(t, path)
+}
+
+// pgMkdirForServer makes a folder the server user owns (e.g. for PgBouncer's pid file).
+func pgMkdirForServer(t testing.TB, dir string) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	pgGiveToServer(t, dir)
+}
+
+// pgServerDir returns a fresh folder of the test that the server user owns and can reach.
+func pgServerDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		// t.TempDir makes both levels 0700 root: the server user must get through them.
+		require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+		require.NoError(t, os.Chmod(dir, 0o755))
+		pgGiveToServer(t, dir)
+	}
+	return dir
+}
+
+// pgFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func pgFreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	return port
+}
+
+// pgProcess is a server process (postgres, pgbouncer) started by a test.
+type pgProcess struct {
+	name    string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
+}
+
+// pgStartProcess starts a long-running server as the server user, logging to logPath, and
+// stops it when the test ends (stopSignal first, SIGKILL after 15 s). The process gets
+// SIGKILL should the test binary die. It is started from a goroutine locked to its OS thread
+// because the kernel sends that "parent died" signal when the starting thread exits.
+func pgStartProcess(t testing.TB, name, logPath string, stopSignal syscall.Signal, bin string, args ...string) *pgProcess {
+	t.Helper()
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = filepath.Dir(logPath)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgRunAs(t), Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	p := &pgProcess{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		defer close(p.done)
+		defer logFile.Close()
+		if err := cmd.Start(); err != nil {
+			p.err = err
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+	}()
+	require.NoError(t, <-started, "start %s", name)
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Signal(stopSignal)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("--- %s log (%s):\n%s", name, logPath, p.Log())
+		}
+	})
+	return p
+}
+
+// Log returns what the process wrote so far.
+func (p *pgProcess) Log() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	return string(b)
+}
+
+// Exited tells whether the process has ended.
+func (p *pgProcess) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// pgWaitConnect connects with connString until it works, the process dies or 30 s pass.
+func pgWaitConnect(t testing.TB, p *pgProcess, connString string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgx.Connect(cctx, connString)
+		cancel()
+		if err == nil {
+			require.NoError(t, conn.Close(ctx))
+			return
+		}
+		if p.Exited() {
+			t.Fatalf("%s exited before accepting connections (%v):\n%s", p.name, p.err, p.Log())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not accept connections within 30 s: %v\n%s", p.name, err, p.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pgStart starts an empty PostgreSQL 15 (initdb as POSTGRES_USER, as the image does) with the
+// rendered postgresql.conf. Local connections are trusted; TCP on 127.0.0.1 takes SCRAM
+// passwords for authenticator (PgBouncer) and ecommerce (the backup job).
+func pgStart(t testing.TB) *pgServer {
+	t.Helper()
+	initdb := requireEngine(t, "initdb")
+	postgres := requireEngine(t, "postgres")
+	requireEngine(t, "psql")
+
+	dir := pgServerDir(t)
+	// A short path of its own: Unix socket paths are limited to about 100 bytes.
+	sockDir, err := os.MkdirTemp("", "pgsock")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	require.NoError(t, os.Chmod(sockDir, 0o755))
+	pgGiveToServer(t, sockDir)
+
+	dataDir := filepath.Join(dir, "data")
+	cmd := exec.Command(initdb, "--pgdata", dataDir, "--username", pgSuperuser, "--auth", "trust",
+		"--encoding", "UTF8", "--locale", "C", "--no-sync")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgRunAs(t)}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "initdb:\n%s", out)
+	pgWriteFile(t, filepath.Join(dataDir, "pg_hba.conf"), strings.Join([]string{
+		"local all all trust",
+		"host all authenticator,ecommerce 127.0.0.1/32 scram-sha-256",
+		"",
+	}, "\n"), 0o600)
+
+	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: pgFreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf")}
+	s.Settings = pgDeployedSettings
+	s.Settings.Port = s.Port
+	s.Settings.UnixSocketDir = sockDir
+	conf, err := components.RenderPostgresConf(s.Settings)
+	require.NoError(t, err)
+	pgWriteFile(t, s.ConfPath, conf, 0o644)
+
+	// The rendered file as deployed; the command line only keeps the test server off other
+	// interfaces and skips fsync.
+	proc := pgStartProcess(t, "postgres", filepath.Join(dir, "postgres.log"), syscall.SIGINT, postgres,
+		"-D", dataDir, "-c", "config_file="+s.ConfPath,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	pgWaitConnect(t, proc, s.ConnString("postgres"))
+	// What the image does with POSTGRES_PASSWORD and POSTGRES_DB.
+	s.Exec(t, "postgres", "ALTER ROLE "+pgSuperuser+" PASSWORD '"+pgSuperuserPassword+"'")
+	s.Exec(t, "postgres", "CREATE DATABASE "+pgDatabase)
+	return s
+}
+
+// pgStartLoaded starts a server whose database ecommerce has been set up by the deployed init
+// scripts, with or without the dev seed.
+func pgStartLoaded(t testing.TB, includeSeed bool) *pgServer {
+	t.Helper()
+	s := pgStart(t)
+	s.RunInitScripts(t, pgDatabase, includeSeed)
+	return s
+}
+
+// ConnString is a libpq connection string over the Unix socket as the superuser.
+func (s *pgServer) ConnString(db string) string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", s.SocketDir, s.Port, pgSuperuser, db)
+}
+
+// Connect opens a connection (closed when the test ends) as the superuser.
+func (s *pgServer) Connect(t testing.TB, db string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.ConnString(db))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	return conn
+}
+
+// Exec runs one statement on a short-lived superuser connection.
+func (s *pgServer) Exec(t testing.TB, db, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.ConnString(db))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql, args...)
+	require.NoError(t, err, sql)
+}
+
+// ClientEnv is the environment of a client program (psql, pg_dump, scripts) that reaches the
+// server over its socket as the superuser. Nothing is inherited but PATH, so no PG* variable
+// of the machine leaks in.
+func (s *pgServer) ClientEnv(db string, extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"LC_ALL=C",
+		"PGHOST=" + s.SocketDir,
+		"PGPORT=" + strconv.Itoa(s.Port),
+		"PGUSER=" + pgSuperuser,
+		"PGDATABASE=" + db,
+	}, extra...)
+}
+
+// RunInitScripts runs the deployed init scripts into db as the postgres image runs
+// /docker-entrypoint-initdb.d on first start: in file-name order, *.sql with
+// `psql -v ON_ERROR_STOP=1 --username $POSTGRES_USER --no-password --no-psqlrc --dbname $POSTGRES_DB`,
+// *.sh sourced by bash (ConfigMap files are not executable) in a shell with set -Eeo pipefail.
+// It returns everything the scripts printed.
+func (s *pgServer) RunInitScripts(t testing.TB, db string, includeSeed bool) string {
+	t.Helper()
+	scripts, err := components.InitScripts(includeSeed)
+	require.NoError(t, err)
+	initDir := filepath.Join(s.Dir, "initdb-"+db)
+	require.NoError(t, os.MkdirAll(initDir, 0o755))
+	pwFile := filepath.Join(s.Dir, "authenticator-password")
+	require.NoError(t, os.WriteFile(pwFile, []byte(pgAuthenticatorPassword+"\n"), 0o600))
+
+	names := make([]string, 0, len(scripts))
+	for name := range scripts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var all strings.Builder
+	for _, name := range names {
+		path := filepath.Join(initDir, name)
+		require.NoError(t, os.WriteFile(path, []byte(scripts[name]), 0o644))
+		var cmd *exec.Cmd
+		switch filepath.Ext(name) {
+		case ".sql":
+			cmd = exec.Command("psql", "-v", "ON_ERROR_STOP=1", "--username", pgSuperuser,
+				"--no-password", "--no-psqlrc", "--dbname", db, "-f", path)
+		case ".sh":
+			cmd = exec.Command("bash", "-c", `set -Eeo pipefail; . "$1"`, "bash", path)
+		default:
+			t.Fatalf("init script %s: the image would ignore it (only *.sql and *.sh run here)", name)
+		}
+		cmd.Env = s.ClientEnv(db,
+			"POSTGRES_USER="+pgSuperuser,
+			"POSTGRES_DB="+db,
+			"AUTHENTICATOR_PASSWORD_FILE="+pwFile)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "init script %s:\n%s", name, out)
+		all.WriteString(string(out))
+	}
+	return all.String()
+}
+
+// pgQueryString runs a query returning one value, read as text.
+func pgQueryString(t testing.TB, conn *pgx.Conn, sql string, args ...any) string {
+	t.Helper()
+	var v string
+	require.NoError(t, conn.QueryRow(context.Background(), sql, args...).Scan(&v), sql)
+	return v
+}
+
+// pgIDs maps a key column to the id of each row, e.g. product name -> id.
+func pgIDs(t testing.TB, conn *pgx.Conn, sql string) map[string]int64 {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), sql)
+	require.NoError(t, err)
+	ids := map[string]int64{}
+	for rows.Next() {
+		var key string
+		var id int64
+		require.NoError(t, rows.Scan(&key, &id))
+		ids[key] = id
+	}
+	require.NoError(t, rows.Err())
+	return ids
+}
+
+// pgProductIDs maps product names to ids; pgUserIDs e-mail addresses to ids.
+func pgProductIDs(t testing.TB, conn *pgx.Conn) map[string]int64 {
+	return pgIDs(t, conn, "SELECT name, id FROM shop.products")
+}
+
+func pgUserIDs(t testing.TB, conn *pgx.Conn) map[string]int64 {
+	return pgIDs(t, conn, "SELECT email, id FROM shop.users")
+}
+
+// pgState is what an order changes: stock per product and the number of orders and items.
+type pgState struct {
+	Stock  map[string]int
+	Orders int
+	Items  int
+}
+
+func pgSnapshot(t testing.TB, conn *pgx.Conn) pgState {
+	t.Helper()
+	ctx := context.Background()
+	st := pgState{Stock: map[string]int{}}
+	rows, err := conn.Query(ctx, "SELECT name, stock FROM shop.products")
+	require.NoError(t, err)
+	for rows.Next() {
+		var name string
+		var stock int
+		require.NoError(t, rows.Scan(&name, &stock))
+		st.Stock[name] = stock
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, conn.QueryRow(ctx,
+		"SELECT (SELECT count(*) FROM shop.orders), (SELECT count(*) FROM shop.order_items)").Scan(&st.Orders, &st.Items))
+	return st
+}
+
+// pgItems is the JSON text of an order's items.
+func pgItems(items ...[2]int64) string {
+	parts := make([]string, len(items))
+	for i, it := range items {
+		parts[i] = fmt.Sprintf(`{"product_id": %d, "quantity": %d}`, it[0], it[1])
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// pgRequireError asserts a PostgreSQL error with this SQLSTATE whose message contains want.
+func pgRequireError(t testing.TB, err error, sqlState, want string) {
+	t.Helper()
+	require.Error(t, err)
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr), "want a PostgreSQL error %s, got %v", sqlState, err)
+	require.Equal(t, sqlState, pgErr.Code, "SQLSTATE of %q", pgErr.Message)
+	require.Contains(t, pgErr.Message, want)
+}
+
+// pgAsRole runs fn in a transaction as PostgREST runs a request: SET LOCAL ROLE role and the
+// JWT claims (if any) and the JWT secret as transaction-local settings. It always rolls back
+// unless commit is set.
+func pgAsRole(ctx context.Context, conn *pgx.Conn, role, claims string, commit bool, fn func(pgx.Tx) error) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT set_config('request.jwt.claims', $1, true), set_config('app.settings.jwt_secret', $2, true)",
+		claims, pgJWTSecret); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if commit {
+		return tx.Commit(ctx)
+	}
+	return nil
+}
+
+// pgClaims is the request.jwt.claims of a logged-in user.
+func pgClaims(userID int64) string {
+	return fmt.Sprintf(`{"role": "web_user", "user_id": %d}`, userID)
+}
