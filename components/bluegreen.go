@@ -99,7 +99,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 			previewType = "NodePort"
 		}
 		svcName := "frontend-" + color + "-preview"
-		if _, err := newService(ctx, ns, id.WithColor(color).Labels(s.Color(color).Version), service{
+		if _, err := newService(ctx, ns, id.WithColor(color).TierLabels(), service{
 			Resource: name + "-" + color + "-preview", Name: svcName, Type: previewType, Selector: id.WithColor(color).Selector(),
 			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: previewPorts[color],
 		}, parent); err != nil {

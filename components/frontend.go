@@ -51,7 +51,10 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	}
 	parent := pulumi.Parent(f)
 	s, ns, id, release := args.Settings, args.Namespace, args.Identity, args.Release
-	labels := id.Labels(release.Version)
+	// Only the Deployment carries the version: a release on this color rolls the
+	// Deployment and touches nothing else.
+	labels := id.TierLabels()
+	podLabels := id.Labels(release.Version)
 	objectName := "frontend-" + id.Color
 
 	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
@@ -152,13 +155,13 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	annotations := pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(nginxExporterPort)))
 	annotations["checksum/config"] = configHash
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
-		Metadata: meta(objectName, ns, labels),
+		Metadata: meta(objectName, ns, podLabels),
 		Spec: appsv1.DeploymentSpecArgs{
 			Replicas: pulumi.Int(release.Replicas),
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
 			Strategy: rollingUpdate(),
 			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: annotations},
+				Metadata: &metav1.ObjectMetaArgs{Labels: podLabels, Annotations: annotations},
 				Spec: podOptions{
 					ServiceAccount:   args.ServiceAccount,
 					Security:         args.Security,

@@ -345,9 +345,34 @@ func TestNginxRenderedConf(t *testing.T) {
 		assert.Contains(t, conf, want)
 	}
 	assert.NotContains(t, conf, "<no value>")
+	assert.NotContains(t, conf, "worker_processes auto", "auto counts the node's cores, not the pod's CPU limit")
 	assert.NotRegexp(t, regexp.MustCompile(`(?m)^\s*user\s`), conf, "the unprivileged image runs as uid 101 already")
 	for _, temp := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 		assert.Regexp(t, regexp.MustCompile(`(?m)^\s*`+temp+`_temp_path\s+/tmp/`), conf, "%s_temp_path must be on the writable /tmp", temp)
+	}
+}
+
+// TestNginxRateLimitRendering: the limit_req line for the range config validation allows
+// (nginx rejects burst=0, so no burst is written then).
+func TestNginxRateLimitRendering(t *testing.T) {
+	cases := []struct {
+		rate, burst int
+		want        []string
+	}{
+		{20, 40, []string{"rate=20r/s;", "limit_req zone=api burst=40 nodelay;"}},
+		{1, 0, []string{"rate=1r/s;", "limit_req zone=api nodelay;"}},
+		{100000, 100000, []string{"rate=100000r/s;", "limit_req zone=api burst=100000 nodelay;"}},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("rate %d burst %d", tc.rate, tc.burst), func(t *testing.T) {
+			s := nginxDeployedSettings()
+			s.RateLimitPerSecond, s.RateLimitBurst = tc.rate, tc.burst
+			conf, err := components.RenderNginxConf(s)
+			require.NoError(t, err)
+			for _, want := range tc.want {
+				assert.Contains(t, conf, want)
+			}
+		})
 	}
 }
 
@@ -534,12 +559,12 @@ func TestNginxRateLimit(t *testing.T) {
 		s.RateLimitPerSecond, s.RateLimitBurst = 1, 1
 	})
 	codes := map[int]int{}
-	var limited string
+	var limited, limitedType string
 	for range 10 {
 		resp, body := nginxDo(t, "GET", ngx.Base+"/api/products", nil, "")
 		codes[resp.StatusCode]++
 		if resp.StatusCode == http.StatusTooManyRequests {
-			limited = body
+			limited, limitedType = body, resp.Header.Get("Content-Type")
 		}
 	}
 	assert.GreaterOrEqual(t, codes[http.StatusOK], 1, "codes %v", codes)
@@ -547,6 +572,7 @@ func TestNginxRateLimit(t *testing.T) {
 	assert.Equal(t, 10, codes[http.StatusOK]+codes[http.StatusTooManyRequests], "codes %v", codes)
 	assert.Len(t, up.Take(), codes[http.StatusOK], "rejected requests never reach the backend")
 	assert.JSONEq(t, `{"code":"RATE_LIMITED","message":"too many requests, slow down","details":null,"hint":null}`, limited)
+	assert.Equal(t, "application/json", limitedType)
 
 	for range 5 {
 		resp, _ := nginxDo(t, "GET", ngx.Base+"/health", nil, "")
@@ -599,6 +625,11 @@ func TestNginxAccessLogJSON(t *testing.T) {
 	}, "")
 	nginxDo(t, "GET", ngx.Base+"/version.json", nil, "")
 
+	// nginx writes a line after it has sent the answer: wait for the last one.
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(ngx.Dirs.Log, "access.log"))
+		return bytes.Count(b, []byte("\n")) >= 2
+	}, 5*time.Second, 20*time.Millisecond)
 	lines := nginxReadAccessLog(t, ngx.Dirs.Log)
 	require.Len(t, lines, 2, "the probe is not logged")
 	api, static := lines[0], lines[1]

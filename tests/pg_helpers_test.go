@@ -15,6 +15,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,8 @@ type pgServer struct {
 	Port      int // also listening on 127.0.0.1 (SCRAM only, for authenticator and ecommerce)
 	ConfPath  string
 	Settings  components.PostgresSettings
+	Path      string // PATH for client programs: the folders of psql, pg_dump, pg_restore first
+	psql      string
 }
 
 // pgRunAs gives the credentials server processes run with: PostgreSQL and PgBouncer refuse
@@ -224,7 +227,14 @@ func pgStart(t testing.TB) *pgServer {
 	t.Helper()
 	initdb := requireEngine(t, "initdb")
 	postgres := requireEngine(t, "postgres")
-	requireEngine(t, "psql")
+	psql := requireEngine(t, "psql")
+	var path []string
+	for _, bin := range []string{psql, requireEngine(t, "pg_dump"), requireEngine(t, "pg_restore")} {
+		if dir := filepath.Dir(bin); !slices.Contains(path, dir) {
+			path = append(path, dir)
+		}
+	}
+	path = append(path, os.Getenv("PATH"))
 
 	dir := pgServerDir(t)
 	// A short path of its own: Unix socket paths are limited to about 100 bytes.
@@ -247,7 +257,8 @@ func pgStart(t testing.TB) *pgServer {
 		"",
 	}, "\n"), 0o600)
 
-	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: pgFreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf")}
+	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: pgFreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf"),
+		Path: strings.Join(path, string(os.PathListSeparator)), psql: psql}
 	s.Settings = pgDeployedSettings
 	s.Settings.Port = s.Port
 	s.Settings.UnixSocketDir = sockDir
@@ -307,7 +318,7 @@ func (s *pgServer) Exec(t testing.TB, db, sql string, args ...any) {
 // of the machine leaks in.
 func (s *pgServer) ClientEnv(db string, extra ...string) []string {
 	return append([]string{
-		"PATH=" + os.Getenv("PATH"),
+		"PATH=" + s.Path,
 		"LC_ALL=C",
 		"PGHOST=" + s.SocketDir,
 		"PGPORT=" + strconv.Itoa(s.Port),
@@ -342,7 +353,7 @@ func (s *pgServer) RunInitScripts(t testing.TB, db string, includeSeed bool) str
 		var cmd *exec.Cmd
 		switch filepath.Ext(name) {
 		case ".sql":
-			cmd = exec.Command("psql", "-v", "ON_ERROR_STOP=1", "--username", pgSuperuser,
+			cmd = exec.Command(s.psql, "-v", "ON_ERROR_STOP=1", "--username", pgSuperuser,
 				"--no-password", "--no-psqlrc", "--dbname", db, "-f", path)
 		case ".sh":
 			cmd = exec.Command("bash", "-c", `set -Eeo pipefail; . "$1"`, "bash", path)

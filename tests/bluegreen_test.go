@@ -1,0 +1,138 @@
+package tests
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// changed lists the Pulumi names of resources whose inputs differ between two runs, plus
+// any resource only one run has: what `pulumi up` would touch.
+func changed(a, b run) []string {
+	index := func(r run) map[string]recorded {
+		m := map[string]recorded{}
+		for _, res := range r.Resources {
+			m[res.Type+"::"+res.Name] = res
+		}
+		return m
+	}
+	ia, ib := index(a), index(b)
+	var out []string
+	for k, ra := range ia {
+		rb, ok := ib[k]
+		if !ok || !reflect.DeepEqual(ra.Inputs, rb.Inputs) {
+			out = append(out, ra.Name)
+		}
+	}
+	for k, rb := range ib {
+		if _, ok := ia[k]; !ok {
+			out = append(out, rb.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Switching colors changes the production-facing Services' selectors and nothing else: no
+// Deployment, ConfigMap or preview Service moves, and nothing is created or deleted.
+func TestColorSwitchChangesOnlyProductionSelectors(t *testing.T) {
+	cases := []struct {
+		stack string
+		want  []string
+	}{
+		{"prod", []string{"frontend-internal", "frontend-service"}},
+		{"dev", []string{"frontend-internal", "frontend-nodeport", "frontend-service"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.stack, func(t *testing.T) {
+			blue := mustRun(t, tc.stack, map[string]string{"activeColor": "blue"})
+			green := mustRun(t, tc.stack, map[string]string{"activeColor": "green"})
+			require.Equal(t, tc.want, changed(blue, green))
+			for _, name := range tc.want {
+				before := serviceByPulumiName(t, blue, name)
+				after := serviceByPulumiName(t, green, name)
+				assert.Equal(t, "blue", stringMap(dig(before.Inputs, "spec", "selector"))["ecommerce-platform/color"])
+				assert.Equal(t, "green", stringMap(dig(after.Inputs, "spec", "selector"))["ecommerce-platform/color"])
+				// Only the selector: compare everything else.
+				delete(before.Inputs["spec"].(map[string]any), "selector")
+				delete(after.Inputs["spec"].(map[string]any), "selector")
+				assert.Equal(t, before.Inputs, after.Inputs, "%s changes only its selector", name)
+				assert.Truef(t, dependsOn(after, "kubernetes:apps/v1:Deployment::frontend-green-deployment"), "%s waits for the green Deployment", name)
+				assert.Falsef(t, dependsOn(after, "kubernetes:apps/v1:Deployment::frontend-blue-deployment"), "%s does not wait for the idle color", name)
+			}
+		})
+	}
+}
+
+// A new release on the idle color rolls only that color's Deployment.
+func TestReleaseOnIdleColorChangesOnlyItsDeployment(t *testing.T) {
+	before := mustRun(t, "prod", nil)
+	after := mustRun(t, "prod", map[string]string{
+		"greenImage":   "nginxinc/nginx-unprivileged:1.27.5-alpine",
+		"greenVersion": "1.1.0",
+	})
+	assert.Equal(t, []string{"frontend-green-deployment"}, changed(before, after))
+	d := after.object(t, tDeployment, "frontend-green")
+	assert.Equal(t, "nginxinc/nginx-unprivileged:1.27.5-alpine", dig(podTemplate(d), "spec", "containers", 0, "image"))
+	assert.Equal(t, "1.1.0", stringMap(dig(podTemplate(d), "metadata", "labels"))["app.kubernetes.io/version"])
+}
+
+// Scaling the idle color down is a normal change; the idle color keeps its Deployment.
+func TestIdleColorCanBeScaledDown(t *testing.T) {
+	before := mustRun(t, "prod", nil)
+	after := mustRun(t, "prod", map[string]string{"greenReplicas": "0"})
+	assert.Equal(t, []string{"frontend-green-deployment"}, changed(before, after))
+	assert.Equal(t, 0, number(dig(after.object(t, tDeployment, "frontend-green").Inputs, "spec", "replicas")))
+}
+
+// A color with no replicas cannot take production traffic.
+func TestZeroReplicaColorCannotBeActive(t *testing.T) {
+	r := runProgram(t, "prod", map[string]string{"activeColor": "green", "greenReplicas": "0"})
+	require.Error(t, r.Err)
+	assert.Contains(t, r.Err.Error(), `activeColor: "green" has greenReplicas = 0`)
+	assert.Empty(t, r.kubernetes())
+}
+
+// A change of configuration text rolls the pods through the checksum annotation, without
+// replacing the Deployment (its name and selector stay).
+func TestConfigChangeRollsPodsInPlace(t *testing.T) {
+	before := mustRun(t, "prod", nil)
+	after := mustRun(t, "prod", map[string]string{"frontendRateLimit": "50"})
+	for _, color := range []string{"blue", "green"} {
+		b := before.object(t, tDeployment, "frontend-"+color)
+		a := after.object(t, tDeployment, "frontend-"+color)
+		bSum := stringMap(dig(podTemplate(b), "metadata", "annotations"))["checksum/config"]
+		aSum := stringMap(dig(podTemplate(a), "metadata", "annotations"))["checksum/config"]
+		assert.Len(t, bSum, 64)
+		assert.NotEqual(t, bSum, aSum, "a new nginx.conf must roll %s", color)
+		assert.Equal(t, dig(b.Inputs, "spec", "selector"), dig(a.Inputs, "spec", "selector"))
+	}
+	assert.Equal(t, []string{
+		"frontend-blue-config", "frontend-blue-deployment", "frontend-green-config", "frontend-green-deployment",
+	}, changed(before, after))
+}
+
+func serviceByPulumiName(t *testing.T, r run, name string) recorded {
+	t.Helper()
+	for _, res := range r.ofType(tService) {
+		if res.Name == name {
+			return res
+		}
+	}
+	require.Failf(t, "no service", "%s", name)
+	return recorded{}
+}
+
+// dependsOn reports whether a resource depends on the resource whose URN ends so.
+func dependsOn(r recorded, urnSuffix string) bool {
+	for _, d := range r.Deps {
+		if strings.HasSuffix(d, urnSuffix) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,190 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"ecommerce-platform/components"
+)
+
+// Pulumi.yaml declares every key the program reads, with the program's own type, default
+// and description, and nothing else: the Go table is the single source.
+func TestPulumiYAMLDeclaresEveryConfigKey(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "Pulumi.yaml"))
+	require.NoError(t, err)
+	var projectFile struct {
+		Name    string `yaml:"name"`
+		Runtime string `yaml:"runtime"`
+		Config  map[string]struct {
+			Type        string `yaml:"type"`
+			Description string `yaml:"description"`
+			Default     any    `yaml:"default"`
+			Secret      bool   `yaml:"secret"`
+		} `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &projectFile))
+	assert.Equal(t, "ecommerce-platform", projectFile.Name)
+	assert.Equal(t, "go", projectFile.Runtime)
+
+	schema := components.ConfigSchema()
+	require.Len(t, projectFile.Config, len(schema), "Pulumi.yaml declares a key the program does not read, or misses one")
+	for _, key := range schema {
+		declared, ok := projectFile.Config[key.Key]
+		if !assert.Truef(t, ok, "Pulumi.yaml does not declare %s", key.Key) {
+			continue
+		}
+		assert.Equal(t, key.Type, declared.Type, key.Key)
+		assert.Equal(t, key.Description, declared.Description, key.Key)
+		assert.Equal(t, key.Secret, declared.Secret, key.Key)
+		if key.Secret {
+			assert.Nilf(t, declared.Default, "%s is a secret: no default", key.Key)
+			continue
+		}
+		assert.Equalf(t, key.Default, yamlScalar(declared.Default), "default of %s", key.Key)
+	}
+}
+
+func yamlScalar(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	case int:
+		return strconv.Itoa(x)
+	}
+	return "?"
+}
+
+// Every key a stack file sets is one the program declares, and no stack file holds a secret
+// in plain text.
+func TestStackFilesSetOnlyDeclaredPlainKeys(t *testing.T) {
+	declared := map[string]bool{}
+	secret := map[string]bool{}
+	for _, k := range components.ConfigSchema() {
+		declared[project+":"+k.Key] = true
+		secret[project+":"+k.Key] = k.Secret
+	}
+	for _, stack := range []string{"dev", "prod"} {
+		cfg, _ := stackConfig(t, stack, nil)
+		for key := range cfg {
+			assert.Truef(t, declared[key], "Pulumi.%s.yaml sets undeclared key %s", stack, key)
+		}
+		raw, err := os.ReadFile(filepath.Join("..", "Pulumi."+stack+".yaml"))
+		require.NoError(t, err)
+		for key := range testSecrets {
+			assert.NotContainsf(t, string(raw), project+":"+key+": ", "Pulumi.%s.yaml holds %s in plain text", stack, key)
+		}
+	}
+}
+
+// Bad input fails before anything is created: the message names the key, the bad value and
+// what is allowed, and no Kubernetes object (nor any component) is registered.
+func TestInvalidConfigFailsBeforeAnythingIsRegistered(t *testing.T) {
+	cases := []struct {
+		name      string
+		stack     string
+		overrides map[string]string
+		dropKey   string // a secret to leave out
+		plainKey  string // a secret given in plain text
+		want      []string
+	}{
+		{name: "unknown color", stack: "prod", overrides: map[string]string{"activeColor": "purple"}, want: []string{"activeColor", `"purple"`, "blue or green"}},
+		{name: "zero backend replicas", stack: "dev", overrides: map[string]string{"backendReplicas": "0"}, want: []string{"backendReplicas", `"0"`, "from 1 to 100"}},
+		{name: "negative blue replicas", stack: "prod", overrides: map[string]string{"blueReplicas": "-2"}, want: []string{"blueReplicas", `"-2"`, "from 0 to 100"}},
+		{name: "active color scaled to zero", stack: "prod", overrides: map[string]string{"activeColor": "green", "greenReplicas": "0"}, want: []string{"activeColor", "greenReplicas = 0", "at least 1 replica"}},
+		{name: "replicas not a number", stack: "dev", overrides: map[string]string{"greenReplicas": "two"}, want: []string{"greenReplicas", `"two"`, "a whole number"}},
+		{name: "malformed storage quantity", stack: "prod", overrides: map[string]string{"databaseStorageSize": "10Gb"}, want: []string{"databaseStorageSize", `"10Gb"`, "Kubernetes quantity"}},
+		{name: "malformed memory limit", stack: "dev", overrides: map[string]string{"backendMemoryLimit": "256MB"}, want: []string{"backendMemoryLimit", `"256MB"`, "Kubernetes quantity"}},
+		{name: "request above limit", stack: "dev", overrides: map[string]string{"frontendCpuRequest": "2", "frontendCpuLimit": "500m"}, want: []string{"frontendCpuRequest", `"2"`, "must not exceed its limit"}},
+		{name: "empty image", stack: "dev", overrides: map[string]string{"databaseImage": ""}, want: []string{"databaseImage", `""`, "pinned tag"}},
+		{name: "latest tag", stack: "prod", overrides: map[string]string{"envoyImage": "envoyproxy/envoy:latest"}, want: []string{"envoyImage", `"envoyproxy/envoy:latest"`, "pinned tag"}},
+		{name: "untagged image", stack: "prod", overrides: map[string]string{"blueImage": "nginxinc/nginx-unprivileged"}, want: []string{"blueImage", "explicit tag"}},
+		{name: "missing database password", stack: "prod", dropKey: "dbPassword", want: []string{"dbPassword", "is missing", "pulumi config set --secret dbPassword"}},
+		{name: "missing jwt secret", stack: "dev", dropKey: "jwtSecret", want: []string{"jwtSecret", "is missing", "pulumi config set --secret jwtSecret"}},
+		{name: "secret in plain text", stack: "dev", plainKey: "apiDbPassword", want: []string{"apiDbPassword", "plain text", "pulumi config set --secret apiDbPassword"}},
+		{name: "short jwt secret", stack: "dev", overrides: map[string]string{"jwtSecret": "too-short"}, want: []string{"jwtSecret", "at least 32"}},
+		{name: "unknown storage policy", stack: "prod", overrides: map[string]string{"databasePvcRetention": "Keep"}, want: []string{"databasePvcRetention", `"Keep"`, "Retain or Delete"}},
+		{name: "unknown service type", stack: "prod", overrides: map[string]string{"frontendServiceType": "External"}, want: []string{"frontendServiceType", `"External"`, "LoadBalancer, ClusterIP or NodePort"}},
+		{name: "bad cron schedule", stack: "dev", overrides: map[string]string{"backupSchedule": "every night"}, want: []string{"backupSchedule", `"every night"`, "five-field cron"}},
+		{name: "bad log level", stack: "dev", overrides: map[string]string{"logLevel": "verbose"}, want: []string{"logLevel", `"verbose"`, "crit, error, warn or info"}},
+		{name: "hpa max below min", stack: "prod", overrides: map[string]string{"backendMinReplicas": "5", "backendMaxReplicas": "3"}, want: []string{"backendMaxReplicas", `"3"`, "from 5 to 100"}},
+		{name: "node port out of range", stack: "dev", overrides: map[string]string{"bluePreviewNodePort": "8080"}, want: []string{"bluePreviewNodePort", `"8080"`, "from 30000 to 32767"}},
+		{name: "node ports collide", stack: "dev", overrides: map[string]string{"greenPreviewNodePort": "30180"}, want: []string{"30180 is already used by bluePreviewNodePort"}},
+		{name: "bad postgres memory", stack: "prod", overrides: map[string]string{"databaseSharedBuffers": "256Mi"}, want: []string{"databaseSharedBuffers", `"256Mi"`, "128MB"}},
+		{name: "bad namespace", stack: "dev", overrides: map[string]string{"namespace": "Ecommerce_Dev"}, want: []string{"namespace", `"Ecommerce_Dev"`, "DNS label"}},
+		{name: "ingress without host", stack: "prod", overrides: map[string]string{"ingressEnabled": "true"}, want: []string{"ingressHost", "required when ingressEnabled"}},
+		{name: "bad boolean", stack: "prod", overrides: map[string]string{"databaseProtect": "yes please"}, want: []string{"databaseProtect", `"yes please"`, "true or false"}},
+		{name: "zero rate limit", stack: "dev", overrides: map[string]string{"apiRateLimit": "0"}, want: []string{"apiRateLimit", `"0"`, "from 1 to"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, secretKeys := stackConfig(t, tc.stack, tc.overrides)
+			if tc.dropKey != "" {
+				delete(cfg, project+":"+tc.dropKey)
+			}
+			if tc.plainKey != "" {
+				secretKeys = without(secretKeys, project+":"+tc.plainKey)
+			}
+			r := runWithConfig(t, tc.stack, cfg, secretKeys)
+			require.Error(t, r.Err)
+			for _, want := range tc.want {
+				assert.Contains(t, r.Err.Error(), want)
+			}
+			assert.Empty(t, r.kubernetes(), "no Kubernetes object may be registered when config is invalid")
+			for _, res := range r.Resources {
+				assert.Falsef(t, strings.HasPrefix(res.Type, "ecommerce:"), "component %s registered with invalid config", res.Name)
+			}
+		})
+	}
+}
+
+// Every problem is reported in one run, so a user fixes them all at once.
+func TestInvalidConfigListsEveryProblem(t *testing.T) {
+	cfg, secretKeys := stackConfig(t, "prod", map[string]string{
+		"activeColor":         "purple",
+		"backendReplicas":     "0",
+		"databaseStorageSize": "10Gb",
+		"fluentBitImage":      "fluent/fluent-bit:latest",
+	})
+	delete(cfg, project+":dbPassword")
+	r := runWithConfig(t, "prod", cfg, secretKeys)
+	require.Error(t, r.Err)
+	msg := r.Err.Error()
+	assert.Contains(t, msg, "invalid stack config (5 problems)")
+	for _, key := range []string{"activeColor", "backendReplicas", "databaseStorageSize", "fluentBitImage", "dbPassword"} {
+		assert.Contains(t, msg, key+":")
+	}
+	for _, v := range testSecrets {
+		assert.NotContains(t, msg, v, "an error message must never echo a secret")
+	}
+	assert.Empty(t, r.kubernetes())
+}
+
+// The defaults alone are a valid configuration (prod-shaped, the seed's values).
+func TestDefaultsAreValid(t *testing.T) {
+	cfg := components.DefaultConfig()
+	assert.Empty(t, cfg.Validate())
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,169 @@
+package tests
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// Who may talk to whom, evaluated from the registered NetworkPolicies the way a CNI does:
+// a connection needs an egress rule on the source and an ingress rule on the destination.
+func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) {
+			r := mustRun(t, stack, nil)
+			pods := map[string]map[string]string{}
+			for _, w := range r.workloads() {
+				pods[w.K8sName()] = stringMap(dig(podTemplate(w), "metadata", "labels"))
+			}
+			outside := map[string]string{} // a client outside the namespace
+			monitoring := map[string]string{"namespace": "monitoring"}
+			nodePorts := stack == "dev"
+			cases := []struct {
+				from, to string
+				port     int
+				want     bool
+			}{
+				{"frontend-blue", "backend", 8080, true},
+				{"frontend-green", "backend", 8080, true},
+				{"backend", "database", 5432, true},
+				{"database-backup", "database", 5432, true},
+				{"outside", "frontend-blue", 8080, true},
+				{"outside", "frontend-green", 8080, true},
+				{"monitoring", "frontend-blue", 9113, true},
+				{"monitoring", "database", 9187, true},
+				{"frontend-blue", "database", 5432, false},
+				{"frontend-green", "database", 5432, false},
+				{"outside", "backend", 8080, nodePorts},
+				{"outside", "database", 5432, nodePorts},
+				{"outside", "backend", 3000, false},
+				{"outside", "backend", 6432, false},
+				{"backend", "frontend-blue", 8080, false},
+				{"database", "backend", 8080, false},
+				{"outside", "database", 9187, false},
+				{"outside", "frontend-blue", 9113, false},
+				{"database-backup", "backend", 8080, false},
+			}
+			for _, tc := range cases {
+				from := pods[tc.from]
+				switch tc.from {
+				case "outside":
+					from = outside
+				case "monitoring":
+					from = monitoring
+				}
+				got := allowed(r, from, tc.from == "outside" || tc.from == "monitoring", pods[tc.to], tc.port)
+				assert.Equalf(t, tc.want, got, "%s -> %s:%d", tc.from, tc.to, tc.port)
+			}
+		})
+	}
+}
+
+// allowed evaluates the policies for one connection. Sources outside the namespace carry
+// a pseudo label "namespace" naming theirs.
+func allowed(r run, from map[string]string, fromOutside bool, to map[string]string, port int) bool {
+	egressOK := fromOutside // egress of pods outside the namespace is not ours to judge
+	ingressOK := false
+	for _, p := range r.ofType(tNetPol) {
+		sel := stringMap(dig(p.Inputs, "spec", "podSelector", "matchLabels"))
+		all := len(sel) == 0
+		if !fromOutside && (all || selects(sel, from)) {
+			for _, rule := range list(dig(p.Inputs, "spec", "egress")) {
+				if ruleMatches(rule, "to", to, false, port) {
+					egressOK = true
+				}
+			}
+		}
+		if all || selects(sel, to) {
+			for _, rule := range list(dig(p.Inputs, "spec", "ingress")) {
+				if ruleMatches(rule, "from", from, fromOutside, port) {
+					ingressOK = true
+				}
+			}
+		}
+	}
+	return egressOK && ingressOK
+}
+
+func ruleMatches(rule any, peersKey string, peer map[string]string, peerOutside bool, port int) bool {
+	portOK := false
+	for _, p := range list(dig(rule, "ports")) {
+		if number(dig(p, "port")) == port {
+			portOK = true
+		}
+	}
+	if !portOK {
+		return false
+	}
+	for _, p := range list(dig(rule, peersKey)) {
+		if dig(p, "ipBlock", "cidr") == "0.0.0.0/0" {
+			return true
+		}
+		if ns := stringMap(dig(p, "namespaceSelector", "matchLabels")); len(ns) > 0 {
+			if peerOutside && ns["kubernetes.io/metadata.name"] == peer["namespace"] && peer["namespace"] != "" {
+				return true
+			}
+			continue
+		}
+		if pods := stringMap(dig(p, "podSelector", "matchLabels")); !peerOutside && selects(pods, peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// Every controller's selector matches its own pod template, and every Service selects
+// exactly the pods it is meant to.
+func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) {
+			r := mustRun(t, stack, map[string]string{"activeColor": "green"})
+			pods := map[string]map[string]string{}
+			for _, w := range r.workloads() {
+				labels := stringMap(dig(podTemplate(w), "metadata", "labels"))
+				pods[w.K8sName()] = labels
+				if w.Type == tCronJob {
+					continue
+				}
+				sel := stringMap(dig(w.Inputs, "spec", "selector", "matchLabels"))
+				assert.Truef(t, selects(sel, labels), "%s selector %v does not match its pods %v", w.K8sName(), sel, labels)
+				assert.NotContainsf(t, sel, "app.kubernetes.io/version", "%s selector must not change with a release", w.K8sName())
+			}
+			want := map[string][]string{
+				"database-service":       {"database"},
+				"database-readonly":      {"database"},
+				"backend-service":        {"backend"},
+				"frontend-service":       {"frontend-green"},
+				"frontend-internal":      {"frontend-green"},
+				"frontend-blue-preview":  {"frontend-blue"},
+				"frontend-green-preview": {"frontend-green"},
+			}
+			if stack == "dev" {
+				want["database-nodeport"] = []string{"database"}
+				want["backend-nodeport"] = []string{"backend"}
+				want["frontend-nodeport"] = []string{"frontend-green"}
+			}
+			assert.Len(t, r.ofType(tService), len(want))
+			for name, workloads := range want {
+				sel := stringMap(dig(r.object(t, tService, name).Inputs, "spec", "selector"))
+				var got []string
+				for w, labels := range pods {
+					if selects(sel, labels) {
+						got = append(got, w)
+					}
+				}
+				assert.ElementsMatchf(t, workloads, got, "pods selected by %s", name)
+			}
+			for _, pdb := range r.ofType(tPDB) {
+				sel := stringMap(dig(pdb.Inputs, "spec", "selector", "matchLabels"))
+				n := 0
+				for _, labels := range pods {
+					if selects(sel, labels) {
+						n++
+					}
+				}
+				assert.Equalf(t, 1, n, "PodDisruptionBudget %s covers exactly one workload", pdb.K8sName())
+			}
+		})
+	}
+}

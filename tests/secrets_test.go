@@ -1,0 +1,94 @@
+package tests
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/components"
+)
+
+// Secret values live in Secrets only: never in a pod spec, a ConfigMap, a label or any
+// other object, and the pods read them as files or secretKeyRefs.
+func TestSecretValuesStayInSecrets(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) {
+			r := mustRun(t, stack, nil)
+			inSecrets := map[string]bool{}
+			for _, res := range r.kubernetes() {
+				js, err := json.Marshal(res.Inputs)
+				require.NoError(t, err)
+				for key, value := range testSecrets {
+					if !containsString(string(js), value) {
+						continue
+					}
+					if res.Type == tSecret {
+						inSecrets[key] = true
+						continue
+					}
+					assert.Failf(t, "secret leaked", "%s %s contains the value of %s", res.Type, res.K8sName(), key)
+				}
+			}
+			assert.Equal(t, map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true}, inSecrets)
+
+			backend := podTemplate(r.object(t, tDeployment, "backend"))
+			api := containerNamed(t, backend, "postgrest")
+			env := envOf(api)
+			assert.Equal(t, "<ref>", env["PGPASSWORD"])
+			assert.Equal(t, "<ref>", env["JWT_SECRET"])
+			assert.Equal(t, "$(JWT_SECRET)", env["PGRST_JWT_SECRET"])
+			assert.Equal(t, "$(JWT_SECRET)", env["PGRST_APP_SETTINGS_JWT_SECRET"])
+		})
+	}
+}
+
+func containsString(haystack, needle string) bool {
+	return len(needle) > 0 && json.Valid([]byte(haystack)) && strings.Contains(haystack, needle)
+}
+
+// The backend is wired to the database through Outputs: PostgREST talks only to its own
+// PgBouncer, and PgBouncer to the database Service the Database component created.
+func TestBackendWiring(t *testing.T) {
+	r := mustRun(t, "dev", nil)
+	pod := podTemplate(r.object(t, tDeployment, "backend"))
+	names := []string{}
+	for _, c := range containersOf(pod) {
+		names = append(names, c.Name())
+	}
+	assert.Equal(t, []string{"wait-for-database", "envoy", "postgrest", "pgbouncer"}, names)
+
+	ports := map[string][]int{}
+	for _, c := range containersOf(pod) {
+		for _, p := range list(c.Spec["ports"]) {
+			ports[c.Name()] = append(ports[c.Name()], number(dig(p, "containerPort")))
+		}
+	}
+	assert.Equal(t, map[string][]int{"envoy": {8080}, "postgrest": {3000, 3001}, "pgbouncer": {6432}}, ports)
+
+	api := envOf(containerNamed(t, pod, "postgrest"))
+	assert.Equal(t, "postgres://authenticator@127.0.0.1:6432/ecommerce", api["DATABASE_URL"])
+	assert.Equal(t, components.DatabaseURL("ecommerce"), api["DATABASE_URL"])
+	assert.Equal(t, "$(DATABASE_URL)", api["PGRST_DB_URI"])
+	assert.Equal(t, "false", api["PGRST_DB_PREPARED_STATEMENTS"])
+	assert.Equal(t, "false", api["PGRST_DB_CHANNEL_ENABLED"])
+	assert.Equal(t, "3001", api["PGRST_ADMIN_SERVER_PORT"])
+	assert.Equal(t, "api", api["PGRST_DB_SCHEMAS"])
+	assert.Equal(t, "web_anon", api["PGRST_DB_ANON_ROLE"])
+	assert.Equal(t, "info", api["LOG_LEVEL"])
+	assert.Equal(t, "100", envOf(containerNamed(t, pod, "envoy"))["API_RATE_LIMIT"])
+
+	dbService := r.object(t, tService, "database-service").K8sName()
+	ini := stringMap(dig(r.object(t, tConfigMap, "backend-config").Inputs, "data"))["pgbouncer.ini"]
+	assert.Contains(t, ini, "host="+dbService)
+	assert.Contains(t, ini, "listen_addr = 127.0.0.1")
+	assert.Contains(t, ini, "pool_mode = transaction")
+	wait := envOf(containerNamed(t, pod, "wait-for-database"))
+	assert.Equal(t, dbService, wait["DB_HOST"])
+	assert.Equal(t, "120", wait["TIMEOUT_SECONDS"])
+
+	nginx := stringMap(dig(r.object(t, tConfigMap, "frontend-blue-config").Inputs, "data"))["nginx.conf"]
+	assert.Contains(t, nginx, "server "+r.object(t, tService, "backend-service").K8sName()+":8080")
+}
