@@ -698,20 +698,28 @@ func TestNginxFluentBitReadsTheAccessLog(t *testing.T) {
 }
 
 // nginxFluentBitKeys reads a classic-mode Fluent Bit file into SECTION.key (key lower
-// case) -> value.
+// case) -> value, with Fluent Bit's rules: sections at column 0, every key indented
+// exactly like the file's first key, each key with a value.
 func nginxFluentBitKeys(t testing.TB, path string) map[string]string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	keys := map[string]string{}
-	section := ""
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
+	section, indent := "", ""
+	for n, raw := range strings.Split(string(b), "\n") {
+		line := strings.TrimSpace(raw)
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+		case strings.HasPrefix(raw, "[") && strings.HasSuffix(line, "]"):
 			section = strings.Trim(line, "[]")
 		default:
+			require.NotEmpty(t, section, "%s:%d: key outside a section", path, n+1)
+			lead := raw[:len(raw)-len(strings.TrimLeft(raw, " \t"))]
+			if indent == "" {
+				indent = lead
+			}
+			require.NotEmpty(t, lead, "%s:%d: keys are indented", path, n+1)
+			require.Equal(t, indent, lead, "%s:%d: invalid indentation level", path, n+1)
 			f := strings.Fields(line)
 			require.GreaterOrEqual(t, len(f), 2, "line %q", line)
 			key := section + "." + strings.ToLower(f[0])

@@ -110,10 +110,10 @@ func TestPgBouncerPooledApiAccess(t *testing.T) {
 		claims, err := json.Marshal(token.Claims)
 		require.NoError(t, err)
 
+		mug := pgProductIDs(t, s.Connect(t, pgDatabase))["Espresso Mug"]
 		var order string
 		require.NoError(t, pgAsRole(ctx, conn, "web_user", string(claims), true, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, "SELECT api.place_order($1::text::jsonb)::text",
-				pgItems([2]int64{pgProductIDs(t, s.Connect(t, pgDatabase))["Espresso Mug"], 1})).Scan(&order)
+			return tx.QueryRow(ctx, "SELECT api.place_order($1::text::jsonb)::text", pgItems([2]int64{mug, 1})).Scan(&order)
 		}))
 		assert.Contains(t, order, `"product_name" : "Espresso Mug"`)
 		var mine int

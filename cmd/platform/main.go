@@ -1,0 +1,137 @@
+// Command platform deploys a stack of ecommerce-platform with the Pulumi Automation API,
+// for machines without Pulumi's Go language host (with one, `pulumi up` does the same).
+//
+//	platform [flags] up|preview|destroy|outputs
+//	platform [flags] switch blue|green
+//	platform [flags] render <dir>
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"ecommerce-platform/deploy"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "platform:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	o := deploy.Options{Progress: os.Stdout}
+	flag.StringVar(&o.Stack, "stack", "dev", "stack to act on")
+	flag.StringVar(&o.ProjectDir, "project", ".", "folder with Pulumi.yaml and the stack files")
+	flag.StringVar(&o.ToolsDir, "tools", "", "folder whose bin/ has pulumi and pulumi-resource-kubernetes (empty: PATH)")
+	flag.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig of the target cluster (empty: KUBECONFIG or ~/.kube/config)")
+	flag.StringVar(&o.StateDir, "state", "", "local state folder (default <project>/.pulumi-local/state)")
+	generate := flag.Bool("generate-secrets", false, "generate missing secrets (for local dev stacks)")
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: platform [flags] up|preview|destroy|outputs | switch blue|green | render <dir>")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	args := flag.Args()
+	if len(args) == 0 {
+		flag.Usage()
+		return fmt.Errorf("no command")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	start := time.Now()
+	defer func() { fmt.Printf("platform %s: %.1fs\n", args[0], time.Since(start).Seconds()) }()
+
+	if args[0] == "render" {
+		if len(args) != 2 {
+			return fmt.Errorf("render needs an output folder")
+		}
+		files, err := deploy.Render(ctx, deploy.RenderOptions{Options: o, OutDir: args[1]})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("rendered %d manifests into %s (Secrets are in plain text there: do not commit them)\n", len(files), args[1])
+		return nil
+	}
+
+	s, err := deploy.Open(ctx, o)
+	if err != nil {
+		return err
+	}
+	if *generate {
+		keys, err := s.EnsureSecrets(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			fmt.Printf("generated secret %s for stack %s\n", k, o.Stack)
+		}
+	}
+	switch args[0] {
+	case "up":
+		changes, outputs, err := s.Up(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%d changes\n", len(changes))
+		return printOutputs(outputs)
+	case "preview":
+		changes, err := s.Preview(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			fmt.Println(c)
+		}
+		fmt.Printf("%d changes\n", len(changes))
+		return nil
+	case "switch":
+		if len(args) != 2 {
+			return fmt.Errorf("switch needs a color: blue or green")
+		}
+		changes, err := s.Switch(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			fmt.Println(c)
+		}
+		return nil
+	case "destroy":
+		return s.Destroy(ctx)
+	case "outputs":
+		outputs, err := s.Outputs(ctx)
+		if err != nil {
+			return err
+		}
+		return printOutputs(outputs)
+	}
+	flag.Usage()
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func printOutputs(outputs map[string]struct {
+	Value  interface{}
+	Secret bool
+}) error {
+	plain := map[string]any{}
+	for k, v := range outputs {
+		if v.Secret {
+			plain[k] = "[secret]"
+			continue
+		}
+		plain[k] = v.Value
+	}
+	b, err := json.MarshalIndent(plain, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}

@@ -1,0 +1,68 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// RenderOptions say which stack to render and where the YAML goes.
+type RenderOptions struct {
+	Options
+	OutDir string
+}
+
+// Render writes every object of a stack as YAML into OutDir through the Kubernetes
+// provider's renderYamlToDirectory: no cluster is contacted. It works on a copy of the
+// project files with a throwaway state, so the real stack's state is untouched. Secrets the
+// stack lacks are generated; every Secret is written in plain text (the provider's caveat).
+func Render(ctx context.Context, o RenderOptions) ([]string, error) {
+	work, err := os.MkdirTemp("", "ecommerce-render-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	for _, name := range []string{"Pulumi.yaml", "Pulumi." + o.Stack + ".yaml"} {
+		b, err := os.ReadFile(filepath.Join(o.ProjectDir, name))
+		if err != nil {
+			return nil, fmt.Errorf("render: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(work, name), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	out, err := filepath.Abs(o.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return nil, err
+	}
+	o.ProjectDir = work
+	o.StateDir = filepath.Join(work, ".state")
+	if o.Passphrase == "" {
+		o.Passphrase = "render-only"
+	}
+	s, err := Open(ctx, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.EnsureSecrets(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.SetConfig(ctx, "kubernetes:renderYamlToDirectory", out); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.Up(ctx); err != nil {
+		return nil, fmt.Errorf("render %s: %w", o.Stack, err)
+	}
+	var files []string
+	err = filepath.WalkDir(out, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
+	return files, err
+}
