@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+
 	"ecommerce-platform/deploy"
 )
 
@@ -116,10 +118,7 @@ func run() error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func printOutputs(outputs map[string]struct {
-	Value  interface{}
-	Secret bool
-}) error {
+func printOutputs(outputs auto.OutputMap) error {
 	plain := map[string]any{}
 	for k, v := range outputs {
 		if v.Secret {
