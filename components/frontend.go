@@ -19,6 +19,7 @@ const (
 	nginxUID          = 101 // the nginx-unprivileged image's user
 	nginxLogDir       = "/var/log/nginx"
 	nginxHTMLRoot     = "/usr/share/nginx/html"
+	nginxReleaseDir   = "/etc/nginx/release"
 )
 
 // FrontendArgs configure one color's release of the frontend.
@@ -63,8 +64,8 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			BackendHost: host, BackendPort: args.BackendPort,
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
 			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
-			Color:                  id.Color, Version: release.Version,
-			HTMLRoot: nginxHTMLRoot, LogDir: nginxLogDir, RuntimeDir: "/tmp",
+			Color:                  id.Color,
+			HTMLRoot:               nginxHTMLRoot, LogDir: nginxLogDir, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
 		})
 	}).(pulumi.StringOutput)
 	fluentBit := map[string]string{
@@ -105,6 +106,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		VolumeMounts: corev1.VolumeMountArray{
 			fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
 			readOnlyMount("dashboard", nginxHTMLRoot),
+			readOnlyMount("release", nginxReleaseDir),
 			mount("tmp", "/tmp"),
 			mount("logs", nginxLogDir),
 		},
@@ -178,6 +180,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 							},
 						}},
 						configMapVolume("dashboard", html.Metadata.Name().Elem()),
+						labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
 						emptyDir("tmp", "64Mi"),
 						emptyDir("logs", "256Mi"),
 						emptyDir("fluent-bit-state", "64Mi"),

@@ -10,8 +10,8 @@ type NginxSettings struct {
 	RateLimitPerSecond     int // per client IP, for /api/
 	RateLimitBurst         int
 	UpstreamTimeoutSeconds int
-	Color                  string // served in /version.json for the dashboard
-	Version                string
+	Color                  string // this Deployment's color, in every access log line
+	ReleaseDir             string // the pod's own color and version labels (downward API), served at /release/
 	HTMLRoot               string // dashboard files
 	LogDir                 string // JSON access log, shared with the log collector sidecar
 	RuntimeDir             string // pid file and temp paths (an emptyDir at /tmp)

@@ -78,6 +78,19 @@ func secretVolume(name string, secret pulumi.StringInput) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secret, DefaultMode: pulumi.Int(0o440)}}
 }
 
+// labelFilesVolume exposes some of the pod's own labels as files (downward API), so a
+// process can read what release it is without its config changing per release.
+func labelFilesVolume(name string, files map[string]string) corev1.VolumeArgs {
+	items := corev1.DownwardAPIVolumeFileArray{}
+	for _, path := range sortedKeys(files) {
+		items = append(items, corev1.DownwardAPIVolumeFileArgs{
+			Path:     pulumi.String(path),
+			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.Sprintf("metadata.labels['%s']", files[path])},
+		})
+	}
+	return corev1.VolumeArgs{Name: pulumi.String(name), DownwardAPI: &corev1.DownwardAPIVolumeSourceArgs{Items: items}}
+}
+
 func mount(volume, path string) corev1.VolumeMountArgs {
 	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path)}
 }

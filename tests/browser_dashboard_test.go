@@ -388,9 +388,8 @@ func browserVisible(id string) string {
 func TestDashboardInBrowser(t *testing.T) {
 	chromium := requireEngine(t, "chromium")
 	api := browserSeed()
-	ngx, up := nginxBackedBy(t, api, func(s *components.NginxSettings) {
-		s.Color, s.Version = "green", "2.3.1"
-	})
+	ngx, up := nginxBackedBy(t, api, func(s *components.NginxSettings) { s.Color = "green" })
+	nginxWriteRelease(t, ngx.Dirs, "green", "2.3.1")
 	ctx, console := browserContext(t, chromium)
 	start := time.Now()
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(ngx.Base+"/")))

@@ -49,7 +49,7 @@ func nginxDeployedSettings() components.NginxSettings {
 		RateLimitBurst:         40,
 		UpstreamTimeoutSeconds: 30,
 		Color:                  "blue",
-		Version:                "1.0.0",
+		ReleaseDir:             "/etc/nginx/release",
 		HTMLRoot:               "/usr/share/nginx/html",
 		LogDir:                 "/var/log/nginx",
 		RuntimeDir:             "/tmp",
@@ -58,7 +58,7 @@ func nginxDeployedSettings() components.NginxSettings {
 
 // nginxDirs is one nginx's private folder tree.
 type nginxDirs struct {
-	Root, HTML, Log, Run, Conf string
+	Root, HTML, Log, Run, Release, Conf string
 }
 
 // nginxPrepare points the settings' paths into a fresh temporary folder, copies the
@@ -72,11 +72,14 @@ func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
 		HTML: filepath.Join(root, "html"),
 		Log:  filepath.Join(root, "log"),
 		Run:  filepath.Join(root, "run"),
-		Conf: filepath.Join(root, "nginx.conf"),
+		// The pod's labels as the downward API mounts them.
+		Release: filepath.Join(root, "release"),
+		Conf:    filepath.Join(root, "nginx.conf"),
 	}
-	for _, dir := range []string{d.HTML, d.Log, d.Run} {
+	for _, dir := range []string{d.HTML, d.Log, d.Run, d.Release} {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 	}
+	nginxWriteRelease(t, d, s.Color, "1.0.0")
 	entries, err := os.ReadDir(nginxDashboardAssets)
 	require.NoError(t, err)
 	for _, e := range entries {
@@ -84,7 +87,7 @@ func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(d.HTML, e.Name()), b, 0o644))
 	}
-	s.HTMLRoot, s.LogDir, s.RuntimeDir = d.HTML, d.Log, d.Run
+	s.HTMLRoot, s.LogDir, s.RuntimeDir, s.ReleaseDir = d.HTML, d.Log, d.Run, d.Release
 	conf, err := components.RenderNginxConf(*s)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(d.Conf, []byte(conf), 0o644))
@@ -100,6 +103,13 @@ func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
 		}))
 	}
 	return d
+}
+
+// nginxWriteRelease writes the color and version label files the downward API mounts.
+func nginxWriteRelease(t testing.TB, d nginxDirs, color, version string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(d.Release, "color"), []byte(color), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(d.Release, "version"), []byte(version), 0o644))
 }
 
 // nginxCommand builds an nginx command line that logs to stderr and, as root, runs as
@@ -300,7 +310,7 @@ func TestNginxConfigTest(t *testing.T) {
 		adjust func(*components.NginxSettings)
 	}{
 		{"deployed blue", func(*components.NginxSettings) {}},
-		{"deployed green", func(s *components.NginxSettings) { s.Color, s.Version = "green", "1.1.0-rc.1" }},
+		{"deployed green", func(s *components.NginxSettings) { s.Color = "green" }},
 		{"smallest limits", func(s *components.NginxSettings) {
 			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds = 1, 0, 1
 		}},
@@ -340,7 +350,7 @@ func TestNginxRenderedConf(t *testing.T) {
 		"root /usr/share/nginx/html;",
 		"server_tokens off;",
 		"worker_shutdown_timeout",
-		`'{"color":"blue","version":"1.0.0"}'`,
+		"alias /etc/nginx/release/;",
 	} {
 		assert.Contains(t, conf, want)
 	}
@@ -465,9 +475,8 @@ func TestNginxProxiesSeedPaths(t *testing.T) {
 // TestNginxAnswersItself: what nginx answers without the backend, and the headers every
 // answer carries.
 func TestNginxAnswersItself(t *testing.T) {
-	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
-		s.Color, s.Version = "green", "2.3.1"
-	})
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) { s.Color = "green" })
+	nginxWriteRelease(t, ngx.Dirs, "green", "2.3.1")
 	cases := []struct {
 		name        string
 		url         string
@@ -479,8 +488,10 @@ func TestNginxAnswersItself(t *testing.T) {
 		wantCache   string
 	}{
 		{name: "probe", url: ngx.Base + "/health", wantStatus: 200, wantType: "text/plain", wantBody: "ok"},
-		{name: "version", url: ngx.Base + "/version.json", wantStatus: 200, wantType: "application/json",
-			wantJSON: `{"color":"green","version":"2.3.1"}`, wantCache: "no-cache"},
+		{name: "release color", url: ngx.Base + "/release/color", wantStatus: 200, wantType: "text/plain",
+			wantBody: "green", wantCache: "no-cache"},
+		{name: "release version", url: ngx.Base + "/release/version", wantStatus: 200, wantType: "text/plain",
+			wantBody: "2.3.1", wantCache: "no-cache"},
 		{name: "dashboard", url: ngx.Base + "/", wantStatus: 200, wantType: "text/html",
 			wantContain: `<script src="app.js" defer></script>`, wantCache: "no-cache"},
 		{name: "dashboard script", url: ngx.Base + "/app.js", wantStatus: 200, wantType: "application/javascript|text/javascript",
@@ -623,7 +634,7 @@ func TestNginxAccessLogJSON(t *testing.T) {
 	nginxDo(t, "GET", ngx.Base+`/api/products?name=eq."quoted"`, map[string]string{
 		"User-Agent": `agent "with quotes" \ and backslash`, "X-Request-Id": "log-test-1",
 	}, "")
-	nginxDo(t, "GET", ngx.Base+"/version.json", nil, "")
+	nginxDo(t, "GET", ngx.Base+"/release/color", nil, "")
 
 	// nginx writes a line after it has sent the answer: wait for the last one.
 	require.Eventually(t, func() bool {
@@ -648,7 +659,7 @@ func TestNginxAccessLogJSON(t *testing.T) {
 	assert.Equal(t, `agent "with quotes" \ and backslash`, api.UserAgent)
 	assert.Equal(t, "green", api.Color)
 
-	assert.Equal(t, "/version.json", static.URI)
+	assert.Equal(t, "/release/color", static.URI)
 	assert.Empty(t, static.UpstreamStatus, "answered by nginx itself")
 	assert.Len(t, static.RequestID, 32, "nginx's own $request_id when the client sent none")
 }

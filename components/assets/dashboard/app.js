@@ -1,5 +1,5 @@
 // Dashboard of the e-commerce platform. Plain JavaScript, no build step, no framework.
-// Every request goes to the nginx that served this page: /health and /version.json are
+// Every request goes to the nginx that served this page: /health and /release/* are
 // answered by nginx itself, /api/* is proxied to PostgREST. API data is written with
 // textContent only, never innerHTML.
 "use strict";
@@ -98,13 +98,14 @@
 
   // ---- release -------------------------------------------------------------------------
   async function loadVersion() {
-    const res = await request("/version.json");
+    // The pod's own labels, as plain text (see nginx.conf: location /release/).
+    const [colorRes, versionRes] = await Promise.all([request("/release/color"), request("/release/version")]);
     const colorEl = $("color");
-    if (res.ok && res.data && typeof res.data === "object") {
-      const color = String(res.data.color || "unknown");
+    if (colorRes.ok && colorRes.data !== null) {
+      const color = String(colorRes.data).trim();
       colorEl.textContent = color;
       colorEl.className = "badge " + (color === "blue" || color === "green" ? "badge-" + color : "badge-unknown");
-      $("version").textContent = String(res.data.version || "?");
+      $("version").textContent = versionRes.ok && versionRes.data !== null ? String(versionRes.data).trim() : "?";
     } else {
       colorEl.textContent = "unknown";
       colorEl.className = "badge badge-unknown";
