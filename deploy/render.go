@@ -32,6 +32,15 @@ func Render(ctx context.Context, o RenderOptions) ([]string, error) {
 			return nil, err
 		}
 	}
+	// The copied stack file's secrets are encrypted with the real stack's passphrase.
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.ProjectDir, ".pulumi-local", "state")
+	}
+	passphrase, err := resolvePassphrase(o.Passphrase, filepath.Join(filepath.Dir(o.StateDir), "passphrase"))
+	if err != nil {
+		return nil, err
+	}
+	o.Passphrase = passphrase
 	out, err := filepath.Abs(o.OutDir)
 	if err != nil {
 		return nil, err
@@ -41,9 +50,6 @@ func Render(ctx context.Context, o RenderOptions) ([]string, error) {
 	}
 	o.ProjectDir = work
 	o.StateDir = filepath.Join(work, ".state")
-	if o.Passphrase == "" {
-		o.Passphrase = "render-only"
-	}
 	s, err := Open(ctx, o.Options)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,398 @@
+//go:build integration
+
+package tests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+
+	"ecommerce-platform/deploy"
+)
+
+// integrationEnv finds the tools and the cluster `make integration` prepared.
+func integrationEnv(t *testing.T) (tools, kubeconfig string) {
+	tools, kubeconfig = os.Getenv("ECOMMERCE_TOOLS"), os.Getenv("ECOMMERCE_KUBECONFIG")
+	if tools == "" || kubeconfig == "" {
+		msg := "ECOMMERCE_TOOLS and ECOMMERCE_KUBECONFIG are not set: run `make integration`"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return tools, kubeconfig
+}
+
+// copyProject copies the project's own Pulumi.yaml and stack files into a temporary folder,
+// so config changes made by the tests (activeColor, generated secrets) stay out of the repo.
+func copyProject(t *testing.T) string {
+	dir := t.TempDir()
+	for _, name := range []string{"Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+	}
+	return dir
+}
+
+// timing records a measured duration for the closing report.
+func timing(t *testing.T, what string, since time.Time) {
+	t.Logf("integration timing: %-28s %6.1fs", what, time.Since(since).Seconds())
+}
+
+// TestIntegration drives the real Pulumi engine and Kubernetes provider, through the same
+// driver `make up` uses, against a real local control plane. The steps build on each other.
+func TestIntegration(t *testing.T) {
+	tools, kubeconfig := integrationEnv(t)
+	ctx := context.Background()
+	k := newKube(t, kubeconfig)
+	project := copyProject(t)
+	var progress bytes.Buffer
+	open := func(stack string) *deploy.Stack {
+		s, err := deploy.Open(ctx, deploy.Options{
+			ProjectDir: project, Stack: stack, StateDir: filepath.Join(project, ".state"),
+			ToolsDir: tools, Kubeconfig: kubeconfig, Passphrase: "integration", Progress: &progress,
+		})
+		require.NoError(t, err)
+		_, err = s.EnsureSecrets(ctx)
+		require.NoError(t, err)
+		return s
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pulumi progress (tail):\n%s", tail(progress.String(), 120))
+		}
+	})
+	dev := open("dev")
+	const ns = "ecommerce-dev"
+
+	t.Run("bad config fails and creates nothing", func(t *testing.T) {
+		before := namespaces(t, k)
+		require.NoError(t, dev.SetConfig(ctx, "backendReplicas", "0"))
+		_, _, err := dev.Up(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `backendReplicas: "0" is not allowed`)
+		assert.Equal(t, before, namespaces(t, k), "the cluster holds no new namespace")
+		assert.Equal(t, http404, k.get(t, "/api/v1/namespaces/"+ns, nil))
+		require.NoError(t, dev.SetConfig(ctx, "backendReplicas", "1"))
+	})
+
+	t.Run("dev up", func(t *testing.T) {
+		start := time.Now()
+		changes, outputs, err := dev.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "dev up", start)
+		assert.NotEmpty(t, changes)
+		assert.Equal(t, ns, outputs["namespace"].Value)
+		assert.Equal(t, "blue", outputs["activeColor"].Value)
+		assert.Equal(t, "database-service", outputs["databaseService"].Value)
+		assert.Equal(t, "backend-service", outputs["backendService"].Value)
+		assert.Equal(t, "<node-ip>:30180", outputs["previewAddresses"].Value.(map[string]any)["blue"])
+
+		for _, name := range []string{"backend", "frontend-blue", "frontend-green"} {
+			var d appsv1.Deployment
+			k.mustGet(t, nsPath(ns, "deployments")+"/"+name, &d)
+			assert.Truef(t, available(d), "Deployment %s Available", name)
+			assert.Equal(t, int32(1), d.Status.ReadyReplicas, name)
+		}
+		var sts appsv1.StatefulSet
+		k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)
+		assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
+		for _, claim := range []string{"data-database-0", "database-backups"} {
+			eventually(t, time.Minute, "PVC "+claim+" Bound", func() error {
+				var pvc corev1.PersistentVolumeClaim
+				k.mustGet(t, nsPath(ns, "persistentvolumeclaims")+"/"+claim, &pvc)
+				if pvc.Status.Phase != corev1.ClaimBound {
+					return fmt.Errorf("PVC %s is %s", claim, pvc.Status.Phase)
+				}
+				assert.Equal(t, "standard", *pvc.Spec.StorageClassName)
+				return nil
+			})
+		}
+		for _, svc := range []string{
+			"database-service", "database-readonly", "database-nodeport", "backend-service", "backend-nodeport",
+			"frontend-service", "frontend-internal", "frontend-nodeport", "frontend-blue-preview", "frontend-green-preview",
+		} {
+			eventually(t, time.Minute, svc+" has ready endpoints", func() error {
+				if len(readyEndpointPods(t, k, ns, svc)) == 0 {
+					return fmt.Errorf("%s has no ready endpoints", svc)
+				}
+				return nil
+			})
+		}
+		var sa corev1.ServiceAccount
+		k.mustGet(t, nsPath(ns, "serviceaccounts")+"/backend", &sa)
+		require.NotNil(t, sa.AutomountServiceAccountToken)
+		assert.False(t, *sa.AutomountServiceAccountToken)
+	})
+
+	t.Run("second up changes nothing", func(t *testing.T) {
+		start := time.Now()
+		changes, _, err := dev.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "no-op up", start)
+		assert.Empty(t, changes)
+	})
+
+	t.Run("switch to green moves only the production selectors", func(t *testing.T) {
+		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
+		start := time.Now()
+		planned, err := dev.Preview(ctx)
+		require.NoError(t, err)
+		timing(t, "switch preview", start)
+		assert.Equal(t, []string{
+			"update kubernetes:core/v1:Service frontend-internal",
+			"update kubernetes:core/v1:Service frontend-nodeport",
+			"update kubernetes:core/v1:Service frontend-service",
+		}, changeStrings(planned))
+
+		start = time.Now()
+		changes, err := dev.Switch(ctx, "green")
+		require.NoError(t, err)
+		timing(t, "switch up", start)
+		assert.Equal(t, changeStrings(planned), changeStrings(changes))
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
+		assertServesOnly(t, k, ns, "frontend-internal", "frontend-green-")
+		assertServesOnly(t, k, ns, "frontend-blue-preview", "frontend-blue-")
+	})
+
+	t.Run("switch back restores blue", func(t *testing.T) {
+		start := time.Now()
+		changes, err := dev.Switch(ctx, "blue")
+		require.NoError(t, err)
+		timing(t, "switch back", start)
+		assert.Len(t, changes, 3)
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+	})
+
+	t.Run("a release on the idle color updates only its Deployment", func(t *testing.T) {
+		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "1.1.0"))
+		require.NoError(t, dev.SetConfig(ctx, "greenImage", "nginxinc/nginx-unprivileged:1.27.5-alpine"))
+		planned, err := dev.Preview(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"update kubernetes:apps/v1:Deployment frontend-green-deployment"}, changeStrings(planned))
+		start := time.Now()
+		_, _, err = dev.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "idle-color release", start)
+		var d appsv1.Deployment
+		k.mustGet(t, nsPath(ns, "deployments")+"/frontend-green", &d)
+		assert.Equal(t, "1.1.0", d.Spec.Template.Labels["app.kubernetes.io/version"])
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+	})
+
+	t.Run("destroy leaves nothing behind", func(t *testing.T) {
+		start := time.Now()
+		require.NoError(t, dev.Destroy(ctx))
+		timing(t, "dev destroy", start)
+		eventually(t, 2*time.Minute, "namespace "+ns+" gone", func() error {
+			if code := k.get(t, "/api/v1/namespaces/"+ns, nil); code != http404 {
+				return fmt.Errorf("namespace %s still answers %d", ns, code)
+			}
+			return nil
+		})
+		var claims corev1.PersistentVolumeClaimList
+		k.mustGet(t, "/api/v1/persistentvolumeclaims", &claims)
+		for _, c := range claims.Items {
+			assert.NotEqualf(t, ns, c.Namespace, "PVC %s survived", c.Name)
+		}
+	})
+
+	t.Run("prod up and protected destroy", func(t *testing.T) {
+		prod := open("prod")
+		const prodNS = "ecommerce-platform"
+		start := time.Now()
+		_, outputs, err := prod.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "prod up", start)
+		var svc corev1.Service
+		k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
+		assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
+		require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
+		assert.Equal(t, "http://"+svc.Status.LoadBalancer.Ingress[0].IP+":80", outputs["productionAddress"].Value)
+		eventually(t, time.Minute, "fast-ssd claim bound", func() error {
+			var pvc corev1.PersistentVolumeClaim
+			k.mustGet(t, nsPath(prodNS, "persistentvolumeclaims")+"/data-database-0", &pvc)
+			if pvc.Status.Phase != corev1.ClaimBound {
+				return fmt.Errorf("data-database-0 is %s", pvc.Status.Phase)
+			}
+			assert.Equal(t, "fast-ssd", *pvc.Spec.StorageClassName)
+			return nil
+		})
+		for _, name := range []string{"frontend-blue", "frontend-green"} {
+			var d appsv1.Deployment
+			k.mustGet(t, nsPath(prodNS, "deployments")+"/"+name, &d)
+			assert.Equal(t, int32(3), d.Status.ReadyReplicas, name)
+		}
+		var hpa autoscalingv2.HorizontalPodAutoscaler
+		k.mustGet(t, nsPath(prodNS, "horizontalpodautoscalers")+"/backend", &hpa)
+		assert.Equal(t, int32(10), hpa.Spec.MaxReplicas)
+
+		err = prod.Destroy(ctx)
+		require.Error(t, err, "destroy must be refused while the database is protected")
+		assert.Contains(t, err.Error(), "protect")
+		var sts appsv1.StatefulSet
+		k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database", &sts)
+		assert.Equal(t, http200, k.get(t, "/api/v1/namespaces/"+prodNS, nil), "the namespace survives")
+	})
+
+	t.Run("rendered prod manifests decode strictly", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "rendered")
+		start := time.Now()
+		files, err := deploy.Render(ctx, deploy.RenderOptions{
+			Options: deploy.Options{ProjectDir: project, Stack: "prod", ToolsDir: tools, Passphrase: "integration", Progress: io.Discard},
+			OutDir:  out,
+		})
+		require.NoError(t, err)
+		timing(t, "render prod", start)
+		kinds := map[string]int{}
+		for _, f := range files {
+			raw, err := os.ReadFile(f)
+			require.NoError(t, err)
+			for _, doc := range strings.Split(string(raw), "\n---\n") {
+				if strings.TrimSpace(doc) == "" {
+					continue
+				}
+				var head struct{ Kind string }
+				require.NoError(t, yaml.Unmarshal([]byte(doc), &head))
+				obj := typedObject(head.Kind)
+				require.NotNilf(t, obj, "%s: unexpected kind %q", f, head.Kind)
+				require.NoErrorf(t, yaml.UnmarshalStrict([]byte(doc), obj), "%s does not decode strictly as %s", f, head.Kind)
+				kinds[head.Kind]++
+			}
+		}
+		assert.Equal(t, map[string]int{
+			"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 6, "ServiceAccount": 3,
+			"Secret": 2, "ConfigMap": 7, "StatefulSet": 1, "Deployment": 3, "Service": 7, "PodDisruptionBudget": 4,
+			"PersistentVolumeClaim": 1, "CronJob": 1, "HorizontalPodAutoscaler": 1,
+		}, kinds)
+	})
+}
+
+const (
+	http200 = 200
+	http404 = 404
+)
+
+func typedObject(kind string) any {
+	switch kind {
+	case "Namespace":
+		return &corev1.Namespace{}
+	case "ResourceQuota":
+		return &corev1.ResourceQuota{}
+	case "LimitRange":
+		return &corev1.LimitRange{}
+	case "ServiceAccount":
+		return &corev1.ServiceAccount{}
+	case "Secret":
+		return &corev1.Secret{}
+	case "ConfigMap":
+		return &corev1.ConfigMap{}
+	case "Service":
+		return &corev1.Service{}
+	case "PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}
+	case "Deployment":
+		return &appsv1.Deployment{}
+	case "StatefulSet":
+		return &appsv1.StatefulSet{}
+	case "CronJob":
+		return &batchv1.CronJob{}
+	case "NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}
+	case "Ingress":
+		return &networkingv1.Ingress{}
+	case "PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	case "HorizontalPodAutoscaler":
+		return &autoscalingv2.HorizontalPodAutoscaler{}
+	}
+	return nil
+}
+
+func namespaces(t *testing.T, k *kube) []string {
+	var list corev1.NamespaceList
+	k.mustGet(t, "/api/v1/namespaces", &list)
+	var out []string
+	for _, n := range list.Items {
+		out = append(out, n.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func available(d appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// readyEndpointPods lists the pods behind a Service's ready endpoints.
+func readyEndpointPods(t *testing.T, k *kube, ns, service string) []string {
+	var slices discoveryv1.EndpointSliceList
+	k.mustGet(t, nsPath(ns, "endpointslices")+"?labelSelector=kubernetes.io/service-name="+service, &slices)
+	var pods []string
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && *e.Conditions.Ready && e.TargetRef != nil {
+				pods = append(pods, e.TargetRef.Name)
+			}
+		}
+	}
+	sort.Strings(pods)
+	return pods
+}
+
+// assertServesOnly waits until a Service's ready endpoints are exactly pods with a prefix.
+func assertServesOnly(t *testing.T, k *kube, ns, service, podPrefix string) {
+	eventually(t, time.Minute, service+" serves only "+podPrefix+"*", func() error {
+		pods := readyEndpointPods(t, k, ns, service)
+		if len(pods) == 0 {
+			return errors.New(service + " has no ready endpoints")
+		}
+		for _, p := range pods {
+			if !strings.HasPrefix(p, podPrefix) {
+				return fmt.Errorf("%s endpoints %v include %s", service, pods, p)
+			}
+		}
+		return nil
+	})
+}
+
+func changeStrings(changes []deploy.Change) []string {
+	var out []string
+	for _, c := range changes {
+		out = append(out, c.String())
+	}
+	return out
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
