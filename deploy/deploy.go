@@ -180,31 +180,38 @@ type Change struct {
 
 func (c Change) String() string { return c.Op + " " + c.Type + " " + c.Name }
 
-// collect turns the engine's event stream into the list of changes (no "same" steps).
-func collect(ch <-chan events.EngineEvent, out *[]Change, done chan<- struct{}) {
-	for e := range ch {
-		if e.ResourcePreEvent == nil {
-			continue
+// recordChanges runs an engine operation with an event stream and returns the steps it
+// planned or took for each resource ("same" steps and the stack itself left out).
+func recordChanges(op func(chan<- events.EngineEvent) error) ([]Change, error) {
+	ch := make(chan events.EngineEvent)
+	var changes []Change
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range ch {
+			if e.ResourcePreEvent == nil {
+				continue
+			}
+			m := e.ResourcePreEvent.Metadata
+			if string(m.Op) == "same" || m.Type == "pulumi:pulumi:Stack" {
+				continue
+			}
+			urn := string(m.URN)
+			changes = append(changes, Change{Op: string(m.Op), Type: m.Type, Name: urn[strings.LastIndex(urn, "::")+2:]})
 		}
-		m := e.ResourcePreEvent.Metadata
-		if string(m.Op) == "same" || m.Type == "pulumi:pulumi:Stack" {
-			continue
-		}
-		urn := string(m.URN)
-		*out = append(*out, Change{Op: string(m.Op), Type: m.Type, Name: urn[strings.LastIndex(urn, "::")+2:]})
-	}
-	sort.Slice(*out, func(i, j int) bool { return (*out)[i].String() < (*out)[j].String() })
-	close(done)
+	}()
+	err := op(ch) // the Automation API closes the channel when the operation ends
+	<-done
+	sort.Slice(changes, func(i, j int) bool { return changes[i].String() < changes[j].String() })
+	return changes, err
 }
 
 // Preview is `pulumi preview`: what an update would change.
 func (s *Stack) Preview(ctx context.Context) ([]Change, error) {
-	ch := make(chan events.EngineEvent)
-	done := make(chan struct{})
-	var changes []Change
-	go collect(ch, &changes, done)
-	_, err := s.stack.Preview(ctx, optpreview.EventStreams(ch), optpreview.ProgressStreams(s.progress))
-	<-done
+	changes, err := recordChanges(func(ch chan<- events.EngineEvent) error {
+		_, err := s.stack.Preview(ctx, optpreview.EventStreams(ch), optpreview.ProgressStreams(s.progress))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("preview: %w", err)
 	}
@@ -213,16 +220,16 @@ func (s *Stack) Preview(ctx context.Context) ([]Change, error) {
 
 // Up is `pulumi up`; it returns the changes it made and the stack's outputs.
 func (s *Stack) Up(ctx context.Context) ([]Change, auto.OutputMap, error) {
-	ch := make(chan events.EngineEvent)
-	done := make(chan struct{})
-	var changes []Change
-	go collect(ch, &changes, done)
-	res, err := s.stack.Up(ctx, optup.EventStreams(ch), optup.ProgressStreams(s.progress))
-	<-done
+	var outputs auto.OutputMap
+	changes, err := recordChanges(func(ch chan<- events.EngineEvent) error {
+		res, err := s.stack.Up(ctx, optup.EventStreams(ch), optup.ProgressStreams(s.progress))
+		outputs = res.Outputs
+		return err
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("up: %w", err)
 	}
-	return changes, res.Outputs, nil
+	return changes, outputs, nil
 }
 
 // Switch points production traffic at a color: `pulumi config set activeColor <color>`

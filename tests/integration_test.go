@@ -118,15 +118,7 @@ func TestIntegration(t *testing.T) {
 		k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)
 		assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
 		for _, claim := range []string{"data-database-0", "database-backups"} {
-			eventually(t, time.Minute, "PVC "+claim+" Bound", func() error {
-				var pvc corev1.PersistentVolumeClaim
-				k.mustGet(t, nsPath(ns, "persistentvolumeclaims")+"/"+claim, &pvc)
-				if pvc.Status.Phase != corev1.ClaimBound {
-					return fmt.Errorf("PVC %s is %s", claim, pvc.Status.Phase)
-				}
-				assert.Equal(t, "standard", *pvc.Spec.StorageClassName)
-				return nil
-			})
+			waitClaimBound(t, k, ns, claim, "standard")
 		}
 		for _, svc := range []string{
 			"database-service", "database-readonly", "database-nodeport", "backend-service", "backend-nodeport",
@@ -229,15 +221,7 @@ func TestIntegration(t *testing.T) {
 		assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
 		require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
 		assert.Equal(t, "http://"+svc.Status.LoadBalancer.Ingress[0].IP+":80", outputs["productionAddress"].Value)
-		eventually(t, time.Minute, "fast-ssd claim bound", func() error {
-			var pvc corev1.PersistentVolumeClaim
-			k.mustGet(t, nsPath(prodNS, "persistentvolumeclaims")+"/data-database-0", &pvc)
-			if pvc.Status.Phase != corev1.ClaimBound {
-				return fmt.Errorf("data-database-0 is %s", pvc.Status.Phase)
-			}
-			assert.Equal(t, "fast-ssd", *pvc.Spec.StorageClassName)
-			return nil
-		})
+		waitClaimBound(t, k, prodNS, "data-database-0", "fast-ssd")
 		for _, name := range []string{"frontend-blue", "frontend-green"} {
 			var d appsv1.Deployment
 			k.mustGet(t, nsPath(prodNS, "deployments")+"/"+name, &d)
@@ -338,6 +322,21 @@ func namespaces(t *testing.T, k *kube) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// waitClaimBound waits until a PVC of the given class is Bound.
+func waitClaimBound(t *testing.T, k *kube, ns, claim, class string) {
+	eventually(t, time.Minute, "PVC "+claim+" Bound", func() error {
+		var pvc corev1.PersistentVolumeClaim
+		k.mustGet(t, nsPath(ns, "persistentvolumeclaims")+"/"+claim, &pvc)
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("PVC %s is %s", claim, pvc.Status.Phase)
+		}
+		if got := *pvc.Spec.StorageClassName; got != class {
+			return fmt.Errorf("PVC %s has class %s, want %s", claim, got, class)
+		}
+		return nil
+	})
 }
 
 func available(d appsv1.Deployment) bool {
