@@ -188,3 +188,27 @@ func without(list []string, drop string) []string {
 	}
 	return out
 }
+
+// Every plain key is validated: a value of the wrong shape for each one fails with an
+// error that names that key, and nothing is registered.
+func TestEveryKeyRejectsABadValue(t *testing.T) {
+	// Switch on the features whose keys are only checked when they are in use.
+	base := map[string]string{"ingressEnabled": "true", "ingressHost": "shop.example.com", "backendAutoscale": "true", "exposeNodePorts": "true"}
+	bad := map[string]string{"integer": "-1000000", "boolean": "maybe", "string": "Not Valid!"}
+	for _, key := range components.ConfigSchema() {
+		if key.Secret {
+			continue
+		}
+		t.Run(key.Key, func(t *testing.T) {
+			overrides := map[string]string{}
+			for k, v := range base {
+				overrides[k] = v
+			}
+			overrides[key.Key] = bad[key.Type]
+			r := runProgram(t, "dev", overrides)
+			require.Error(t, r.Err)
+			assert.Contains(t, r.Err.Error(), "- "+key.Key+": ")
+			assert.Empty(t, r.kubernetes())
+		})
+	}
+}

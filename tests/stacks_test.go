@@ -195,3 +195,19 @@ func containerNamed(t testing.TB, tmpl map[string]any, name string) container {
 	require.Failf(t, "no such container", "%s", name)
 	return container{}
 }
+
+// The optional Ingress publishes frontend-service under the configured host, with TLS when
+// a Secret is named; it is off by default.
+func TestIngressFromConfig(t *testing.T) {
+	assert.Empty(t, mustRun(t, "prod", nil).ofType(tIngress))
+	r := mustRun(t, "prod", map[string]string{
+		"ingressEnabled": "true", "ingressHost": "shop.example.com", "ingressClass": "public", "ingressTlsSecret": "shop-tls",
+	})
+	ing := r.object(t, tIngress, "frontend")
+	assert.Equal(t, "public", dig(ing.Inputs, "spec", "ingressClassName"))
+	assert.Equal(t, "shop.example.com", dig(ing.Inputs, "spec", "rules", 0, "host"))
+	assert.Equal(t, "frontend-service", dig(ing.Inputs, "spec", "rules", 0, "http", "paths", 0, "backend", "service", "name"))
+	assert.Equal(t, 80, number(dig(ing.Inputs, "spec", "rules", 0, "http", "paths", 0, "backend", "service", "port", "number")))
+	assert.Equal(t, []any{map[string]any{"hosts": []any{"shop.example.com"}, "secretName": "shop-tls"}}, dig(ing.Inputs, "spec", "tls"))
+	assert.NotContains(t, stringMap(dig(ing.Inputs, "metadata", "labels")), "app.kubernetes.io/version", "a release must not touch the Ingress")
+}
