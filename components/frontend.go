@@ -116,9 +116,10 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		ReadinessProbe:  nginxProbes.readiness,
 		LivenessProbe:   nginxProbes.liveness,
 		// Drain: the endpoint is removed while nginx still serves, then nginx finishes
-		// in-flight requests (worker_shutdown_timeout) and exits.
+		// in-flight requests (worker_shutdown_timeout) and exits. A signal, not
+		// `nginx -s quit`, which would re-read the conf and resolve the backend again.
 		Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{
-			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; nginx -s quit; while pgrep -x nginx >/dev/null; do sleep 1; done"}),
+			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; pid=$(cat /tmp/nginx.pid); kill -QUIT \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done"}),
 		}}},
 	}
 	logProbes := sameProbes(httpCheck("/api/v1/health", fluentBitPort))
