@@ -102,6 +102,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		if _, err := newService(ctx, ns, id.WithColor(color).TierLabels(), service{
 			Resource: name + "-" + color + "-preview", Name: svcName, Type: previewType, Selector: id.WithColor(color).Selector(),
 			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: previewPorts[color],
+			SkipAwait: true,
 		}, parent); err != nil {
 			return nil, fmt.Errorf("%s: %w", svcName, err)
 		}

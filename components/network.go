@@ -90,7 +90,9 @@ type service struct {
 	TargetPort int
 	NodePort   int // NodePort only
 	PortName   string
-	Extra      corev1.ServicePortArray
+	// SkipAwait: do not wait for ready endpoints (a preview of a color scaled to zero has
+	// none, legitimately).
+	SkipAwait bool
 }
 
 func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.StringMap, s service, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
@@ -109,8 +111,12 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 	case "NodePort":
 		port.NodePort = pulumi.Int(s.NodePort)
 	}
-	spec.Ports = append(corev1.ServicePortArray{port}, s.Extra...)
-	return corev1.NewService(ctx, s.Resource, &corev1.ServiceArgs{Metadata: meta(s.Name, ns, labels), Spec: spec}, opts...)
+	spec.Ports = corev1.ServicePortArray{port}
+	metadata := meta(s.Name, ns, labels)
+	if s.SkipAwait {
+		metadata.Annotations = pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")}
+	}
+	return corev1.NewService(ctx, s.Resource, &corev1.ServiceArgs{Metadata: metadata, Spec: spec}, opts...)
 }
 
 // newDisruptionBudget keeps voluntary evictions (drains, upgrades) from taking a tier down.

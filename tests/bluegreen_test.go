@@ -87,6 +87,11 @@ func TestIdleColorCanBeScaledDown(t *testing.T) {
 	after := mustRun(t, "prod", map[string]string{"greenReplicas": "0"})
 	assert.Equal(t, []string{"frontend-green-deployment"}, changed(before, after))
 	assert.Equal(t, 0, number(dig(after.object(t, tDeployment, "frontend-green").Inputs, "spec", "replicas")))
+	// Its preview keeps existing with no endpoints, so Pulumi must not wait for any there;
+	// production Services do wait.
+	preview := after.object(t, tService, "frontend-green-preview")
+	assert.Equal(t, "true", stringMap(dig(preview.Inputs, "metadata", "annotations"))["pulumi.com/skipAwait"])
+	assert.Nil(t, dig(after.object(t, tService, "frontend-service").Inputs, "metadata", "annotations"))
 }
 
 // A color with no replicas cannot take production traffic.
