@@ -125,6 +125,9 @@ func resolvePassphrase(explicit, file string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return "", fmt.Errorf("passphrase folder: %w", err)
+	}
 	if err := os.WriteFile(file, []byte(p+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write passphrase: %w", err)
 	}

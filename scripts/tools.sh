@@ -45,11 +45,11 @@ binaries() {
   esac
 }
 
-cold_time() {
+label() {
   case "$1" in
-    pulumi) echo "~13 min" ;;
-    provider) echo "~17 min" ;;
-    cluster) echo "~23 min" ;;
+    pulumi) echo "pulumi CLI (cold ~13 min)" ;;
+    provider) echo "kubernetes provider (cold ~17 min)" ;;
+    cluster) echo "cluster tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cold ~23 min)" ;;
   esac
 }
 
@@ -128,7 +128,7 @@ ensure() {
     local tmp="$CACHE/.tmp-$tool-$hash-$$" t0=$SECONDS
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    log "building $tool ($(cold_time "$tool") cold, under a minute with a warm Go build cache)..."
+    log "building $(label "$tool")..."
     if ! "build_$tool" "$tmp"; then
       rm -rf "$tmp"
       log "building $tool FAILED"
