@@ -6,7 +6,8 @@
 // lines with the module's schema.json and terraform-mapping.json embedded.
 // scripts/tools.sh copies those two files beside this one before building
 // (they are git-ignored) and stamps the version with
-//   -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=<v>
+//
+//	-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=<v>
 package main
 
 import (
