@@ -3,6 +3,7 @@ package components
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	autoscalingv2 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/autoscaling/v2"
@@ -55,6 +56,13 @@ func DatabaseURL(database string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", authenticatorRole, pgbouncerPort, database)
 }
 
+// PgBouncerUserlist is one line of PgBouncer's auth_file: both fields in double quotes,
+// a double quote inside doubled.
+func PgBouncerUserlist(user, password string) string {
+	quote := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+	return quote(user) + " " + quote(password) + "\n"
+}
+
 // NewBackend creates the backend tier.
 func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pulumi.ResourceOption) (*Backend, error) {
 	b := &Backend{}
@@ -69,7 +77,9 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	if err != nil {
 		return nil, fmt.Errorf("backend service account: %w", err)
 	}
-	userlist := pulumi.Sprintf("%q %q\n", authenticatorRole, args.APIPassword)
+	userlist := args.APIPassword.ToStringOutput().ApplyT(func(password string) string {
+		return PgBouncerUserlist(authenticatorRole, password)
+	}).(pulumi.StringOutput)
 	secret, err := corev1.NewSecret(ctx, name+"-secrets", &corev1.SecretArgs{
 		Metadata: meta("backend-secrets", ns, labels),
 		Type:     pulumi.String("Opaque"),

@@ -27,7 +27,7 @@ func TestPgBouncerPooledApiAccess(t *testing.T) {
 	s := pgStartLoaded(t, true)
 
 	runDir := filepath.Join(s.Dir, "pgbouncer")
-	pgWriteFile(t, filepath.Join(s.Dir, "userlist.txt"), fmt.Sprintf("%q %q\n", "authenticator", pgAuthenticatorPassword), 0o600)
+	pgWriteFile(t, filepath.Join(s.Dir, "userlist.txt"), components.PgBouncerUserlist("authenticator", pgAuthenticatorPassword), 0o600)
 	pgMkdirForServer(t, runDir)
 	settings := components.PgBouncerSettings{
 		ListenAddr:      "127.0.0.1",

@@ -92,3 +92,15 @@ func TestBackendWiring(t *testing.T) {
 	nginx := stringMap(dig(r.object(t, tConfigMap, "frontend-blue-config").Inputs, "data"))["nginx.conf"]
 	assert.Contains(t, nginx, "server "+r.object(t, tService, "backend-service").K8sName()+":8080")
 }
+
+// PgBouncer's auth_file quotes both fields and doubles a quote inside them.
+func TestPgBouncerUserlistQuoting(t *testing.T) {
+	cases := map[string]string{
+		"plain":        `"authenticator" "plain"` + "\n",
+		`with"quote`:   `"authenticator" "with""quote"` + "\n",
+		`back\slash$1`: `"authenticator" "back\slash$1"` + "\n",
+	}
+	for password, want := range cases {
+		assert.Equal(t, want, components.PgBouncerUserlist("authenticator", password))
+	}
+}
