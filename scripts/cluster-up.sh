@@ -60,11 +60,19 @@ apiserver_ready() {
     "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1
 }
 
-# wait_for <seconds> <what> <command...>
+# wait_for <seconds> <what> <command...>: retry until the command succeeds;
+# give up at the timeout or as soon as a process we started has exited.
 wait_for() {
   local timeout="$1" what="$2"; shift 2
-  local deadline=$((SECONDS + timeout))
+  local deadline=$((SECONDS + timeout)) f
   until "$@"; do
+    for f in "$STATE"/pids/*.pid; do
+      [[ -f "$f" ]] || continue
+      if ! alive "$(basename "$f" .pid)"; then
+        echo "[cluster] $(basename "$f" .pid) exited while waiting for $what" >&2
+        return 1
+      fi
+    done
     if ((SECONDS >= deadline)); then
       echo "[cluster] timed out after ${timeout}s waiting for $what" >&2
       return 1
@@ -325,17 +333,17 @@ write_manifests
 
 log "etcd on 127.0.0.1:$ETCD_PORT"
 start etcd etcd \
-  --name=default \
+  --name=local \
   --data-dir="$STATE/etcd" \
   --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
   --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
   --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-  --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster="local=http://127.0.0.1:$ETCD_PEER_PORT" \
   --unsafe-no-fsync \
   --log-level=warn
 wait_for 30 "etcd /health" \
-  curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$ETCD_PORT/health"
+  curl -fs --max-time 2 -o /dev/null "http://127.0.0.1:$ETCD_PORT/health"
 
 log "kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
 start kube-apiserver kube-apiserver \
