@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the real engines the tests run, when missing: PostgreSQL 15 (server and client),
-# PgBouncer, nginx and Chromium, from Debian's packages. Needs root (CI runs as root).
+# PgBouncer, nginx, Chromium, bubblewrap (the container contract sandbox) and the Prometheus
+# PostgreSQL and nginx exporters, from Debian's packages. Needs root (CI runs as root).
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium; do
+for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap \
+  prometheus-postgres-exporter prometheus-nginx-exporter; do
   have "$pkg" || need+=("$pkg")
 done
 if [ ${#need[@]} -eq 0 ]; then
-  echo "[deps] engines present: postgresql-15 pgbouncer nginx chromium"
+  echo "[deps] engines present: postgresql-15 pgbouncer nginx chromium bubblewrap exporters"
   exit 0
 fi
 echo "[deps] installing ${need[*]}"
@@ -16,7 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Packages may start system services; the tests start their own servers.
-for svc in pgbouncer nginx postgresql; do
+for svc in pgbouncer nginx postgresql prometheus-postgres-exporter prometheus-nginx-exporter; do
   (service "$svc" stop || systemctl stop "$svc") >/dev/null 2>&1 || true
 done
 echo "[deps] installed ${need[*]}"

@@ -2,13 +2,14 @@
 # Build the pinned tools for integration tests into .tools/bin/.
 #
 #   scripts/tools.sh                      # every tool that is missing or out of date
-#   scripts/tools.sh pulumi|provider|cluster [...]   # only those
+#   scripts/tools.sh pulumi|provider|cluster|kubescore [...]   # only those
 #
 # Tools (each a separate Go module under tools/, pinned by its go.mod/go.sum):
 #   pulumi    -> .tools/bin/pulumi                      (tools/pulumi)
 #   provider  -> .tools/bin/pulumi-resource-kubernetes  (tools/provider)
 #   cluster   -> .tools/bin/{etcd,kube-apiserver,kube-controller-manager,
 #                            kube-scheduler,kubectl,kwok} (tools/cluster)
+#   kubescore -> .tools/bin/kube-score                  (tools/kubescore)
 #
 # Built binaries are kept in a cache outside the repository, keyed on a hash of
 # the tool module's go.mod + go.sum (+ main.go) and the Go version, so a fresh
@@ -26,9 +27,11 @@ BIN="$ROOT/.tools/bin"
 CACHE="${ECOMMERCE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-platform/tools}"
 
 PULUMI_VERSION="v3.274.1"
-# The provider module is only served as a pseudo-version; stamp the version of
-# the Pulumi Kubernetes SDK the program uses (sdk/v4 v4.32.0).
-PROVIDER_VERSION="4.32.0"
+# The provider module is only served as a pseudo-version
+# (v4.0.0-20260115033456-f47bc2d6f199), which is exactly the v4.25.0 release:
+# stamp what is built. The program pins the SDK to the same version (go.mod).
+PROVIDER_VERSION="4.25.0"
+KUBESCORE_VERSION="v1.20.0"
 K8S_VERSION="v1.37.2"
 # Bump to force a rebuild of every tool when the recipe below changes.
 RECIPE=1
@@ -42,7 +45,8 @@ binaries() {
     pulumi) echo "pulumi" ;;
     provider) echo "pulumi-resource-kubernetes" ;;
     cluster) echo "etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok" ;;
-    *) echo "unknown tool: $1 (want pulumi, provider or cluster)" >&2; return 1 ;;
+    kubescore) echo "kube-score" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider, cluster or kubescore)" >&2; return 1 ;;
   esac
 }
 
@@ -51,6 +55,7 @@ label() {
     pulumi) echo "pulumi CLI (cold 7-13 min)" ;;
     provider) echo "kubernetes provider (cold 17-20 min)" ;;
     cluster) echo "cluster tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cold 13-23 min)" ;;
+    kubescore) echo "kube-score (cold 1-2 min)" ;;
   esac
 }
 
@@ -62,6 +67,7 @@ tool_hash() {
       pulumi) echo "recipe=$RECIPE version=$PULUMI_VERSION" ;;
       provider) echo "recipe=$RECIPE version=$PROVIDER_VERSION" ;;
       cluster) echo "recipe=$RECIPE version=$K8S_VERSION" ;;
+      kubescore) echo "recipe=$RECIPE version=$KUBESCORE_VERSION" ;;
     esac
     go env GOVERSION GOOS GOARCH
     cat "$dir/go.mod" "$dir/go.sum"
@@ -113,6 +119,12 @@ build_cluster() {
   mv "$out/server" "$out/etcd"
 }
 
+build_kubescore() {
+  local out="$1" v="main"
+  (cd "$ROOT/tools/kubescore" &&
+    gobuild "$out" -ldflags "-X $v.version=$KUBESCORE_VERSION" tool)
+}
+
 # Make sure the cache holds a complete build for $1 and link it into .tools/bin.
 ensure() {
   local tool="$1" bins hash entry stamp b ok=1
@@ -159,7 +171,7 @@ ensure() {
 
 main() {
   local tools=("$@") tool
-  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster); fi
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore); fi
   for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
 
   command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }

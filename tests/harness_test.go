@@ -106,32 +106,93 @@ type run struct {
 // value of unset removes the key. Secrets are the test secrets, marked secret.
 func stackConfig(t testing.TB, stack string, overrides map[string]string) (map[string]string, []string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "Pulumi."+stack+".yaml"))
-	require.NoError(t, err)
-	var file struct {
-		Config map[string]any `yaml:"config"`
+	return stackConfigFromFile(t, filepath.Join("..", "Pulumi."+stack+".yaml"), overrides)
+}
+
+// stackConfigFromFile reads a stack file the way the Pulumi CLI does and applies overrides.
+// Every required secret gets its test value, marked secret, whether or not the file sets it.
+func stackConfigFromFile(t testing.TB, path string, overrides map[string]string) (map[string]string, []string) {
+	t.Helper()
+	file := readStackFile(t, path)
+	cfg := file.Values
+	secret := map[string]bool{}
+	for k := range file.Secure {
+		secret[k] = true
 	}
-	require.NoError(t, yaml.Unmarshal(raw, &file))
-	cfg := map[string]string{}
-	for k, v := range file.Config {
-		s, ok := v.(string)
-		require.Truef(t, ok, "%s in Pulumi.%s.yaml: quote every value as a string", k, stack)
-		cfg[k] = s
-	}
-	var secretKeys []string
 	for k, v := range testSecrets {
 		cfg[project+":"+k] = v
-		secretKeys = append(secretKeys, project+":"+k)
+		secret[project+":"+k] = true
 	}
 	for k, v := range overrides {
 		full := project + ":" + k
 		if v == unset {
 			delete(cfg, full)
+			delete(secret, full)
 			continue
 		}
 		cfg[full] = v
 	}
+	var secretKeys []string
+	for k := range secret {
+		if _, ok := cfg[k]; ok {
+			secretKeys = append(secretKeys, k)
+		}
+	}
+	sort.Strings(secretKeys)
 	return cfg, secretKeys
+}
+
+// stackFile is a Pulumi.<stack>.yaml as the CLI reads it.
+type stackFile struct {
+	Values map[string]string // every key, as the program sees it
+	Secure map[string]bool   // keys stored as `secure:` ciphertext
+}
+
+// readStackFile reads a stack file the way the Pulumi CLI does: a string is itself, another
+// scalar, list or object is its JSON text, and `{secure: <ciphertext>}` is a secret. The
+// mocks cannot decrypt, so a secret reads as its test value (testSecrets, or a fixed value
+// for any other key), and is marked secret.
+func readStackFile(t testing.TB, path string) stackFile {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var doc struct {
+		Config map[string]any `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &doc), "parse %s", path)
+	out := stackFile{Values: map[string]string{}, Secure: map[string]bool{}}
+	for key, v := range doc.Config {
+		switch val := v.(type) {
+		case string:
+			out.Values[key] = val
+		case map[string]any:
+			if cipher, ok := val["secure"].(string); ok && len(val) == 1 {
+				require.NotEmptyf(t, cipher, "%s in %s: empty secure value", key, path)
+				out.Values[key] = testSecretFor(key)
+				out.Secure[key] = true
+				continue
+			}
+			out.Values[key] = jsonText(t, val)
+		default:
+			out.Values[key] = jsonText(t, val)
+		}
+	}
+	return out
+}
+
+// testSecretFor is the value a mocked run uses for a key stored as a secret.
+func testSecretFor(fullKey string) string {
+	if v, ok := testSecrets[strings.TrimPrefix(fullKey, project+":")]; ok {
+		return v
+	}
+	return "test-secret-value-of-" + fullKey
+}
+
+func jsonText(t testing.TB, v any) string {
+	t.Helper()
+	js, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(js)
 }
 
 // runProgram runs components.Program under the shared mock with a stack's config.
@@ -309,4 +370,23 @@ func selects(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// snapshot is every registered resource as canonical JSON keyed by type and Pulumi name:
+// two runs that register the same objects with the same inputs, options and parents have
+// equal snapshots.
+func snapshot(r run) map[string]string {
+	out := map[string]string{}
+	for _, res := range r.Resources {
+		deps := append([]string(nil), res.Deps...)
+		sort.Strings(deps)
+		js, err := json.Marshal(map[string]any{
+			"inputs": res.Inputs, "protect": res.Protect, "parent": res.Parent, "deps": deps,
+		})
+		if err != nil {
+			panic(err)
+		}
+		out[res.Type+" "+res.Name] = string(js)
+	}
+	return out
 }
