@@ -112,7 +112,6 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 			AuthFile:        backendSecretsDir + "/userlist.txt",
 			DefaultPoolSize: s.PoolSize, MinPoolSize: 0, ReservePoolSize: max(s.PoolSize/4, 1),
 			MaxClientConn: s.MaxClientConn, MaxDBConns: s.PoolSize + max(s.PoolSize/4, 1),
-			RuntimeDir: "/tmp",
 		})
 	}).(pulumi.StringOutput)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
@@ -133,6 +132,8 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		Env: corev1.EnvVarArray{
 			corev1.EnvVarArgs{Name: pulumi.String("DB_HOST"), Value: args.DatabaseHost},
 			env("DB_PORT", strconv.Itoa(PostgresPort)),
+			env("DB_USER", authenticatorRole),
+			env("DB_NAME", args.DatabaseName),
 			env("TIMEOUT_SECONDS", strconv.Itoa(s.DBWaitTimeoutSeconds)),
 		},
 		Resources:       initResources.args(),
@@ -194,7 +195,9 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		LivenessProbe:   apiProbes.liveness,
 		Lifecycle:       drain,
 	}
-	poolProbes := sameProbes(execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort), "--timeout=2"))
+	// The user is named: the probe runs as a uid without a passwd entry (see wait-for-database.sh).
+	poolProbes := servingProbes(execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort),
+		"--username="+authenticatorRole, "--dbname="+args.DatabaseName, "--timeout=2"), pgbouncerPort)
 	pgbouncer := corev1.ContainerArgs{
 		Name:    pulumi.String("pgbouncer"),
 		Image:   pulumi.String(s.PgBouncerImage),

@@ -16,8 +16,8 @@ const (
 	nginxStatusPort   = 8081 // stub_status on 127.0.0.1 for the exporter
 	nginxExporterPort = 9113
 	fluentBitPort     = 2020
-	nginxUID          = 101 // the nginx-unprivileged image's user
-	nginxLogDir       = "/var/log/nginx"
+	accessLogSyslog   = "127.0.0.1:5140" // the log collector's syslog input (fluent-bit.conf)
+	nginxUID          = 101              // the nginx-unprivileged image's user
 	nginxHTMLRoot     = "/usr/share/nginx/html"
 	nginxReleaseDir   = "/etc/nginx/release"
 )
@@ -65,7 +65,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
 			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
 			Color:                  id.Color,
-			HTMLRoot:               nginxHTMLRoot, LogDir: nginxLogDir, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
+			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
 		})
 	}).(pulumi.StringOutput)
 	fluentBit := map[string]string{
@@ -98,7 +98,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
 	}).(pulumi.StringOutput)
 
-	nginxProbes := sameProbes(httpCheck("/health", FrontendPort))
+	nginxProbes := servingProbes(httpCheck("/health", FrontendPort), FrontendPort)
 	nginx := corev1.ContainerArgs{
 		Name:  pulumi.String("nginx"),
 		Image: pulumi.String(release.Image),
@@ -108,7 +108,6 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			readOnlyMount("dashboard", nginxHTMLRoot),
 			readOnlyMount("release", nginxReleaseDir),
 			mount("tmp", "/tmp"),
-			mount("logs", nginxLogDir),
 		},
 		Resources:       s.Resources.args(),
 		SecurityContext: args.Security.containerSecurityContextAs(nginxUID),
@@ -122,7 +121,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; pid=$(cat /tmp/nginx.pid); kill -QUIT \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done"}),
 		}}},
 	}
-	logProbes := sameProbes(httpCheck("/api/v1/health", fluentBitPort))
+	logProbes := servingProbes(httpCheck("/api/v1/health", fluentBitPort), fluentBitPort)
 	logCollector := corev1.ContainerArgs{
 		Name:    pulumi.String("log-collector"),
 		Image:   pulumi.String(s.FluentBitImage),
@@ -130,7 +129,6 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		Ports:   corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
 		VolumeMounts: corev1.VolumeMountArray{
 			readOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
-			readOnlyMount("logs", nginxLogDir),
 			mount("fluent-bit-state", "/fluent-bit/state"),
 		},
 		Resources:       sidecarResources.args(),
@@ -139,7 +137,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		ReadinessProbe:  logProbes.readiness,
 		LivenessProbe:   logProbes.liveness,
 	}
-	exporterProbes := sameProbes(httpCheck("/metrics", nginxExporterPort))
+	exporterProbes := servingProbes(httpCheck("/metrics", nginxExporterPort), nginxExporterPort)
 	exporter := corev1.ContainerArgs{
 		Name:  pulumi.String("metrics-exporter"),
 		Image: pulumi.String(s.ExporterImage),
@@ -183,7 +181,6 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 						configMapVolume("dashboard", html.Metadata.Name().Elem()),
 						labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
 						emptyDir("tmp", "64Mi"),
-						emptyDir("logs", "256Mi"),
 						emptyDir("fluent-bit-state", "64Mi"),
 					},
 				}.spec(),

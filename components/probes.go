@@ -54,7 +54,10 @@ type probes struct {
 	startup, readiness, liveness *corev1.ProbeArgs
 }
 
-// sameProbes uses one check for all three probes, with the three timings.
-func sameProbes(check probeCheck) probes {
-	return probes{probe(check, startupTiming), probe(check, readinessTiming), probe(check, livenessTiming)}
+// servingProbes: startup and readiness ask whether the container serves (ready, which may
+// depend on what it serves from); liveness asks only whether its process still answers on
+// its port, so a dependency that is down takes the pod out of its Services but never gets it
+// restarted.
+func servingProbes(ready probeCheck, alivePort int) probes {
+	return probes{probe(ready, startupTiming), probe(ready, readinessTiming), probe(tcpCheck(alivePort), livenessTiming)}
 }

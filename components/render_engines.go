@@ -13,7 +13,7 @@ type NginxSettings struct {
 	Color                  string // this Deployment's color, in every access log line
 	ReleaseDir             string // the pod's own color and version labels (downward API), served at /release/
 	HTMLRoot               string // dashboard files
-	LogDir                 string // JSON access log, shared with the log collector sidecar
+	AccessLogSyslog        string // host:port of the log collector's syslog input (UDP, loopback)
 	RuntimeDir             string // pid file and temp paths (an emptyDir at /tmp)
 }
 
@@ -33,7 +33,6 @@ type PgBouncerSettings struct {
 	ReservePoolSize int
 	MaxClientConn   int
 	MaxDBConns      int
-	RuntimeDir      string // pid file; the image needs it writable
 }
 
 // RenderPgBouncerIni renders the connection-pool ambassador's pgbouncer.ini.

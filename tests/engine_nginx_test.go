@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -27,7 +26,8 @@ import (
 
 // The real nginx (Debian's 1.22 here; the image runs 1.27) runs the nginx.conf the program
 // deploys. When the tests run as root, nginx runs as nobody, like the container's uid 101:
-// that proves nginx writes nothing outside RuntimeDir and LogDir.
+// that proves nginx writes nothing outside RuntimeDir. Its access log goes to stdout and to a
+// syslog listener standing in for the log collector sidecar.
 
 const (
 	nginxUnprivilegedUID = 65534 // nobody
@@ -51,14 +51,14 @@ func nginxDeployedSettings() components.NginxSettings {
 		Color:                  "blue",
 		ReleaseDir:             "/etc/nginx/release",
 		HTMLRoot:               "/usr/share/nginx/html",
-		LogDir:                 "/var/log/nginx",
+		AccessLogSyslog:        "127.0.0.1:5140",
 		RuntimeDir:             "/tmp",
 	}
 }
 
 // nginxDirs is one nginx's private folder tree.
 type nginxDirs struct {
-	Root, HTML, Log, Run, Release, Conf string
+	Root, HTML, Run, Release, Conf string
 }
 
 // nginxPrepare points the settings' paths into a fresh temporary folder, copies the
@@ -70,13 +70,12 @@ func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
 	d := nginxDirs{
 		Root: root,
 		HTML: filepath.Join(root, "html"),
-		Log:  filepath.Join(root, "log"),
 		Run:  filepath.Join(root, "run"),
 		// The pod's labels as the downward API mounts them.
 		Release: filepath.Join(root, "release"),
 		Conf:    filepath.Join(root, "nginx.conf"),
 	}
-	for _, dir := range []string{d.HTML, d.Log, d.Run, d.Release} {
+	for _, dir := range []string{d.HTML, d.Run, d.Release} {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 	}
 	nginxWriteRelease(t, d, s.Color, "1.0.0")
@@ -87,7 +86,7 @@ func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(d.HTML, e.Name()), b, 0o644))
 	}
-	s.HTMLRoot, s.LogDir, s.RuntimeDir, s.ReleaseDir = d.HTML, d.Log, d.Run, d.Release
+	s.HTMLRoot, s.RuntimeDir, s.ReleaseDir = d.HTML, d.Run, d.Release
 	conf, err := components.RenderNginxConf(*s)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(d.Conf, []byte(conf), 0o644))
@@ -124,6 +123,32 @@ func nginxCommand(bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// nginxStdio gives a command a stdout/stderr pipe owned by the uid it runs as, as runc does
+// for a container's stdio: nginx reopens /dev/stdout for its access log, which an
+// unprivileged process may do only on a pipe it owns. What it writes goes to w.
+func nginxStdio(t testing.TB, cmd *exec.Cmd, w io.Writer) (wait func()) {
+	t.Helper()
+	r, pw, err := os.Pipe()
+	require.NoError(t, err)
+	if cred := cmd.SysProcAttr; cred != nil && cred.Credential != nil {
+		require.NoError(t, pw.Chown(int(cred.Credential.Uid), int(cred.Credential.Gid)))
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(w, r); close(copied) }()
+	return func() { _ = pw.Close(); <-copied; _ = r.Close() }
+}
+
+// nginxOutput runs a short nginx command (nginx -t) and returns what it printed.
+func nginxOutput(t testing.TB, cmd *exec.Cmd) (string, error) {
+	t.Helper()
+	var out nginxSyncBuffer
+	done := nginxStdio(t, cmd, &out)
+	err := cmd.Run()
+	done()
+	return out.String(), err
+}
+
 // nginxFreePort asks the kernel for a free TCP port on the loopback interface.
 func nginxFreePort(t testing.TB) int {
 	t.Helper()
@@ -138,7 +163,43 @@ type nginxServer struct {
 	Base      string // http://127.0.0.1:<ListenPort>
 	StatusURL string // http://127.0.0.1:<StatusPort>/stub_status
 	Dirs      nginxDirs
+	Syslog    *nginxSyslog // stands in for the log collector's syslog input
 	stderr    *nginxSyncBuffer
+}
+
+// nginxSyslog is a UDP syslog listener: what the log collector sidecar receives.
+type nginxSyslog struct {
+	Addr string
+	mu   sync.Mutex
+	msgs []string
+}
+
+func nginxListenSyslog(t testing.TB) *nginxSyslog {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	l := &nginxSyslog{Addr: conn.LocalAddr().String()}
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			l.mu.Lock()
+			l.msgs = append(l.msgs, string(buf[:n]))
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+// Messages are the datagrams received so far.
+func (l *nginxSyslog) Messages() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.msgs...)
 }
 
 type nginxSyncBuffer struct {
@@ -166,14 +227,16 @@ func nginxStart(t testing.TB, s components.NginxSettings) *nginxServer {
 	bin := requireEngine(t, "nginx")
 	s.ListenPort = nginxFreePort(t)
 	s.StatusPort = nginxFreePort(t)
+	syslog := nginxListenSyslog(t)
+	s.AccessLogSyslog = syslog.Addr
 	dirs := nginxPrepare(t, &s)
 
 	stderr := &nginxSyncBuffer{}
 	cmd := nginxCommand(bin, "-c", dirs.Conf, "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = stderr, stderr
+	stdioDone := nginxStdio(t, cmd, stderr)
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { err := cmd.Wait(); stdioDone(); exited <- err }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGQUIT)
 		select {
@@ -188,6 +251,7 @@ func nginxStart(t testing.TB, s components.NginxSettings) *nginxServer {
 	})
 
 	srv := &nginxServer{
+		Syslog:    syslog,
 		Base:      fmt.Sprintf("http://127.0.0.1:%d", s.ListenPort),
 		StatusURL: fmt.Sprintf("http://127.0.0.1:%d/stub_status", s.StatusPort),
 		Dirs:      dirs,
@@ -326,7 +390,7 @@ func TestNginxConfigTest(t *testing.T) {
 			s.BackendHost = "localhost"
 			tc.adjust(&s)
 			dirs := nginxPrepare(t, &s)
-			out, err := nginxCommand(bin, "-t", "-c", dirs.Conf).CombinedOutput()
+			out, err := nginxOutput(t, nginxCommand(bin, "-t", "-c", dirs.Conf))
 			require.NoError(t, err, "nginx -t:\n%s", out)
 			assert.Contains(t, string(out), "test is successful")
 			assert.NotContains(t, string(out), "[warn]", "nginx -t warned:\n%s", out)
@@ -340,7 +404,8 @@ func TestNginxRenderedConf(t *testing.T) {
 	require.NoError(t, err)
 	for _, want := range []string{
 		"pid /tmp/nginx.pid;",
-		"access_log /var/log/nginx/access.log json;",
+		"access_log /dev/stdout json;",
+		"access_log syslog:server=127.0.0.1:5140,facility=local7,tag=nginx,severity=info json;",
 		"listen 8080;",
 		"listen 127.0.0.1:8081;",
 		"server backend-service:8080;",
@@ -608,22 +673,33 @@ type nginxAccessLine struct {
 	Color                string  `json:"color"`
 }
 
-func nginxReadAccessLog(t testing.TB, dir string) []nginxAccessLine {
+// nginxReadAccessLog parses what the log collector received, as Fluent Bit does: the syslog
+// frame with the deployed nginx_syslog parser's regex, then the JSON line inside it.
+func nginxReadAccessLog(t testing.TB, l *nginxSyslog) []nginxAccessLine {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "access.log"))
-	require.NoError(t, err)
-	defer f.Close()
+	frame := nginxSyslogRegexp(t)
 	var lines []nginxAccessLine
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var l nginxAccessLine
-		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+	for _, msg := range l.Messages() {
+		m := frame.FindStringSubmatch(msg)
+		require.NotNil(t, m, "the nginx_syslog parser does not match %q", msg)
+		assert.Equal(t, "nginx", m[frame.SubexpIndex("ident")])
+		var line nginxAccessLine
+		dec := json.NewDecoder(strings.NewReader(m[frame.SubexpIndex("message")]))
 		dec.DisallowUnknownFields()
-		require.NoError(t, dec.Decode(&l), "not a JSON log line: %s", sc.Text())
-		lines = append(lines, l)
+		require.NoError(t, dec.Decode(&line), "not a JSON log line: %s", msg)
+		lines = append(lines, line)
 	}
-	require.NoError(t, sc.Err())
 	return lines
+}
+
+// nginxSyslogRegexp is the deployed nginx_syslog parser's regex (Onigmo's syntax, which Go's
+// regexp reads the same for this expression).
+func nginxSyslogRegexp(t testing.TB) *regexp.Regexp {
+	t.Helper()
+	parser := nginxFluentBitKeys(t, nginxFluentBitParser)
+	re, err := regexp.Compile(parser["PARSER:nginx_syslog.regex"])
+	require.NoError(t, err)
+	return re
 }
 
 // TestNginxAccessLogJSON: every line of the access log is one JSON object with the fields
@@ -637,12 +713,13 @@ func TestNginxAccessLogJSON(t *testing.T) {
 	nginxDo(t, "GET", ngx.Base+"/release/color", nil, "")
 
 	// nginx writes a line after it has sent the answer: wait for the last one.
-	require.Eventually(t, func() bool {
-		b, _ := os.ReadFile(filepath.Join(ngx.Dirs.Log, "access.log"))
-		return bytes.Count(b, []byte("\n")) >= 2
-	}, 5*time.Second, 20*time.Millisecond)
-	lines := nginxReadAccessLog(t, ngx.Dirs.Log)
+	require.Eventually(t, func() bool { return len(ngx.Syslog.Messages()) >= 2 }, 5*time.Second, 20*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // a third line, if there were one, would be here by now
+	lines := nginxReadAccessLog(t, ngx.Syslog)
 	require.Len(t, lines, 2, "the probe is not logged")
+	// The same lines reach stdout, the container log.
+	assert.Contains(t, ngx.stderr.String(), `"request_id":"log-test-1"`)
+	assert.Equal(t, 2, strings.Count(ngx.stderr.String(), `"color":"green"`))
 	api, static := lines[0], lines[1]
 
 	_, err := time.Parse(time.RFC3339, api.Time)
@@ -664,21 +741,30 @@ func TestNginxAccessLogJSON(t *testing.T) {
 	assert.Len(t, static.RequestID, 32, "nginx's own $request_id when the client sent none")
 }
 
-// TestNginxFluentBitReadsTheAccessLog: the log collector's config tails the file nginx
-// writes (LogDir is mounted at /var/log/nginx in both containers), parses its time format,
-// and serves the health endpoint the probes use.
-func TestNginxFluentBitReadsTheAccessLog(t *testing.T) {
+// TestNginxFluentBitReceivesTheAccessLog: the log collector listens where nginx sends its
+// access log (the pod's loopback), parses the syslog frame and then the JSON inside it with
+// nginx's time format, and serves the health endpoint the probes use.
+func TestNginxFluentBitReceivesTheAccessLog(t *testing.T) {
 	conf, err := components.RenderNginxConf(nginxDeployedSettings())
 	require.NoError(t, err)
-	m := regexp.MustCompile(`access_log\s+(\S+)\s+json;`).FindStringSubmatch(conf)
-	require.NotNil(t, m)
+	m := regexp.MustCompile(`access_log\s+syslog:server=([0-9.]+):([0-9]+),\S*\s+json;`).FindStringSubmatch(conf)
+	require.NotNil(t, m, "nginx sends its access log to the collector over syslog")
+	assert.Regexp(t, `access_log\s+/dev/stdout\s+json;`, conf, "and keeps it in the container log")
 
 	fb := nginxFluentBitKeys(t, nginxFluentBitConf)
 	parsers := nginxFluentBitKeys(t, nginxFluentBitParser)
 	cases := []struct{ key, want string }{
-		{"INPUT.name", "tail"},
-		{"INPUT.path", m[1]},
-		{"INPUT.parser", parsers["PARSER.name"]},
+		{"INPUT.name", "syslog"},
+		{"INPUT.mode", "udp"},
+		{"INPUT.listen", m[1]},
+		{"INPUT.port", m[2]},
+		{"INPUT.parser", "nginx_syslog"},
+		{"INPUT.storage.type", "filesystem"},
+		{"FILTER.name", "parser"},
+		{"FILTER.match", "nginx.access"},
+		{"FILTER.key_name", "message"},
+		{"FILTER.parser", "nginx_json"},
+		{"FILTER.reserve_data", "On"},
 		{"OUTPUT.name", "stdout"},
 		{"OUTPUT.format", "json_lines"},
 		{"SERVICE.http_server", "On"},
@@ -686,9 +772,10 @@ func TestNginxFluentBitReadsTheAccessLog(t *testing.T) {
 		{"SERVICE.http_port", "2020"},
 		{"SERVICE.health_check", "On"},
 		{"SERVICE.parsers_file", "/fluent-bit/etc/" + filepath.Base(nginxFluentBitParser)},
-		{"PARSER.format", "json"},
-		{"PARSER.time_key", "time"},
-		{"PARSER.time_format", "%Y-%m-%dT%H:%M:%S%z"}, // $time_iso8601
+		{"PARSER:nginx_syslog.format", "regex"},
+		{"PARSER:nginx_json.format", "json"},
+		{"PARSER:nginx_json.time_key", "time"},
+		{"PARSER:nginx_json.time_format", "%Y-%m-%dT%H:%M:%S%z"}, // $time_iso8601
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
@@ -700,8 +787,9 @@ func TestNginxFluentBitReadsTheAccessLog(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+	assert.Equal(t, fb["INPUT.tag"], fb["FILTER.match"], "the filter parses what the input tags")
 	for k, v := range fb {
-		if strings.HasPrefix(v, "/") && !strings.HasPrefix(k, "INPUT.path") {
+		if strings.HasPrefix(v, "/") {
 			assert.Truef(t, strings.HasPrefix(v, "/fluent-bit/state/") || strings.HasPrefix(v, "/fluent-bit/etc/"),
 				"%s = %s: the root filesystem is read-only; write only under /fluent-bit/state", k, v)
 		}
@@ -716,13 +804,16 @@ func nginxFluentBitKeys(t testing.TB, path string) map[string]string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	keys := map[string]string{}
-	section, indent := "", ""
+	// Sections of a kind that repeats (PARSER) are told apart by their Name, their first key:
+	// PARSER:<name>.key.
+	section, indent, named := "", "", false
 	for n, raw := range strings.Split(string(b), "\n") {
 		line := strings.TrimSpace(raw)
 		switch {
 		case line == "" || strings.HasPrefix(line, "#"):
 		case strings.HasPrefix(raw, "[") && strings.HasSuffix(line, "]"):
 			section = strings.Trim(line, "[]")
+			named = false
 		default:
 			require.NotEmpty(t, section, "%s:%d: key outside a section", path, n+1)
 			lead := raw[:len(raw)-len(strings.TrimLeft(raw, " \t"))]
@@ -733,6 +824,10 @@ func nginxFluentBitKeys(t testing.TB, path string) map[string]string {
 			require.Equal(t, indent, lead, "%s:%d: invalid indentation level", path, n+1)
 			f := strings.Fields(line)
 			require.GreaterOrEqual(t, len(f), 2, "line %q", line)
+			if section == "PARSER" && !named {
+				require.Equal(t, "name", strings.ToLower(f[0]), "%s:%d: a PARSER starts with its Name", path, n+1)
+				section, named = section+":"+f[1], true
+			}
 			key := section + "." + strings.ToLower(f[0])
 			require.NotContains(t, keys, key, "%s set twice", key)
 			keys[key] = strings.Join(f[1:], " ")
