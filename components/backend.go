@@ -195,9 +195,15 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		LivenessProbe:   apiProbes.liveness,
 		Lifecycle:       drain,
 	}
-	// The user is named: the probe runs as a uid without a passwd entry (see wait-for-database.sh).
-	poolProbes := servingProbes(execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort),
-		"--username="+authenticatorRole, "--dbname="+args.DatabaseName, "--timeout=2"), pgbouncerPort)
+	// PgBouncer listens on 127.0.0.1 only, so its probes run inside the pod. The user is named:
+	// they run as a uid without a passwd entry (see wait-for-database.sh). Ready: it answers
+	// for the API's database; alive: it answers for its own admin console, which needs no
+	// server connection.
+	poolCheck := func(database string) probeCheck {
+		return execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort),
+			"--username="+authenticatorRole, "--dbname="+database, "--timeout=2")
+	}
+	poolProbes := servingProbes(poolCheck(args.DatabaseName), poolCheck("pgbouncer"))
 	pgbouncer := corev1.ContainerArgs{
 		Name:    pulumi.String("pgbouncer"),
 		Image:   pulumi.String(s.PgBouncerImage),

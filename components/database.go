@@ -109,8 +109,8 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 
 	isReady := execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
-	postgresProbes := servingProbes(isReady, PostgresPort)
-	exporterProbes := servingProbes(httpCheck("/", postgresMetricsPort), postgresMetricsPort)
+	postgresProbes := servingProbes(isReady, tcpCheck(PostgresPort))
+	exporterProbes := servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort))
 	postgres := corev1.ContainerArgs{
 		Name:  pulumi.String("postgres"),
 		Image: pulumi.String(s.Image),

@@ -98,7 +98,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
 	}).(pulumi.StringOutput)
 
-	nginxProbes := servingProbes(httpCheck("/health", FrontendPort), FrontendPort)
+	nginxProbes := servingProbes(httpCheck("/health", FrontendPort), tcpCheck(FrontendPort))
 	nginx := corev1.ContainerArgs{
 		Name:  pulumi.String("nginx"),
 		Image: pulumi.String(release.Image),
@@ -121,7 +121,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; pid=$(cat /tmp/nginx.pid); kill -QUIT \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done"}),
 		}}},
 	}
-	logProbes := servingProbes(httpCheck("/api/v1/health", fluentBitPort), fluentBitPort)
+	logProbes := servingProbes(httpCheck("/api/v1/health", fluentBitPort), tcpCheck(fluentBitPort))
 	logCollector := corev1.ContainerArgs{
 		Name:    pulumi.String("log-collector"),
 		Image:   pulumi.String(s.FluentBitImage),
@@ -137,7 +137,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		ReadinessProbe:  logProbes.readiness,
 		LivenessProbe:   logProbes.liveness,
 	}
-	exporterProbes := servingProbes(httpCheck("/metrics", nginxExporterPort), nginxExporterPort)
+	exporterProbes := servingProbes(httpCheck("/metrics", nginxExporterPort), tcpCheck(nginxExporterPort))
 	exporter := corev1.ContainerArgs{
 		Name:  pulumi.String("metrics-exporter"),
 		Image: pulumi.String(s.ExporterImage),

@@ -55,9 +55,10 @@ type probes struct {
 }
 
 // servingProbes: startup and readiness ask whether the container serves (ready, which may
-// depend on what it serves from); liveness asks only whether its process still answers on
-// its port, so a dependency that is down takes the pod out of its Services but never gets it
-// restarted.
-func servingProbes(ready probeCheck, alivePort int) probes {
-	return probes{probe(ready, startupTiming), probe(ready, readinessTiming), probe(tcpCheck(alivePort), livenessTiming)}
+// depend on what it serves from); liveness asks something narrower (alive: the process
+// answers at all), so a dependency that is down takes the pod out of its Services but never
+// gets it restarted. The kubelet probes httpGet and tcpSocket from the node, so alive must
+// reach a port on the pod's address; a process bound to 127.0.0.1 needs an exec check.
+func servingProbes(ready, alive probeCheck) probes {
+	return probes{probe(ready, startupTiming), probe(ready, readinessTiming), probe(alive, livenessTiming)}
 }

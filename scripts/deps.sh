@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real engines the tests run, when missing: PostgreSQL 15 (server and client),
-# PgBouncer, nginx, Chromium, bubblewrap (the container contract sandbox) and the Prometheus
+# PgBouncer, nginx, Chromium, bubblewrap and nss_wrapper (the container contract sandbox), the Prometheus
 # PostgreSQL and nginx exporters, from Debian's packages. Needs root (CI runs as root).
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap \
+for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap libnss-wrapper \
   prometheus-postgres-exporter prometheus-nginx-exporter; do
   have "$pkg" || need+=("$pkg")
 done
