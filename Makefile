@@ -73,7 +73,12 @@ test: vet
 	@rm -f .test-report
 	@ECOMMERCE_TEST_REPORT=$(ROOT)/.test-report go test ./... -count=1; status=$$?; \
 		bash scripts/test-summary.sh .test-report; exit $$status
+	$(MAKE) --no-print-directory kube-score
 	$(MAKE) --no-print-directory integration
+
+# kube-score over the rendered manifests of both stacks: no CRITICAL finding allowed.
+kube-score: tools
+	bash scripts/kube-score.sh
 
 # The mocked suite only (no engines, no cluster): what CI runs again over the stack file
 # that `make up` left, to prove the order "make up, then make test".

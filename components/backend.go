@@ -246,7 +246,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		spec.Replicas = pulumi.Int(s.Replicas)
 	}
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
-		Metadata: meta("backend", ns, labels),
+		Metadata: workloadMeta("backend", ns, labels),
 		Spec:     spec,
 	}, parent)
 	if err != nil {

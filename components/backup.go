@@ -62,9 +62,13 @@ func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity
 		SecurityContext: args.Security.containerSecurityContext(),
 	}
 	if _, err := batchv1.NewCronJob(ctx, name+"-backup", &batchv1.CronJobArgs{
-		Metadata: meta("database-backup", ns, labels),
+		Metadata: workloadMeta("database-backup", ns, labels),
 		Spec: batchv1.CronJobSpecArgs{
-			Schedule:                   pulumi.String(s.BackupSchedule),
+			Schedule: pulumi.String(s.BackupSchedule),
+			// A run missed while the controller was down still starts within the hour;
+			// later it waits for the next schedule (and never counts towards the 100
+			// missed runs after which a CronJob stops scheduling).
+			StartingDeadlineSeconds:    pulumi.Int(3600),
 			ConcurrencyPolicy:          pulumi.String("Forbid"),
 			SuccessfulJobsHistoryLimit: pulumi.Int(3),
 			FailedJobsHistoryLimit:     pulumi.Int(3),

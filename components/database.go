@@ -181,7 +181,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 
 	if _, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
-		Metadata: meta("database", ns, labels),
+		Metadata: workloadMeta("database", ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:         headless.Metadata.Name().Elem(),
 			Replicas:            pulumi.Int(1),

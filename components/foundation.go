@@ -75,8 +75,8 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 		Metadata: meta("ecommerce-limits", f.Namespace, labels),
 		Spec: corev1.LimitRangeSpecArgs{Limits: corev1.LimitRangeItemArray{corev1.LimitRangeItemArgs{
 			Type:           pulumi.String("Container"),
-			DefaultRequest: pulumi.StringMap{"cpu": pulumi.String(defaults.CPURequest), "memory": pulumi.String(defaults.MemoryRequest)},
-			Default:        pulumi.StringMap{"cpu": pulumi.String(defaults.CPULimit), "memory": pulumi.String(defaults.MemoryLimit)},
+			DefaultRequest: defaults.args().Requests,
+			Default:        defaults.args().Limits,
 		}}},
 	}, parent); err != nil {
 		return nil, fmt.Errorf("limit range: %w", err)

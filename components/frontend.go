@@ -156,7 +156,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	annotations := pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(nginxExporterPort)))
 	annotations["checksum/config"] = configHash
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
-		Metadata: meta(objectName, ns, podLabels),
+		Metadata: workloadMeta(objectName, ns, podLabels),
 		Spec: appsv1.DeploymentSpecArgs{
 			Replicas: pulumi.Int(release.Replicas),
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},

@@ -14,10 +14,26 @@ var (
 	backupResources  = Resources{CPURequest: "100m", CPULimit: "500m", MemoryRequest: "128Mi", MemoryLimit: "512Mi"}
 )
 
+// Ephemeral storage of every container: with a read-only root file system a container
+// writes outside its volumes only its log, which the kubelet rotates (by default at most five
+// files of 10Mi). The limits of a pod's containers add up to its budget for that plus its
+// emptyDirs (64Mi or less each), so a runaway writer gets its pod evicted instead of filling
+// the node's disk.
+const (
+	EphemeralStorageRequest = "64Mi"
+	EphemeralStorageLimit   = "256Mi"
+)
+
 // args turns Resources into the Kubernetes requirements of a container.
 func (r Resources) args() *corev1.ResourceRequirementsArgs {
 	return &corev1.ResourceRequirementsArgs{
-		Requests: pulumi.StringMap{"cpu": pulumi.String(r.CPURequest), "memory": pulumi.String(r.MemoryRequest)},
-		Limits:   pulumi.StringMap{"cpu": pulumi.String(r.CPULimit), "memory": pulumi.String(r.MemoryLimit)},
+		Requests: pulumi.StringMap{
+			"cpu": pulumi.String(r.CPURequest), "memory": pulumi.String(r.MemoryRequest),
+			"ephemeral-storage": pulumi.String(EphemeralStorageRequest),
+		},
+		Limits: pulumi.StringMap{
+			"cpu": pulumi.String(r.CPULimit), "memory": pulumi.String(r.MemoryLimit),
+			"ephemeral-storage": pulumi.String(EphemeralStorageLimit),
+		},
 	}
 }

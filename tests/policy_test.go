@@ -59,8 +59,9 @@ func checkWorkload(t *testing.T, r run, w recorded) {
 		assert.Equalf(t, "RuntimeDefault", dig(sc, "seccompProfile", "type"), "%s seccomp", name)
 		assert.NotEqualf(t, true, sc["privileged"], "%s privileged", name)
 
+		assert.Equalf(t, "Always", c.Spec["imagePullPolicy"], "%s pulls its pinned tag on every start", name)
 		for _, kind := range []string{"requests", "limits"} {
-			for _, res := range []string{"cpu", "memory"} {
+			for _, res := range []string{"cpu", "memory", "ephemeral-storage"} {
 				q, _ := dig(c.Spec, "resources", kind, res).(string)
 				parsed, err := resource.ParseQuantity(q)
 				if assert.NoErrorf(t, err, "%s %s.%s %q", name, kind, res, q) {
@@ -79,6 +80,8 @@ func checkWorkload(t *testing.T, r run, w recorded) {
 			assert.NotNilf(t, c.Spec["readinessProbe"], "%s readiness probe", name)
 			assert.NotNilf(t, c.Spec["livenessProbe"], "%s liveness probe", name)
 			assert.NotNilf(t, c.Spec["startupProbe"], "%s startup probe", name)
+			assert.NotEqualf(t, c.Spec["readinessProbe"], c.Spec["livenessProbe"],
+				"%s: liveness must not fail for what readiness checks (a dependency)", name)
 		}
 		for _, e := range list(c.Spec["env"]) {
 			envName := dig(e, "name").(string)
@@ -115,6 +118,8 @@ func checkWorkload(t *testing.T, r run, w recorded) {
 	}
 	if longRunning {
 		assert.Positivef(t, number(spec["terminationGracePeriodSeconds"]), "graceful shutdown period")
+	} else {
+		assert.Positivef(t, number(dig(w.Inputs, "spec", "startingDeadlineSeconds")), "a missed run has a deadline")
 	}
 }
 
