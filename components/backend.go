@@ -38,6 +38,7 @@ type BackendArgs struct {
 	APIPassword    pulumi.StringInput
 	JWTSecret      pulumi.StringInput
 	ExposeNodePort bool
+	NodePortFrom   []string // CIDRs that may reach the node port
 	Spread         bool
 }
 
@@ -273,7 +274,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		}, parent); err != nil {
 			return nil, fmt.Errorf("backend node port service: %w", err)
 		}
-		callers = append(callers, anywhere())
+		callers = append(callers, fromCIDRs(args.NodePortFrom)...)
 	}
 	if err := newDisruptionBudget(ctx, name+"-pdb", "backend", ns, labels, id.Selector(), maxOneUnavailable(), parent); err != nil {
 		return nil, fmt.Errorf("backend disruption budget: %w", err)

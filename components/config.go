@@ -3,6 +3,7 @@ package components
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
@@ -17,6 +18,7 @@ type Config struct {
 	FSGroup             int
 	MonitoringNamespace string
 	ExposeNodePorts     bool
+	NodePortSources     string // comma-separated CIDRs that may reach the node ports
 	SpreadAcrossNodes   bool
 	Quota               QuotaConfig
 
@@ -96,6 +98,8 @@ type FrontendConfig struct {
 	GreenPreviewNodePort   int
 	RateLimitPerSecond     int
 	RateLimitBurst         int
+	LoginRatePerMinute     int
+	TrustedProxies         string // comma-separated CIDRs
 	UpstreamTimeoutSeconds int
 	FluentBitImage         string
 	ExporterImage          string
@@ -250,6 +254,17 @@ func DefaultConfig() Config {
 		}
 	}
 	return cfg
+}
+
+// CIDRList splits a comma-separated list of CIDRs (config text) into its entries.
+func CIDRList(text string) []string {
+	var out []string
+	for _, part := range strings.Split(text, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // problemList collects every config problem so the user fixes them in one pass.

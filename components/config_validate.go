@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -33,18 +34,19 @@ func (c *Config) Validate() []string {
 	v.quantity("quotaLimitsMemory", c.Quota.LimitsMemory)
 	v.quantity("quotaStorage", c.Quota.Storage)
 	v.intRange("quotaPods", c.Quota.Pods, 1, 10000)
+	v.cidrs("nodePortSourceRanges", c.NodePortSources, false)
 	c.Database.validate(&v)
 	c.Backend.validate(&v)
 	c.Frontend.validate(&v)
-	if c.ExposeNodePorts {
-		v.nodePorts(map[string]int{
-			"databaseNodePort":     c.Database.NodePort,
-			"backendNodePort":      c.Backend.NodePort,
-			"frontendNodePort":     c.Frontend.NodePort,
-			"bluePreviewNodePort":  c.Frontend.BluePreviewNodePort,
-			"greenPreviewNodePort": c.Frontend.GreenPreviewNodePort,
-		})
-	}
+	// Every key is checked whatever the others say, so switching a feature on later never
+	// surfaces an old mistake (node ports are checked with exposeNodePorts off too).
+	v.nodePorts(map[string]int{
+		"databaseNodePort":     c.Database.NodePort,
+		"backendNodePort":      c.Backend.NodePort,
+		"frontendNodePort":     c.Frontend.NodePort,
+		"bluePreviewNodePort":  c.Frontend.BluePreviewNodePort,
+		"greenPreviewNodePort": c.Frontend.GreenPreviewNodePort,
+	})
 	return v
 }
 
@@ -73,11 +75,9 @@ func (b *BackendConfig) validate(v *problemList) {
 	v.image("envoyImage", b.EnvoyImage)
 	v.image("pgbouncerImage", b.PgBouncerImage)
 	v.intRange("backendReplicas", b.Replicas, 1, 100)
-	if b.Autoscale {
-		v.intRange("backendMinReplicas", b.MinReplicas, 1, 100)
-		v.intRange("backendMaxReplicas", b.MaxReplicas, max(b.MinReplicas, 1), 100)
-		v.intRange("backendCpuTargetPercent", b.CPUTargetPercent, 1, 100)
-	}
+	v.intRange("backendMinReplicas", b.MinReplicas, 1, 100)
+	v.intRange("backendMaxReplicas", b.MaxReplicas, max(b.MinReplicas, 1), 100)
+	v.intRange("backendCpuTargetPercent", b.CPUTargetPercent, 1, 100)
 	v.intRange("apiRateLimit", b.APIRateLimit, 1, 1000000)
 	v.oneOf("logLevel", b.LogLevel, slices.Contains([]string{"crit", "error", "warn", "info"}, b.LogLevel), "crit, error, warn or info")
 	v.intRange("apiDbPoolSize", b.DBPoolSize, 1, 1000)
@@ -115,16 +115,18 @@ func (f *FrontendConfig) validate(v *problemList) {
 	v.intRange("frontendRateLimit", f.RateLimitPerSecond, 1, 100000)
 	v.intRange("frontendRateBurst", f.RateLimitBurst, 0, 100000)
 	v.intRange("upstreamTimeoutSeconds", f.UpstreamTimeoutSeconds, 1, 600)
+	v.intRange("loginRateLimitPerMinute", f.LoginRatePerMinute, 1, 10000)
+	v.cidrs("trustedProxies", f.TrustedProxies, true)
 	v.intRange("frontendTerminationGraceSeconds", f.TerminationGraceSec, 5, 600)
 	v.image("fluentBitImage", f.FluentBitImage)
 	v.image("nginxExporterImage", f.ExporterImage)
 	v.resources("frontend", f.Resources)
-	if f.IngressEnabled {
+	if f.IngressEnabled || f.IngressHost != "" {
 		v.oneOf("ingressHost", f.IngressHost, dnsName.MatchString(f.IngressHost), "a DNS host name (required when ingressEnabled)")
-		v.oneOf("ingressClass", f.IngressClass, dnsName.MatchString(f.IngressClass), "an IngressClass name")
-		if f.IngressTLSSecret != "" {
-			v.oneOf("ingressTlsSecret", f.IngressTLSSecret, dnsName.MatchString(f.IngressTLSSecret), "a Secret name")
-		}
+	}
+	v.oneOf("ingressClass", f.IngressClass, dnsName.MatchString(f.IngressClass), "an IngressClass name")
+	if f.IngressTLSSecret != "" {
+		v.oneOf("ingressTlsSecret", f.IngressTLSSecret, dnsName.MatchString(f.IngressTLSSecret), "a Secret name")
 	}
 }
 
@@ -142,6 +144,19 @@ func (f *FrontendConfig) Color(color string) *ColorConfig {
 func (p *problemList) oneOf(key, value string, ok bool, allowed string) {
 	if !ok {
 		p.add(key, value, allowed)
+	}
+}
+
+// cidrs checks a comma-separated list of CIDRs (empty allowed only when emptyOK).
+func (p *problemList) cidrs(key, value string, emptyOK bool) {
+	list := CIDRList(value)
+	if len(list) == 0 && !emptyOK {
+		p.add(key, value, "one or more comma-separated CIDRs such as 10.0.0.0/8")
+	}
+	for _, c := range list {
+		if _, _, err := net.ParseCIDR(c); err != nil {
+			p.add(key, c, "a CIDR such as 10.0.0.0/8 (comma-separated for several)")
+		}
 	}
 }
 

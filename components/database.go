@@ -33,6 +33,7 @@ type DatabaseArgs struct {
 	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
 	MonitoringNamespace string
 	ExposeNodePort      bool
+	NodePortFrom        []string // CIDRs that may reach the node port
 	Spread              bool
 }
 
@@ -231,7 +232,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	backupPods := id.WithComponent("backup")
 	clients := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods), fromPods(backupPods.Selector())}
 	if args.ExposeNodePort {
-		clients = append(clients, anywhere())
+		clients = append(clients, fromCIDRs(args.NodePortFrom)...)
 	}
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: name + "-netpol", Name: "database", Labels: labels, Pods: id.Selector(),

@@ -63,6 +63,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
 			BackendHost: host, BackendPort: args.BackendPort,
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
+			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: CIDRList(s.TrustedProxies),
 			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
 			Color:                  id.Color,
 			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,

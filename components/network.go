@@ -25,6 +25,15 @@ func anywhere() networkingv1.NetworkPolicyPeerArgs {
 	return networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String("0.0.0.0/0")}}
 }
 
+// fromCIDRs admits the given address ranges (the node ports' allowed sources).
+func fromCIDRs(cidrs []string) []networkingv1.NetworkPolicyPeerArgs {
+	out := make([]networkingv1.NetworkPolicyPeerArgs, 0, len(cidrs))
+	for _, c := range cidrs {
+		out = append(out, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(c)}})
+	}
+	return out
+}
+
 func tcpPorts(ports ...int) networkingv1.NetworkPolicyPortArray {
 	out := networkingv1.NetworkPolicyPortArray{}
 	for _, p := range ports {

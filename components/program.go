@@ -33,7 +33,7 @@ func Program(ctx *pulumi.Context) error {
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword,
 		ClientPods: backendID.Selector(), MonitoringNamespace: cfg.MonitoringNamespace,
-		ExposeNodePort: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	}, protect)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -44,7 +44,7 @@ func Program(ctx *pulumi.Context) error {
 		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
 		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
 		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret,
-		ExposeNodePort: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	})
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)

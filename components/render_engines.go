@@ -9,6 +9,8 @@ type NginxSettings struct {
 	BackendPort            int
 	RateLimitPerSecond     int // per client IP, for /api/
 	RateLimitBurst         int
+	LoginRatePerMinute     int      // sign-in attempts per client address
+	TrustedProxies         []string // CIDRs whose X-Forwarded-For gives the client address
 	UpstreamTimeoutSeconds int
 	Color                  string // this Deployment's color, in every access log line
 	ReleaseDir             string // the pod's own color and version labels (downward API), served at /release/

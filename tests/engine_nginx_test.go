@@ -47,6 +47,7 @@ func nginxDeployedSettings() components.NginxSettings {
 		BackendPort:            8080,
 		RateLimitPerSecond:     20,
 		RateLimitBurst:         40,
+		LoginRatePerMinute:     10,
 		UpstreamTimeoutSeconds: 30,
 		Color:                  "blue",
 		ReleaseDir:             "/etc/nginx/release",
@@ -376,10 +377,11 @@ func TestNginxConfigTest(t *testing.T) {
 		{"deployed blue", func(*components.NginxSettings) {}},
 		{"deployed green", func(s *components.NginxSettings) { s.Color = "green" }},
 		{"smallest limits", func(s *components.NginxSettings) {
-			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds = 1, 0, 1
+			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds, s.LoginRatePerMinute = 1, 0, 1, 1
 		}},
 		{"largest limits", func(s *components.NginxSettings) {
-			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds = 100000, 100000, 600
+			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds, s.LoginRatePerMinute = 100000, 100000, 600, 10000
+			s.TrustedProxies = []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}
 		}},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"net"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,8 +17,10 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 			for _, w := range r.workloads() {
 				pods[w.K8sName()] = stringMap(dig(podTemplate(w), "metadata", "labels"))
 			}
-			outside := map[string]string{} // a client outside the namespace
-			monitoring := map[string]string{"namespace": "monitoring"}
+			// Clients outside the namespace, with the address they come from.
+			outside := map[string]string{"ip": "203.0.113.9"}  // the internet
+			private := map[string]string{"ip": "192.168.49.1"} // a developer's machine next to the cluster
+			monitoring := map[string]string{"namespace": "monitoring", "ip": "10.244.3.7"}
 			nodePorts := stack == "dev"
 			cases := []struct {
 				from, to string
@@ -34,8 +37,12 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 				{"monitoring", "database", 9187, true},
 				{"frontend-blue", "database", 5432, false},
 				{"frontend-green", "database", 5432, false},
-				{"outside", "backend", 8080, nodePorts},
-				{"outside", "database", 5432, nodePorts},
+				{"outside", "backend", 8080, false},
+				{"outside", "database", 5432, false},
+				{"private", "backend", 8080, nodePorts},
+				{"private", "database", 5432, nodePorts},
+				{"private", "backend", 3000, false},
+				{"private", "database", 9187, false},
 				{"outside", "backend", 3000, false},
 				{"outside", "backend", 6432, false},
 				{"backend", "frontend-blue", 8080, false},
@@ -46,13 +53,18 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 			}
 			for _, tc := range cases {
 				from := pods[tc.from]
+				external := true
 				switch tc.from {
 				case "outside":
 					from = outside
+				case "private":
+					from = private
 				case "monitoring":
 					from = monitoring
+				default:
+					external = false
 				}
-				got := allowed(r, from, tc.from == "outside" || tc.from == "monitoring", pods[tc.to], tc.port)
+				got := allowed(r, from, external, pods[tc.to], tc.port)
 				assert.Equalf(t, tc.want, got, "%s -> %s:%d", tc.from, tc.to, tc.port)
 			}
 		})
@@ -96,8 +108,11 @@ func ruleMatches(rule any, peersKey string, peer map[string]string, peerOutside 
 		return false
 	}
 	for _, p := range list(dig(rule, peersKey)) {
-		if dig(p, "ipBlock", "cidr") == "0.0.0.0/0" {
-			return true
+		if cidr, ok := dig(p, "ipBlock", "cidr").(string); ok {
+			if peerOutside && inCIDR(peer["ip"], cidr) {
+				return true
+			}
+			continue
 		}
 		if ns := stringMap(dig(p, "namespaceSelector", "matchLabels")); len(ns) > 0 {
 			if peerOutside && ns["kubernetes.io/metadata.name"] == peer["namespace"] && peer["namespace"] != "" {
@@ -110,6 +125,12 @@ func ruleMatches(rule any, peersKey string, peer map[string]string, peerOutside 
 		}
 	}
 	return false
+}
+
+// inCIDR reports whether an address lies in a CIDR.
+func inCIDR(ip, cidr string) bool {
+	_, block, err := net.ParseCIDR(cidr)
+	return err == nil && block.Contains(net.ParseIP(ip))
 }
 
 // Every controller's selector matches its own pod template, and every Service selects

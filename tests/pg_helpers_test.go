@@ -7,6 +7,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -471,6 +472,33 @@ func pgAsRole(ctx context.Context, conn *pgx.Conn, role, claims string, commit b
 		return tx.Commit(ctx)
 	}
 	return nil
+}
+
+// pgLoginResult is what api.login answered: a token, or an error with the HTTP status it set
+// through response.status.
+type pgLoginResult struct {
+	Token   string `json:"token"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Status  string `json:"-"`
+}
+
+// pgLogin calls api.login as PostgREST does for POST /rpc/login (as web_anon, committed, so
+// failure counts persist) and reads the response.status it set.
+func pgLogin(ctx context.Context, conn *pgx.Conn, email, password string) (pgLoginResult, error) {
+	var body string
+	var res pgLoginResult
+	err := pgAsRole(ctx, conn, "web_anon", "", true, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT api.login($1, $2)::text, coalesce(current_setting('response.status', true), '')",
+			email, password).Scan(&body, &res.Status)
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		return res, fmt.Errorf("login answer %q: %w", body, err)
+	}
+	return res, nil
 }
 
 // pgClaims is the request.jwt.claims of a logged-in user.

@@ -34,6 +34,31 @@ AS $$
     SELECT value ~ '^\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}$'
 $$;
 
+-- The password policy. A password is 10 to 72 bytes long (bcrypt reads only the first 72
+-- bytes: a longer one would have a tail that is silently ignored); a stored hash costs at
+-- least 10 rounds (a cheap hash is a cheap offline attack). 22023 names what is wrong.
+CREATE FUNCTION shop.check_password_policy(value text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF shop.is_bcrypt_hash(value) THEN
+        IF substr(value, 5, 2)::integer < 10 THEN
+            RAISE EXCEPTION 'password hash cost % is below 10', substr(value, 5, 2)::integer
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN;
+    END IF;
+    IF char_length(value) < 10 THEN
+        RAISE EXCEPTION 'password must be at least 10 characters long' USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(value) > 72 THEN
+        RAISE EXCEPTION 'password must be at most 72 bytes long (bcrypt ignores the rest), got %', octet_length(value)
+            USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION shop.hash_password() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -46,6 +71,7 @@ BEGIN
     IF TG_OP = 'UPDATE' AND NEW.password_hash IS NOT DISTINCT FROM OLD.password_hash THEN
         RETURN NEW;
     END IF;
+    PERFORM shop.check_password_policy(NEW.password_hash);
     IF NOT shop.is_bcrypt_hash(NEW.password_hash) THEN
         NEW.password_hash := public.crypt(NEW.password_hash, public.gen_salt('bf', 10));
     END IF;
@@ -56,6 +82,16 @@ $$;
 CREATE TRIGGER users_hash_password
     BEFORE INSERT OR UPDATE OF password_hash ON shop.users
     FOR EACH ROW EXECUTE FUNCTION shop.hash_password();
+
+-- Failed sign-ins per address (lower-case e-mail, whether or not a user has it, so a lockout
+-- does not tell which addresses exist). api.login counts them; 5 failures within 15 minutes
+-- lock the address for 15 minutes. The row goes when a sign-in succeeds.
+CREATE TABLE shop.login_failures (
+    email        text PRIMARY KEY,
+    failures     integer NOT NULL,
+    window_start timestamptz NOT NULL,
+    locked_until timestamptz
+);
 
 -- Products ----------------------------------------------------------------------------------
 
@@ -101,7 +137,8 @@ CREATE INDEX order_items_product_id_idx ON shop.order_items (product_id);
 -- In one transaction (the caller's) it checks and decrements the stock of every product,
 -- records the order and its items at the current prices and sets the total. Any error
 -- aborts the whole statement, so nothing changes:
---   22023 invalid items (not a non-empty array, missing fields, quantity not a positive integer)
+--   22023 invalid items (not a non-empty array of at most 20 lines, missing fields, quantity
+--         not a positive integer of at most 10 per line, more than 20 units in all)
 --   P0002 unknown product or user
 --   P0001 insufficient stock ("insufficient stock for product ..." names the product)
 -- Stock is decremented with "UPDATE ... WHERE stock >= quantity": when orders race for the
@@ -132,6 +169,12 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'items: [{"product_id": 1, "quantity": 2}]';
     END IF;
+    -- Caps, checked before any work: an order of a million lines fails at once, and one
+    -- customer cannot take the whole catalogue.
+    IF jsonb_array_length(p_items) > 20 THEN
+        RAISE EXCEPTION 'an order has at most 20 lines, got %', jsonb_array_length(p_items)
+            USING ERRCODE = '22023';
+    END IF;
 
     FOR v_elem, v_pos IN SELECT e, n FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(e, n) LOOP
         IF jsonb_typeof(v_elem) <> 'object'
@@ -143,8 +186,8 @@ BEGIN
         END IF;
         IF (v_elem ->> 'quantity')::numeric <= 0
            OR (v_elem ->> 'quantity')::numeric <> trunc((v_elem ->> 'quantity')::numeric)
-           OR (v_elem ->> 'quantity')::numeric > 1000000 THEN
-            RAISE EXCEPTION 'item %: quantity must be a positive integer (at most 1000000), got %',
+           OR (v_elem ->> 'quantity')::numeric > 10 THEN
+            RAISE EXCEPTION 'item %: quantity must be a positive integer (at most 10), got %',
                 v_pos, v_elem ->> 'quantity'
                 USING ERRCODE = '22023';
         END IF;
@@ -153,6 +196,11 @@ BEGIN
                 USING ERRCODE = '22023';
         END IF;
     END LOOP;
+
+    IF (SELECT sum((e ->> 'quantity')::numeric) FROM jsonb_array_elements(p_items) AS e) > 20 THEN
+        RAISE EXCEPTION 'an order has at most 20 units in all'
+            USING ERRCODE = '22023';
+    END IF;
 
     INSERT INTO shop.orders (user_id) VALUES (p_user_id) RETURNING * INTO v_order;
 

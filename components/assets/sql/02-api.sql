@@ -47,11 +47,15 @@ CREATE VIEW api.products AS
       FROM shop.products;
 COMMENT ON VIEW api.products IS 'The product catalogue with current prices and stock.';
 
--- No password_hash here, ever.
-CREATE VIEW api.users AS
+-- The signed-in user only: a customer never sees another customer. No password_hash, ever.
+-- (Views call functions with the caller's rights, which have no access to schema shop: the
+-- user_id claim is read inline, as in api.orders.)
+-- security_barrier keeps the user filter ahead of any condition the caller adds.
+CREATE VIEW api.users WITH (security_barrier = true) AS
     SELECT id, email, name, created_at
-      FROM shop.users;
-COMMENT ON VIEW api.users IS 'Registered users (without password hashes).';
+      FROM shop.users
+     WHERE id = nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'user_id', '')::bigint;
+COMMENT ON VIEW api.users IS 'The signed-in user (without the password hash).';
 
 -- The orders of the current user only (user_id claim of the request's JWT), each with its
 -- items. security_barrier keeps the user filter ahead of any condition the caller adds.
@@ -74,14 +78,18 @@ CREATE VIEW api.orders WITH (security_barrier = true) AS
      WHERE o.user_id = nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'user_id', '')::bigint;
 COMMENT ON VIEW api.orders IS 'The orders of the logged-in user, with their items.';
 
+-- Anonymous visitors get the catalogue figures only: users, orders, revenue and items sold
+-- are NULL without a signed-in user, so nobody outside can follow the shop's orders one by
+-- one (each order would move them).
 CREATE VIEW api.stats AS
-    SELECT (SELECT count(*) FROM shop.users)                                  AS users,
-           (SELECT count(*) FROM shop.products)                               AS products,
-           (SELECT count(*) FROM shop.orders)                                 AS orders,
-           (SELECT coalesce(sum(total), 0)::numeric(14,2) FROM shop.orders)   AS revenue,
-           (SELECT coalesce(sum(quantity), 0) FROM shop.order_items)          AS items_sold,
-           (SELECT count(*) FROM shop.products WHERE stock < 5)               AS low_stock_products;
-COMMENT ON VIEW api.stats IS 'Shop-wide figures for the dashboard (one row).';
+    SELECT CASE WHEN signed_in THEN (SELECT count(*) FROM shop.users) END                                AS users,
+           (SELECT count(*) FROM shop.products)                                                         AS products,
+           CASE WHEN signed_in THEN (SELECT count(*) FROM shop.orders) END                               AS orders,
+           CASE WHEN signed_in THEN (SELECT coalesce(sum(total), 0)::numeric(14,2) FROM shop.orders) END AS revenue,
+           CASE WHEN signed_in THEN (SELECT coalesce(sum(quantity), 0) FROM shop.order_items) END        AS items_sold,
+           (SELECT count(*) FROM shop.products WHERE stock < 5)                                         AS low_stock_products
+      FROM (SELECT nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'user_id', '')::bigint IS NOT NULL AS signed_in) AS request;
+COMMENT ON VIEW api.stats IS 'Shop-wide figures for the dashboard (one row); order figures for signed-in users only.';
 
 -- Functions (POST /rpc/...) -------------------------------------------------------------------
 
@@ -109,33 +117,67 @@ $$;
 COMMENT ON FUNCTION api.place_order(jsonb) IS 'Places an order for the logged-in user.';
 
 -- POST /rpc/login {"email": "...", "password": "..."}: {"token": "<JWT>"} for PostgREST, valid
--- one hour, with the claims role (web_user), user_id, email and exp. A wrong password and an
--- unknown e-mail fail alike (28P01 'invalid email or password'), in about the same time.
+-- one hour, with the claims role (web_user), user_id, email and exp.
+-- A failure returns PostgREST's error shape with an HTTP status set through response.status,
+-- instead of raising, so that the transaction commits the failure count:
+--   401 {"code": "28P01", "message": "invalid email or password"}: a wrong password, an
+--       unknown e-mail and a missing password fail alike and in the same time (one bcrypt
+--       computation at cost 10 each time, against a stand-in hash for unknown addresses);
+--   429 {"code": "PT429", ...}: 5 failures for an address within 15 minutes lock it for 15
+--       minutes, known or not, whatever the client's address.
+-- VOLATILE (it writes): PostgREST runs it only for POST.
 CREATE FUNCTION api.login(email text, password text) RETURNS json
     LANGUAGE plpgsql
+    VOLATILE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_user   shop.users;
-    v_secret text := current_setting('app.settings.jwt_secret', true);
+    v_key     text := lower(coalesce(login.email, ''));
+    v_secret  text := current_setting('app.settings.jwt_secret', true);
+    v_user    shop.users;
+    v_found   boolean;
+    v_hash    text;
+    v_check   text;
+    v_fail    shop.login_failures;
 BEGIN
     IF v_secret IS NULL OR v_secret = '' THEN
         RAISE EXCEPTION 'login is not configured: app.settings.jwt_secret is not set'
             USING ERRCODE = '55000';
     END IF;
 
-    SELECT * INTO v_user FROM shop.users u WHERE lower(u.email) = lower(login.email);
-    IF NOT FOUND THEN
-        -- Spend the time a check would take, so unknown addresses cannot be told apart.
-        PERFORM public.crypt(coalesce(login.password, ''), public.gen_salt('bf', 10));
-        RAISE EXCEPTION 'invalid email or password' USING ERRCODE = '28P01';
-    END IF;
-    IF login.password IS NULL
-       OR v_user.password_hash IS DISTINCT FROM public.crypt(login.password, v_user.password_hash) THEN
-        RAISE EXCEPTION 'invalid email or password' USING ERRCODE = '28P01';
+    SELECT * INTO v_fail FROM shop.login_failures f WHERE f.email = v_key FOR UPDATE;
+    IF v_fail.locked_until > now() THEN
+        PERFORM set_config('response.status', '429', true);
+        RETURN json_build_object('code', 'PT429', 'details', null, 'hint', null,
+            'message', 'too many failed sign-ins for this address; try again in '
+                       || ceil(extract(epoch FROM v_fail.locked_until - now()) / 60) || ' minutes');
     END IF;
 
+    SELECT * INTO v_user FROM shop.users u WHERE lower(u.email) = v_key;
+    v_found := FOUND;
+    -- Exactly one bcrypt computation of the same cost on every path.
+    v_hash := CASE WHEN v_found THEN v_user.password_hash
+                   ELSE '$2a$10$ecommercePlatformDummy' END;
+    v_check := public.crypt(coalesce(login.password, ''), v_hash);
+    IF NOT v_found OR login.password IS NULL OR v_check IS DISTINCT FROM v_user.password_hash THEN
+        INSERT INTO shop.login_failures AS f (email, failures, window_start)
+        VALUES (v_key, 1, now())
+        ON CONFLICT ON CONSTRAINT login_failures_pkey DO UPDATE
+           SET failures     = CASE WHEN f.window_start < now() - interval '15 minutes' THEN 1 ELSE f.failures + 1 END,
+               window_start = CASE WHEN f.window_start < now() - interval '15 minutes' THEN now() ELSE f.window_start END,
+               locked_until = NULL
+        RETURNING * INTO v_fail;
+        IF v_fail.failures >= 5 THEN
+            UPDATE shop.login_failures f
+               SET locked_until = now() + interval '15 minutes', failures = 0, window_start = now()
+             WHERE f.email = v_key;
+        END IF;
+        PERFORM set_config('response.status', '401', true);
+        RETURN json_build_object('code', '28P01', 'message', 'invalid email or password', 'details', null, 'hint', null);
+    END IF;
+
+    DELETE FROM shop.login_failures f WHERE f.email = v_key;
     RETURN json_build_object('token', shop.jwt_sign(
         json_build_object(
             'role', 'web_user',
@@ -145,4 +187,4 @@ BEGIN
         v_secret));
 END
 $$;
-COMMENT ON FUNCTION api.login(text, text) IS 'Exchanges e-mail and password for a JWT.';
+COMMENT ON FUNCTION api.login(text, text) IS 'Exchanges e-mail and password for a JWT; locks an address after 5 failures.';

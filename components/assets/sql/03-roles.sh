@@ -65,6 +65,9 @@ ALTER ROLE authenticator WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROL
 \unset pw
 ALTER ROLE web_anon WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
 ALTER ROLE web_user WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+-- A request's statements end after this long (PostgREST's connections all log in as
+-- authenticator): Envoy's route timeout ends the HTTP request, this ends the database work.
+ALTER ROLE authenticator SET statement_timeout = '10s';
 GRANT web_anon TO authenticator;
 GRANT web_user TO authenticator;
 
