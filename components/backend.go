@@ -162,15 +162,12 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		LivenessProbe:   envoyProbes.liveness,
 		Lifecycle:       drain,
 	}
-	apiProbes := probes{
-		startup:   probe(httpCheck("/ready", postgrestAdmin), startupTiming),
-		readiness: probe(httpCheck("/ready", postgrestAdmin), readinessTiming),
-		liveness:  probe(httpCheck("/live", postgrestAdmin), livenessTiming),
-	}
+	// PostgREST listens on 127.0.0.1 only (API and admin server alike, PGRST_SERVER_HOST), so
+	// the kubelet reaches its /ready and /live through Envoy (envoy.yaml routes /health, /live).
+	apiProbes := servingProbes(httpCheck("/health", BackendPort), httpCheck("/live", BackendPort))
 	api := corev1.ContainerArgs{
 		Name:  pulumi.String("postgrest"),
 		Image: pulumi.String(s.Image),
-		Ports: corev1.ContainerPortArray{containerPort("api", postgrestPort), containerPort("admin", postgrestAdmin)},
 		Env: corev1.EnvVarArray{
 			env("DATABASE_URL", DatabaseURL(args.DatabaseName)),
 			secretEnv("PGPASSWORD", secretName, "db-password"),
@@ -185,7 +182,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 			env("PGRST_DB_POOL", strconv.Itoa(s.DBPoolSize)),
 			env("PGRST_DB_PREPARED_STATEMENTS", "false"),
 			env("PGRST_DB_CHANNEL_ENABLED", "false"),
-			env("PGRST_SERVER_HOST", "*"),
+			env("PGRST_SERVER_HOST", "127.0.0.1"),
 			env("PGRST_SERVER_PORT", strconv.Itoa(postgrestPort)),
 			env("PGRST_ADMIN_SERVER_PORT", strconv.Itoa(postgrestAdmin)),
 		},

@@ -119,6 +119,10 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 		spec.PublishNotReadyAddresses = pulumi.Bool(true)
 	case "NodePort":
 		port.NodePort = pulumi.Int(s.NodePort)
+	case "LoadBalancer":
+		// Local: traffic reaches the pod with the client's own address (no second hop's
+		// source NAT), which nginx's per-client rate limits key on.
+		spec.ExternalTrafficPolicy = pulumi.String("Local")
 	}
 	spec.Ports = corev1.ServicePortArray{port}
 	metadata := meta(s.Name, ns, labels)

@@ -120,8 +120,9 @@ func (o browserOrder) MarshalJSON() ([]byte, error) {
 	}{plain(o), browserMoney(o.totalCents())})
 }
 
-// stats is the stats view's single row.
-func (api *browserPostgREST) stats() map[string]any {
+// stats is the stats view's single row; as api.stats, the order figures only for a
+// signed-in caller.
+func (api *browserPostgREST) stats(signedIn bool) map[string]any {
 	revenue, sold, low := 0, 0, 0
 	for _, o := range api.orders {
 		revenue += o.totalCents()
@@ -134,10 +135,16 @@ func (api *browserPostgREST) stats() map[string]any {
 			low++
 		}
 	}
-	return map[string]any{
+	row := map[string]any{
 		"users": len(api.users), "products": len(api.products), "orders": len(api.orders),
 		"revenue": browserMoney(revenue), "items_sold": sold, "low_stock_products": low,
 	}
+	if !signedIn {
+		for _, withheld := range []string{"users", "orders", "revenue", "items_sold"} {
+			row[withheld] = nil
+		}
+	}
+	return row
 }
 
 func browserWrite(w http.ResponseWriter, status int, contentType string, v any) {
@@ -209,11 +216,17 @@ func (api *browserPostgREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Range", fmt.Sprintf("0-%d/*", len(products)-1))
 		browserWrite(w, http.StatusOK, "application/json", products)
 	case "GET /stats":
+		signedIn := r.Header.Get("Authorization") != ""
+		if signedIn {
+			if _, ok := api.userFromToken(w, r, "view stats"); !ok {
+				return
+			}
+		}
 		if r.Header.Get("Accept") == "application/vnd.pgrst.object+json" {
-			browserWrite(w, http.StatusOK, "application/vnd.pgrst.object+json", api.stats())
+			browserWrite(w, http.StatusOK, "application/vnd.pgrst.object+json", api.stats(signedIn))
 			return
 		}
-		browserWrite(w, http.StatusOK, "application/json", []map[string]any{api.stats()})
+		browserWrite(w, http.StatusOK, "application/json", []map[string]any{api.stats(signedIn)})
 	case "GET /orders":
 		userID, ok := api.userFromToken(w, r, "table orders")
 		if !ok {
@@ -241,7 +254,7 @@ func (api *browserPostgREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		browserError(w, http.StatusForbidden, "28P01", "invalid email or password")
+		browserError(w, http.StatusUnauthorized, "28P01", "invalid email or password") // api.login's answer
 	case "POST /rpc/place_order":
 		userID, ok := api.userFromToken(w, r, "function place_order")
 		if !ok {
@@ -403,10 +416,11 @@ func TestDashboardInBrowser(t *testing.T) {
 			{"id": "4", "name": "Barista Grinder", "description": "Conical burrs <b>not bold</b>", "price": "$1234.50", "stock": "25"},
 		}, browserRows(t, ctx, "products-body"), "API text is shown as text, never as markup")
 
-		browserWait(t, ctx, "stats", `document.getElementById('stat-users').textContent !== '–'`)
+		browserWait(t, ctx, "stats", `document.getElementById('stat-products').textContent !== '–'`)
+		// Signed out: the order figures are withheld, shown as dashes, never as zeros.
 		for id, want := range map[string]string{
-			"stat-users": "3", "stat-products": "4", "stat-orders": "2", "stat-revenue": "$39.97",
-			"stat-items-sold": "3", "stat-low-stock": "1",
+			"stat-users": "–", "stat-products": "4", "stat-orders": "–", "stat-revenue": "–",
+			"stat-items-sold": "–", "stat-low-stock": "1",
 		} {
 			assert.Equal(t, want, browserText(t, ctx, id), id)
 		}
@@ -450,6 +464,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		assert.Equal(t, "$19.98", rows[0]["total"])
 		token := browserEval[string](t, ctx, `sessionStorage.getItem('ecommerce.token')`)
 		assert.Len(t, strings.Split(token, "."), 3, "a JWT is kept for the tab")
+		browserWait(t, ctx, "signed-in stats", `document.getElementById('stat-users').textContent === '3'`)
+		for id, want := range map[string]string{
+			"stat-users": "3", "stat-products": "4", "stat-orders": "2", "stat-revenue": "$39.97",
+			"stat-items-sold": "3", "stat-low-stock": "1",
+		} {
+			assert.Equal(t, want, browserText(t, ctx, id), id)
+		}
 	})
 
 	t.Run("placing an order updates stock, stats and orders", func(t *testing.T) {

@@ -214,3 +214,29 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 		})
 	}
 }
+
+// Every key is validated whatever the other keys say: a key that is unused in a stack today
+// (HPA sizes with autoscaling off, node ports with exposeNodePorts off, Ingress settings with
+// the Ingress off) is still refused when wrong, so switching a feature on later cannot
+// surface an old mistake.
+func TestConfigKeysCheckedWhateverTheOthersSay(t *testing.T) {
+	cases := []struct {
+		stack, key, value, want string
+	}{
+		{"dev", "backendMinReplicas", "-1", `backendMinReplicas: "-1" is not allowed`},
+		{"dev", "backendCpuTargetPercent", "0", `backendCpuTargetPercent: "0" is not allowed`},
+		{"prod", "databaseNodePort", "80", `databaseNodePort: "80" is not allowed`},
+		{"prod", "ingressClass", "Not_A_Class", `ingressClass: "Not_A_Class" is not allowed`},
+		{"prod", "ingressHost", "bad host", `ingressHost: "bad host" is not allowed`},
+		{"dev", "trustedProxies", "10.0.0.0/8,not-a-cidr", `trustedProxies: "not-a-cidr" is not allowed`},
+		{"prod", "nodePortSourceRanges", "", `nodePortSourceRanges: "" is not allowed`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.stack+"/"+tc.key, func(t *testing.T) {
+			r := runProgram(t, tc.stack, map[string]string{tc.key: tc.value})
+			require.Error(t, r.Err)
+			assert.Contains(t, r.Err.Error(), tc.want)
+			assert.Empty(t, r.kubernetes(), "nothing registered")
+		})
+	}
+}

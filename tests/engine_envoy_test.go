@@ -41,6 +41,18 @@ func TestEnvoyConfigIsAValidBootstrap(t *testing.T) {
 			var hcm hcmv3.HttpConnectionManager
 			require.NoError(t, listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm))
 			assert.Len(t, hcm.GetAccessLog(), 1, "JSON access log to stdout")
+			// No client is trusted with x-envoy-* headers: nothing counts as internal.
+			assert.True(t, hcm.GetUseRemoteAddress().GetValue(), "use_remote_address")
+			require.NotNil(t, hcm.GetInternalAddressConfig(), "internal_address_config set explicitly")
+			assert.Empty(t, hcm.GetInternalAddressConfig().GetCidrRanges(), "no address is internal")
+			routes := map[string]string{}
+			for _, r := range hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes() {
+				if path := r.GetMatch().GetPath(); path != "" {
+					routes[path] = r.GetRoute().GetCluster()
+				}
+			}
+			assert.Equal(t, map[string]string{"/health": "api_admin", "/live": "api_admin"}, routes,
+				"PostgREST's admin server, on 127.0.0.1 only, is probed through Envoy")
 			var limit localratelimitv3.LocalRateLimit
 			require.NoError(t, hcm.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(&limit))
 			assert.Equal(t, uint32(250), limit.GetTokenBucket().GetMaxTokens())

@@ -66,7 +66,7 @@ func TestBackendWiring(t *testing.T) {
 			ports[c.Name()] = append(ports[c.Name()], number(dig(p, "containerPort")))
 		}
 	}
-	assert.Equal(t, map[string][]int{"envoy": {8080}, "postgrest": {3000, 3001}, "pgbouncer": {6432}}, ports)
+	assert.Equal(t, map[string][]int{"envoy": {8080}, "pgbouncer": {6432}}, ports, "PostgREST listens on the pod's loopback only")
 
 	api := envOf(containerNamed(t, pod, "postgrest"))
 	assert.Equal(t, "postgres://authenticator@127.0.0.1:6432/ecommerce", api["DATABASE_URL"])

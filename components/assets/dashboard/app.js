@@ -55,12 +55,15 @@
     return { ok: response.ok, status: response.status, data: data, message: message };
   }
 
+  // null (a figure withheld from anonymous visitors) shows as a dash, never as 0.
   function money(value) {
+    if (value === null || value === undefined) return "–";
     const n = Number(value);
     return Number.isFinite(n) ? "$" + n.toFixed(2) : "–";
   }
 
   function count(value) {
+    if (value === null || value === undefined) return "–";
     const n = Number(value);
     return Number.isFinite(n) ? String(n) : "–";
   }
@@ -114,8 +117,10 @@
 
   // ---- stats -----------------------------------------------------------------------------
   // PostgREST returns a view as an array; this Accept header asks for the single row.
+  // Users, orders, revenue and items sold are figures for signed-in users only (null otherwise).
   async function loadStats() {
     const res = await request("/api/stats", {
+      auth: true,
       headers: { Accept: "application/vnd.pgrst.object+json" },
     });
     const err = $("stats-error");
@@ -304,7 +309,7 @@
     sessionStorage.setItem(EMAIL_KEY, email);
     $("login-password").value = "";
     renderSession();
-    await loadOrders();
+    await Promise.all([loadOrders(), loadStats()]);
   }
 
   async function onOrder(event) {

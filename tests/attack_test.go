@@ -1,0 +1,268 @@
+package tests
+
+// The attacks of issue 11, each reproduced against what the program deploys (real
+// PostgreSQL 15 with the init scripts, real nginx with the rendered nginx.conf, the recorded
+// objects). Each of these failed before the fix it names.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/components"
+)
+
+// 1. A slow login's statement is logged without its parameters (the password).
+func TestAttackSlowLoginKeepsPasswordOutOfTheLog(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	// Every statement counts as slow in this session (a login under load takes > 500 ms).
+	_, err := conn.Exec(ctx, "SET log_min_duration_statement = 0")
+	require.NoError(t, err)
+	res, err := pgLogin(ctx, conn, "alice@example.com", "alice-password")
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Token)
+	_, err = pgLogin(ctx, conn, "bob@example.com", "a-wrong-password-42")
+	require.NoError(t, err)
+
+	log, err := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "api.login", "the login statement was logged as slow")
+	for _, secret := range []string{"alice-password", "a-wrong-password-42", pgJWTSecret} {
+		assert.NotContains(t, string(log), secret, "the database log holds a secret")
+	}
+}
+
+// 2. A signed-in customer reads only their own user row.
+func TestAttackCustomerListsOnlyThemself(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	u := pgUserIDs(t, conn)
+	for _, sql := range []string{
+		"SELECT coalesce(string_agg(email, ',' ORDER BY id), '') FROM api.users",
+		fmt.Sprintf("SELECT coalesce(string_agg(email, ','), '') FROM api.users WHERE id = %d OR true", u["alice@example.com"]),
+	} {
+		var emails string
+		require.NoError(t, pgAsRole(ctx, conn, "web_user", pgClaims(u["bob@example.com"]), false, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, sql).Scan(&emails)
+		}))
+		assert.Equal(t, "bob@example.com", emails, sql)
+	}
+}
+
+// 3. Signing in works by POST only, and no query string of a function call is logged.
+func TestAttackLoginOverGetIsRefusedAndNotLogged(t *testing.T) {
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, nil)
+	resp, body := nginxDo(t, "GET", ngx.Base+"/api/rpc/login?email=alice@example.com&password=hunter2-in-the-url", nil, "")
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.JSONEq(t, `{"code":"METHOD_NOT_ALLOWED","message":"sign in with POST","details":null,"hint":null}`, body)
+	assert.Empty(t, up.Take(), "the backend never sees a GET login")
+
+	resp, _ = nginxDo(t, "POST", ngx.Base+"/api/rpc/login?password=also-in-the-url", map[string]string{"Content-Type": "application/json"},
+		`{"email":"alice@example.com","password":"in-the-body"}`)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Len(t, up.Take(), 1)
+
+	require.Eventually(t, func() bool { return len(ngx.Syslog.Messages()) >= 2 }, 5*time.Second, 20*time.Millisecond)
+	logged := strings.Join(ngx.Syslog.Messages(), "\n") + ngx.stderr.String()
+	for _, secret := range []string{"hunter2-in-the-url", "also-in-the-url", "in-the-body"} {
+		assert.NotContains(t, logged, secret)
+	}
+	assert.Contains(t, logged, `"uri":"/api/rpc/login"`)
+}
+
+// 4. An unknown address and a known one without a password fail in the same time as a wrong
+// password: one bcrypt computation each.
+func TestAttackNoEmailEnumerationByTiming(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	median := func(email string, password *string) time.Duration {
+		var took []time.Duration
+		for i := 0; i < 3; i++ { // below the lockout's 5
+			start := time.Now()
+			require.NoError(t, pgAsRole(ctx, conn, "web_anon", "", true, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "SELECT api.login($1, $2)", email, password)
+				return err
+			}))
+			took = append(took, time.Since(start))
+		}
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		return took[1]
+	}
+	wrong := "not-the-password"
+	wrongPassword := median("alice@example.com", &wrong)
+	nullPassword := median("demo@example.com", nil)
+	unknown := median("nobody@example.com", &wrong)
+	t.Logf("login failure medians: wrong password %s, null password %s, unknown address %s", wrongPassword, nullPassword, unknown)
+	assert.Greater(t, wrongPassword, 20*time.Millisecond, "a bcrypt check at cost 10")
+	for name, d := range map[string]time.Duration{"null password": nullPassword, "unknown address": unknown} {
+		assert.Greaterf(t, d, wrongPassword/2, "%s answers faster than a wrong password (%s vs %s)", name, d, wrongPassword)
+	}
+}
+
+// 5a. Five failures lock an address for a while, whoever sends them and whether or not the
+// address exists; other addresses are not affected.
+func TestAttackBruteForceLocksTheAccount(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	for _, email := range []string{"bob@example.com", "nobody@example.com"} {
+		for i := 0; i < 5; i++ {
+			res, err := pgLogin(ctx, conn, email, fmt.Sprintf("guess-number-%d", i))
+			require.NoError(t, err)
+			require.Equal(t, "401", res.Status, "attempt %d", i+1)
+		}
+	}
+	res, err := pgLogin(ctx, conn, "bob@example.com", "bob-password")
+	require.NoError(t, err)
+	assert.Empty(t, res.Token, "the right password after 5 failures gets no token")
+	assert.Equal(t, "429", res.Status)
+	assert.Equal(t, "PT429", res.Code)
+	assert.Contains(t, res.Message, "too many failed sign-ins")
+	res, err = pgLogin(ctx, conn, "NOBODY@example.com", "anything-at-all")
+	require.NoError(t, err)
+	assert.Equal(t, "429", res.Status, "an unknown address locks the same way")
+	res, err = pgLogin(ctx, conn, "alice@example.com", "alice-password")
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.Token, "another account still signs in")
+
+	// After the lock ends the right password works and clears the count.
+	_, err = conn.Exec(ctx, "UPDATE shop.login_failures SET locked_until = now() - interval '1 second'")
+	require.NoError(t, err)
+	res, err = pgLogin(ctx, conn, "bob@example.com", "bob-password")
+	require.NoError(t, err)
+	assert.NotEmpty(t, res.Token)
+	assert.Equal(t, "0", pgQueryString(t, conn, "SELECT count(*)::text FROM shop.login_failures WHERE email = 'bob@example.com'"))
+}
+
+// 5b. The rate limits key on the real client behind the trusted proxies: one attacker's burst
+// does not get another client behind the same proxy refused, and nobody else can choose
+// their address with X-Forwarded-For. Signing in has a stricter limit of its own.
+func TestAttackRateLimitsKeyOnTheRealClient(t *testing.T) {
+	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+		s.RateLimitPerSecond, s.RateLimitBurst = 1, 2
+		s.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	from := func(client string) int {
+		resp, _ := nginxDo(t, "GET", ngx.Base+"/api/products", map[string]string{"X-Forwarded-For": client}, "")
+		return resp.StatusCode
+	}
+	attacker := 0
+	for i := 0; i < 10; i++ {
+		if from("203.0.113.7") == http.StatusTooManyRequests {
+			attacker++
+		}
+	}
+	assert.Positive(t, attacker, "the attacker's burst is limited")
+	assert.Equal(t, http.StatusOK, from("198.51.100.9"), "another client behind the same proxy is not")
+
+	logins, _ := nginxBackedBy(t, nginxEchoBackend, nil) // deployed limits, no trusted proxy
+	limited := 0
+	for i := 0; i < 10; i++ {
+		// A different X-Forwarded-For each time: ignored, since no proxy is trusted.
+		resp, body := nginxDo(t, "POST", logins.Base+"/api/rpc/login",
+			map[string]string{"Content-Type": "application/json", "X-Forwarded-For": fmt.Sprintf("192.0.2.%d", i)}, `{}`)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+			assert.Contains(t, body, "RATE_LIMITED")
+		}
+	}
+	assert.GreaterOrEqual(t, limited, 4, "10 sign-ins in a moment: the login limit (burst 5) refuses the rest")
+}
+
+// 6 and 7. The API's statements are cut off after a while, and an order is capped before
+// any work: a million lines fail at once; nobody buys the whole catalogue.
+func TestAttackOrderCapsAndStatementTimeout(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	assert.Equal(t, "{statement_timeout=10s}", pgQueryString(t, conn,
+		"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = 'authenticator'::regrole AND setdatabase = 0"))
+
+	p := pgProductIDs(t, conn)
+	demo := pgUserIDs(t, conn)["demo@example.com"]
+	order := func(items string) error {
+		return pgAsRole(ctx, conn, "web_user", pgClaims(demo), false, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "SELECT api.place_order($1::text::jsonb)", items)
+			return err
+		})
+	}
+	start := time.Now()
+	err := pgAsRole(ctx, conn, "web_user", pgClaims(demo), false, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, fmt.Sprintf(`SELECT api.place_order((SELECT jsonb_agg(jsonb_build_object('product_id', %d, 'quantity', 1))
+			FROM generate_series(1, 1000000)))`, p["Paper Filters"]))
+		return err
+	})
+	pgRequireError(t, err, "22023", "an order has at most 20 lines, got 1000000")
+	assert.Less(t, time.Since(start), 10*time.Second, "refused before any work")
+
+	pgRequireError(t, order(pgItems([2]int64{p["Paper Filters"], 11})), "22023", "quantity must be a positive integer (at most 10), got 11")
+	pgRequireError(t, order(pgItems([2]int64{p["Paper Filters"], 10}, [2]int64{p["Espresso Mug"], 10}, [2]int64{p["Barista Apron"], 1})),
+		"22023", "an order has at most 20 units in all")
+	require.NoError(t, order(pgItems([2]int64{p["Paper Filters"], 10}, [2]int64{p["Espresso Mug"], 10})), "20 units is allowed")
+}
+
+// 11. Anonymous visitors cannot follow the orders through the figures.
+func TestAttackAnonymousStatsWithheld(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	row := func(role, claims string) string {
+		var out string
+		require.NoError(t, pgAsRole(ctx, conn, role, claims, false, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT format('users=%s products=%s orders=%s revenue=%s items_sold=%s low_stock=%s',
+				coalesce(users::text, 'NULL'), products, coalesce(orders::text, 'NULL'), coalesce(revenue::text, 'NULL'),
+				coalesce(items_sold::text, 'NULL'), low_stock_products) FROM api.stats`).Scan(&out)
+		}))
+		return out
+	}
+	assert.Equal(t, "users=NULL products=8 orders=NULL revenue=NULL items_sold=NULL low_stock=3", row("web_anon", ""))
+	assert.Equal(t, "users=3 products=8 orders=0 revenue=0.00 items_sold=0 low_stock=3", row("web_user", pgClaims(1)))
+}
+
+// 12. A client's x-envoy-* headers never reach Envoy; Envoy trusts none anyway (envoy.yaml,
+// TestEnvoyTrustsNoClientHeaders) and PostgREST is not reachable past it.
+func TestAttackEnvoyHeadersStripped(t *testing.T) {
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, nil)
+	headers := map[string]string{
+		"x-envoy-retry-on": "5xx", "x-envoy-max-retries": "100", "x-envoy-upstream-rq-timeout-ms": "1",
+		"x-envoy-internal": "true", "x-envoy-force-trace": "1", "X-Envoy-Original-Path": "/admin",
+	}
+	resp, _ := nginxDo(t, "GET", ngx.Base+"/api/products", headers, "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	reqs := up.Take()
+	require.Len(t, reqs, 1)
+	for name := range reqs[0].Header {
+		assert.NotRegexp(t, `(?i)^x-envoy-`, name, "reached the backend")
+	}
+}
+
+// 13. The password policy: 10 to 72 bytes, stored hashes at cost 10 or more.
+func TestAttackWeakPasswordsRefused(t *testing.T) {
+	s := pgStartLoaded(t, false)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	insert := func(password string) error {
+		_, err := conn.Exec(ctx, "INSERT INTO shop.users (email, name, password_hash) VALUES ('x@example.com', 'X', $1)", password)
+		return err
+	}
+	pgRequireError(t, insert("a"), "22023", "password must be at least 10 characters long")
+	pgRequireError(t, insert(strings.Repeat("p", 73)), "22023", "password must be at most 72 bytes long")
+	cheap := pgQueryString(t, conn, "SELECT public.crypt('a-fine-password', public.gen_salt('bf', 4))")
+	pgRequireError(t, insert(cheap), "22023", "password hash cost 4 is below 10")
+	require.NoError(t, insert("a-fine-password"))
+	assert.Equal(t, "10", pgQueryString(t, conn, "SELECT substr(password_hash, 5, 2) FROM shop.users WHERE email = 'x@example.com'"))
+}
