@@ -69,10 +69,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	// Production traffic moves only once the active color's Deployment is ready.
 	production := []pulumi.ResourceOption{parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment})}
 	activePods := id.WithColor(active).Selector()
-	frontendService, err := newService(ctx, ns, labels, service{
-		Resource: name + "-service", Name: "frontend-service", Type: s.ServiceType, Selector: activePods,
-		Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
-	}, production...)
+	frontendService, err := newService(ctx, ns, labels, productionService(name, s, activePods), production...)
 	if err != nil {
 		return nil, fmt.Errorf("frontend-service: %w", err)
 	}
@@ -112,7 +109,9 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: name + "-netpol", Name: "frontend", Labels: labels, Pods: id.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
-			ingressRule(FrontendPort, anywhere()),
+			networkingv1.NetworkPolicyIngressRuleArgs{
+				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
+			},
 			ingressRule(nginxExporterPort, fromNamespace(args.MonitoringNamespace)),
 		},
 		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(args.BackendPort, fromPods(args.BackendPods))},
@@ -126,7 +125,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	}
 
 	bg.ActiveColor = pulumi.String(active).ToStringOutput()
-	bg.ProductionAddress = productionAddress(frontendService, s.ServiceType, ns, s.NodePort)
+	bg.ProductionAddress = productionAddress(frontendService, s, ns)
 	bg.PreviewAddresses = previews.ToStringMapOutput()
 	if err := ctx.RegisterResourceOutputs(bg, pulumi.Map{
 		"activeColor":       bg.ActiveColor,
@@ -147,9 +146,9 @@ func clusterAddress(name string, ns pulumi.StringInput, serviceType string, node
 }
 
 // productionAddress is the LoadBalancer's address once assigned, else the cluster address.
-func productionAddress(svc *corev1.Service, serviceType string, ns pulumi.StringInput, nodePort int) pulumi.StringOutput {
-	if serviceType != "LoadBalancer" {
-		return clusterAddress("frontend-service", ns, serviceType, nodePort)
+func productionAddress(svc *corev1.Service, s FrontendConfig, ns pulumi.StringInput) pulumi.StringOutput {
+	if s.ServiceType != "LoadBalancer" {
+		return clusterAddress("frontend-service", ns, s.ServiceType, s.NodePort)
 	}
 	return svc.Status.ApplyT(func(st *corev1.ServiceStatus) string {
 		if st == nil || st.LoadBalancer == nil || len(st.LoadBalancer.Ingress) == 0 {
@@ -163,8 +162,23 @@ func productionAddress(svc *corev1.Service, serviceType string, ns pulumi.String
 		if host == nil {
 			return ""
 		}
-		return fmt.Sprintf("http://%s:%d", *host, servicePort)
+		return "https://" + *host
 	}).(pulumi.StringOutput)
+}
+
+// productionService is frontend-service. As a LoadBalancer (the internet's way in) it serves
+// HTTPS on 443 (nginx's TLS port, with HSTS) and, on 80, only a redirect to HTTPS; as a
+// ClusterIP or NodePort Service it serves plain HTTP on 80.
+func productionService(name string, s FrontendConfig, selector pulumi.StringMap) service {
+	svc := service{
+		Resource: name + "-service", Name: "frontend-service", Type: s.ServiceType, Selector: selector,
+		Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
+	}
+	if s.ServiceType == "LoadBalancer" && s.TLSSecret != "" {
+		svc.TargetPort = FrontendRedirectPort
+		svc.More = []servicePortSpec{{Name: "https", Port: 443, Target: FrontendTLSPort}}
+	}
+	return svc
 }
 
 // newIngress publishes frontend-service under a host name, with TLS when a Secret is named.

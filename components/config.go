@@ -109,6 +109,7 @@ type FrontendConfig struct {
 	IngressHost            string
 	IngressClass           string
 	IngressTLSSecret       string
+	TLSSecret              string // kubernetes.io/tls Secret nginx serves HTTPS with ("" = none)
 }
 
 // QuotaConfig sizes the namespace's ResourceQuota.

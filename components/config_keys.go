@@ -101,6 +101,7 @@ var configKeys = []ConfigKey{
 	str("frontendMemoryRequest", "64Mi", "nginx container memory request", func(c *Config) *string { return &c.Frontend.Resources.MemoryRequest }),
 	str("frontendMemoryLimit", "256Mi", "nginx container memory limit", func(c *Config) *string { return &c.Frontend.Resources.MemoryLimit }),
 	num("frontendTerminationGraceSeconds", 30, "Seconds a frontend pod gets to drain on shutdown", func(c *Config) *int { return &c.Frontend.TerminationGraceSec }),
+	str("tlsSecret", "frontend-tls", "kubernetes.io/tls Secret (tls.crt, tls.key) nginx serves HTTPS with, HSTS included; required when frontendServiceType is LoadBalancer (empty: no HTTPS listener)", func(c *Config) *string { return &c.Frontend.TLSSecret }),
 	flag("ingressEnabled", false, "Create an Ingress in front of frontend-service", func(c *Config) *bool { return &c.Frontend.IngressEnabled }),
 	str("ingressHost", "", "Ingress host name (required when ingressEnabled)", func(c *Config) *string { return &c.Frontend.IngressHost }),
 	str("ingressClass", "nginx", "IngressClass name", func(c *Config) *string { return &c.Frontend.IngressClass }),

@@ -124,6 +124,11 @@ func (f *FrontendConfig) validate(v *problemList) {
 	if f.IngressEnabled || f.IngressHost != "" {
 		v.oneOf("ingressHost", f.IngressHost, dnsName.MatchString(f.IngressHost), "a DNS host name (required when ingressEnabled)")
 	}
+	if f.TLSSecret != "" {
+		v.oneOf("tlsSecret", f.TLSSecret, dnsName.MatchString(f.TLSSecret), "a Secret name")
+	} else if f.ServiceType == "LoadBalancer" {
+		v.addf("tlsSecret", "is required when frontendServiceType is LoadBalancer (traffic from the internet must be encrypted); name a kubernetes.io/tls Secret, for example one cert-manager issues")
+	}
 	v.oneOf("ingressClass", f.IngressClass, dnsName.MatchString(f.IngressClass), "an IngressClass name")
 	if f.IngressTLSSecret != "" {
 		v.oneOf("ingressTlsSecret", f.IngressTLSSecret, dnsName.MatchString(f.IngressTLSSecret), "a Secret name")

@@ -12,14 +12,17 @@ import (
 
 // Ports and identities of the frontend pod.
 const (
-	FrontendPort      = 8080 // nginx-unprivileged
-	nginxStatusPort   = 8081 // stub_status on 127.0.0.1 for the exporter
-	nginxExporterPort = 9113
-	fluentBitPort     = 2020
-	accessLogSyslog   = "127.0.0.1:5140" // the log collector's syslog input (fluent-bit.conf)
-	nginxUID          = 101              // the nginx-unprivileged image's user
-	nginxHTMLRoot     = "/usr/share/nginx/html"
-	nginxReleaseDir   = "/etc/nginx/release"
+	FrontendPort         = 8080 // nginx-unprivileged
+	FrontendTLSPort      = 8443 // HTTPS, when a TLS Secret is configured
+	FrontendRedirectPort = 8089 // redirects HTTP to HTTPS, when a TLS Secret is configured
+	nginxTLSDir          = "/etc/nginx/tls"
+	nginxStatusPort      = 8081 // stub_status on 127.0.0.1 for the exporter
+	nginxExporterPort    = 9113
+	fluentBitPort        = 2020
+	accessLogSyslog      = "127.0.0.1:5140" // the log collector's syslog input (fluent-bit.conf)
+	nginxUID             = 101              // the nginx-unprivileged image's user
+	nginxHTMLRoot        = "/usr/share/nginx/html"
+	nginxReleaseDir      = "/etc/nginx/release"
 )
 
 // FrontendArgs configure one color's release of the frontend.
@@ -58,8 +61,9 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	podLabels := id.Labels(release.Version)
 	objectName := "frontend-" + id.Color
 
+	tls := s.TLSSecret != ""
 	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
-		return RenderNginxConf(NginxSettings{
+		settings := NginxSettings{
 			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
 			BackendHost: host, BackendPort: args.BackendPort,
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
@@ -67,7 +71,11 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
 			Color:                  id.Color,
 			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
-		})
+		}
+		if tls {
+			settings.TLSPort, settings.RedirectPort, settings.TLSDir = FrontendTLSPort, FrontendRedirectPort, nginxTLSDir
+		}
+		return RenderNginxConf(settings)
 	}).(pulumi.StringOutput)
 	fluentBit := map[string]string{
 		"fluent-bit.conf":         mustAsset("fluent-bit.conf"),
@@ -99,17 +107,36 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
 	}).(pulumi.StringOutput)
 
+	nginxMounts := corev1.VolumeMountArray{
+		fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
+		readOnlyMount("dashboard", nginxHTMLRoot),
+		readOnlyMount("release", nginxReleaseDir),
+		mount("tmp", "/tmp"),
+	}
+	volumes := corev1.VolumeArray{
+		configMapVolume("config", config.Metadata.Name().Elem()),
+		corev1.VolumeArgs{Name: pulumi.String("fluent-bit-config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
+			Name: config.Metadata.Name().Elem(),
+			Items: corev1.KeyToPathArray{
+				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit.conf"), Path: pulumi.String("fluent-bit.conf")},
+				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit-parsers.conf"), Path: pulumi.String("fluent-bit-parsers.conf")},
+			},
+		}},
+		configMapVolume("dashboard", html.Metadata.Name().Elem()),
+		labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
+		emptyDir("tmp", "64Mi"),
+		emptyDir("fluent-bit-state", "64Mi"),
+	}
+	if tls {
+		nginxMounts = append(nginxMounts, readOnlyMount("tls", nginxTLSDir))
+		volumes = append(volumes, secretVolume("tls", pulumi.String(s.TLSSecret)))
+	}
 	nginxProbes := servingProbes(httpCheck("/health", FrontendPort), tcpCheck(FrontendPort))
 	nginx := corev1.ContainerArgs{
-		Name:  pulumi.String("nginx"),
-		Image: pulumi.String(release.Image),
-		Ports: corev1.ContainerPortArray{containerPort("http", FrontendPort)},
-		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
-			readOnlyMount("dashboard", nginxHTMLRoot),
-			readOnlyMount("release", nginxReleaseDir),
-			mount("tmp", "/tmp"),
-		},
+		Name:            pulumi.String("nginx"),
+		Image:           pulumi.String(release.Image),
+		Ports:           nginxPorts(tls),
+		VolumeMounts:    nginxMounts,
 		Resources:       s.Resources.args(),
 		SecurityContext: args.Security.containerSecurityContextAs(nginxUID),
 		StartupProbe:    nginxProbes.startup,
@@ -170,20 +197,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 					Containers:       corev1.ContainerArray{nginx, logCollector, exporter},
 					TerminationGrace: s.TerminationGraceSec,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
-					Volumes: corev1.VolumeArray{
-						configMapVolume("config", config.Metadata.Name().Elem()),
-						corev1.VolumeArgs{Name: pulumi.String("fluent-bit-config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-							Name: config.Metadata.Name().Elem(),
-							Items: corev1.KeyToPathArray{
-								corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit.conf"), Path: pulumi.String("fluent-bit.conf")},
-								corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit-parsers.conf"), Path: pulumi.String("fluent-bit-parsers.conf")},
-							},
-						}},
-						configMapVolume("dashboard", html.Metadata.Name().Elem()),
-						labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
-						emptyDir("tmp", "64Mi"),
-						emptyDir("fluent-bit-state", "64Mi"),
-					},
+					Volumes:          volumes,
 				}.spec(),
 			},
 		},
@@ -201,4 +215,13 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		return nil, err
 	}
 	return f, nil
+}
+
+// nginxPorts are the nginx container's ports: HTTP, and with TLS the HTTPS and redirect ports.
+func nginxPorts(tls bool) corev1.ContainerPortArray {
+	ports := corev1.ContainerPortArray{containerPort("http", FrontendPort)}
+	if tls {
+		ports = append(ports, containerPort("https", FrontendTLSPort), containerPort("redirect", FrontendRedirectPort))
+	}
+	return ports
 }

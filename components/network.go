@@ -102,6 +102,14 @@ type service struct {
 	// SkipAwait: do not wait for ready endpoints (a preview of a color scaled to zero has
 	// none, legitimately).
 	SkipAwait bool
+	// More ports beside Port (name, port, target), e.g. HTTPS beside HTTP.
+	More []servicePortSpec
+}
+
+// servicePortSpec is one more port of a Service.
+type servicePortSpec struct {
+	Name         string
+	Port, Target int
 }
 
 func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.StringMap, s service, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
@@ -124,7 +132,13 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 		// source NAT), which nginx's per-client rate limits key on.
 		spec.ExternalTrafficPolicy = pulumi.String("Local")
 	}
-	spec.Ports = corev1.ServicePortArray{port}
+	ports := corev1.ServicePortArray{port}
+	for _, more := range s.More {
+		ports = append(ports, corev1.ServicePortArgs{
+			Name: pulumi.String(more.Name), Port: pulumi.Int(more.Port), TargetPort: pulumi.Int(more.Target), Protocol: pulumi.String("TCP"),
+		})
+	}
+	spec.Ports = ports
 	metadata := meta(s.Name, ns, labels)
 	if s.SkipAwait {
 		metadata.Annotations = pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")}

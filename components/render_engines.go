@@ -4,6 +4,9 @@ package components
 // engine tests can run the same file outside a container.
 type NginxSettings struct {
 	ListenPort             int    // public port (nginx-unprivileged listens on 8080)
+	TLSPort                int    // HTTPS with HSTS (0: no TLS listener)
+	RedirectPort           int    // answers every request with a redirect to HTTPS (with TLSPort)
+	TLSDir                 string // tls.crt and tls.key (a kubernetes.io/tls Secret)
 	StatusPort             int    // stub_status, bound to 127.0.0.1 for the exporter only
 	BackendHost            string // backend Service DNS name (from the Backend's Output)
 	BackendPort            int

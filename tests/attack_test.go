@@ -6,6 +6,7 @@ package tests
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 
 	"ecommerce-platform/components"
 )
@@ -265,4 +267,70 @@ func TestAttackWeakPasswordsRefused(t *testing.T) {
 	pgRequireError(t, insert(cheap), "22023", "password hash cost 4 is below 10")
 	require.NoError(t, insert("a-fine-password"))
 	assert.Equal(t, "10", pgQueryString(t, conn, "SELECT substr(password_hash, 5, 2) FROM shop.users WHERE email = 'x@example.com'"))
+}
+
+// 8. The production path is HTTPS with HSTS; port 80 of the LoadBalancer only redirects;
+// TLS below 1.2 is refused. The certificate comes from a Secret the stack names.
+func TestAttackProductionPathIsTLS(t *testing.T) {
+	var tlsPort, redirectPort int
+	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+		tlsPort, redirectPort = nginxFreePort(t), nginxFreePort(t)
+		s.TLSPort, s.RedirectPort, s.TLSDir = tlsPort, redirectPort, nginxTLSFiles(t)
+	})
+	client := &http.Client{
+		Timeout:       5 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/api/products", tlsPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "max-age=31536000; includeSubDomains", resp.Header.Get("Strict-Transport-Security"))
+
+	resp, err = client.Get(fmt.Sprintf("http://127.0.0.1:%d/api/products?x=1", redirectPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusPermanentRedirect, resp.StatusCode)
+	assert.Equal(t, "https://127.0.0.1/api/products?x=1", resp.Header.Get("Location"))
+
+	resp, _ = nginxDo(t, "GET", ngx.Base+"/health", nil, "")
+	assert.Empty(t, resp.Header.Get("Strict-Transport-Security"), "no HSTS on plain HTTP (probes, in-cluster)")
+
+	old := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}}}
+	_, err = old.Get(fmt.Sprintf("https://127.0.0.1:%d/health", tlsPort))
+	assert.Error(t, err, "TLS 1.1 is refused")
+}
+
+// 8, as deployed: prod's frontend-service (a LoadBalancer) has exactly HTTPS on 443 and the
+// redirect on 80, keeps client addresses, and a LoadBalancer without a TLS Secret is refused.
+func TestAttackProductionServiceIsTLSOnly(t *testing.T) {
+	r := mustRun(t, "prod", nil)
+	svc := decodeAs[corev1.Service](t, r.object(t, tService, "frontend-service").Inputs)
+	type port struct {
+		Name         string
+		Port, Target int
+	}
+	var ports []port
+	for _, p := range svc.Spec.Ports {
+		ports = append(ports, port{p.Name, int(p.Port), p.TargetPort.IntValue()})
+	}
+	assert.Equal(t, []port{{"http", 80, components.FrontendRedirectPort}, {"https", 443, components.FrontendTLSPort}}, ports)
+	assert.Equal(t, corev1.ServiceExternalTrafficPolicyLocal, svc.Spec.ExternalTrafficPolicy)
+	for _, color := range []string{"blue", "green"} {
+		pod := typedPod(t, r.object(t, tDeployment, "frontend-"+color))
+		var secrets []string
+		for _, v := range pod.Spec.Volumes {
+			if v.Secret != nil {
+				secrets = append(secrets, v.Secret.SecretName)
+			}
+		}
+		assert.Equal(t, []string{"frontend-tls"}, secrets, color)
+	}
+
+	bad := runProgram(t, "prod", map[string]string{"tlsSecret": ""})
+	require.Error(t, bad.Err)
+	assert.Contains(t, bad.Err.Error(), "tlsSecret: is required when frontendServiceType is LoadBalancer")
+	assert.Empty(t, bad.kubernetes())
 }

@@ -102,6 +102,8 @@ type sandboxCluster struct {
 	scratch  string
 	mu       sync.Mutex
 	services []corev1.Service
+	// external are Secrets the stack names but its users create (the TLS certificate).
+	external map[string]map[string]string
 }
 
 func newSandboxCluster(t testing.TB, r run) *sandboxCluster {
@@ -113,7 +115,8 @@ func newSandboxCluster(t testing.TB, r run) *sandboxCluster {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
-	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, hosts: map[string]string{}, scratch: dir}
+	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, hosts: map[string]string{}, scratch: dir,
+		external: map[string]map[string]string{}}
 	for _, s := range r.ofType(tService) {
 		c.services = append(c.services, decodeAs[corev1.Service](t, s.Inputs))
 	}
@@ -192,6 +195,9 @@ func (p *sandboxPod) materialize(t testing.TB, v corev1.Volume, fsGroup int64) s
 	case v.ConfigMap != nil:
 		cm := typedConfigMap(t, p.cluster.run, v.ConfigMap.Name)
 		p.writeItems(t, dir, cm.Data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, 0o644, fsGroup)
+	case v.Secret != nil && p.cluster.external[v.Secret.SecretName] != nil:
+		// A Secret the stack names but does not create (the TLS certificate).
+		p.writeItems(t, dir, p.cluster.external[v.Secret.SecretName], v.Secret.Items, v.Secret.DefaultMode, 0o644, fsGroup)
 	case v.Secret != nil:
 		s := typedSecret(t, p.cluster.run, v.Secret.SecretName)
 		data := map[string]string{}

@@ -7,6 +7,7 @@ package tests
 // pod's nginx and exporter. Containers that cannot run here are listed with what covers them.
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,6 +56,8 @@ func TestContainerContract(t *testing.T) {
 func contractStack(t *testing.T, stack string) {
 	r := mustRun(t, stack, nil)
 	cluster := newSandboxCluster(t, r)
+	cert, key := tlsKeyPair(t)
+	cluster.external["frontend-tls"] = map[string]string{"tls.crt": string(cert), "tls.key": string(key)}
 	ran := &contractRan{set: map[string]bool{}}
 	timings := map[string]time.Duration{}
 
@@ -163,6 +166,9 @@ func contractStack(t *testing.T, stack string) {
 			ran.add("metrics-exporter")
 			assert.Contains(t, contractGet(t, pod.IP, 9113, "/metrics"), "nginx_up 1")
 			assert.Equal(t, color, contractGet(t, pod.IP, components.FrontendPort, "/release/color"))
+			if stack == "prod" {
+				contractHTTPS(t, pod.IP)
+			}
 
 			// A bounded burst: nothing it logs lands in the pod's writable volumes.
 			before := contractWritable(t, pod)
@@ -240,4 +246,24 @@ func contractWritable(t testing.TB, p *sandboxPod) int64 {
 		}
 	}
 	return total
+}
+
+// contractHTTPS checks nginx's HTTPS listener with the mounted certificate: HSTS on every
+// answer, and the redirect port sends plain HTTP there.
+func contractHTTPS(t testing.TB, ip string) {
+	t.Helper()
+	client := &http.Client{
+		Timeout:       5 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get(fmt.Sprintf("https://%s:%d/release/color", ip, components.FrontendTLSPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Strict-Transport-Security"))
+	resp, err = client.Get(fmt.Sprintf("http://%s:%d/", ip, components.FrontendRedirectPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusPermanentRedirect, resp.StatusCode)
 }

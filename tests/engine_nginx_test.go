@@ -379,6 +379,9 @@ func TestNginxConfigTest(t *testing.T) {
 		{"smallest limits", func(s *components.NginxSettings) {
 			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds, s.LoginRatePerMinute = 1, 0, 1, 1
 		}},
+		{"with TLS", func(s *components.NginxSettings) {
+			s.TLSPort, s.RedirectPort, s.TLSDir = 8443, 8089, nginxTLSFiles(t)
+		}},
 		{"largest limits", func(s *components.NginxSettings) {
 			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds, s.LoginRatePerMinute = 100000, 100000, 600, 10000
 			s.TrustedProxies = []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}
