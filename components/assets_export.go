@@ -12,10 +12,11 @@ const DevSeedPrefix = "90-seed"
 // RestoreCommand restores a dump written by backup.sh (pg_dump --format=custom). Run it with
 // sh -c in a pod of the postgres image, with the dump's path in DUMP and the usual libpq
 // variables (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE) plus PGDATABASE, the database
-// to restore into. It drops and recreates every object of the dump in one transaction: on
-// any error nothing changes. The roles (03-roles.sh) must exist: they are not in the dump.
+// to restore into. It drops and recreates every object of the dump in one transaction, with
+// its owner (api_owner, never a superuser): on any error nothing changes. The roles
+// (api_owner of 01-schema.sql, those of 03-roles.sh) must exist: they are not in the dump.
 // The README gives this exact command and the engine tests run it.
-const RestoreCommand = `pg_restore --clean --if-exists --no-owner --single-transaction --dbname "$PGDATABASE" "$DUMP"`
+const RestoreCommand = `pg_restore --clean --if-exists --single-transaction --dbname "$PGDATABASE" "$DUMP"`
 
 // InitScripts returns the database's init scripts (file name -> content) for the postgres
 // image's /docker-entrypoint-initdb.d, which runs them in file-name order on first start.
@@ -50,3 +51,8 @@ func BackupScript() string {
 	}
 	return string(b)
 }
+
+// CredentialsSyncScript returns credentials-sync.sh, which the database-credentials Job runs
+// in the postgres image to set the authenticator password and the JWT signing key (see the
+// script's header for its environment).
+func CredentialsSyncScript() string { return mustAsset("credentials-sync.sh") }

@@ -39,7 +39,10 @@ type BackendArgs struct {
 	JWTSecret      pulumi.StringInput
 	ExposeNodePort bool
 	NodePortFrom   []string // CIDRs that may reach the node port
-	Spread         bool
+	// StartAfter must be complete before the Deployment changes (the database-credentials
+	// Job: the database holds new credentials before pods use them).
+	StartAfter []pulumi.Resource
+	Spread     bool
 }
 
 // Backend is PostgREST behind an Envoy circuit breaker, pooling through a PgBouncer
@@ -175,7 +178,6 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 			env("LOG_LEVEL", s.LogLevel),
 			env("PGRST_DB_URI", "$(DATABASE_URL)"),
 			env("PGRST_JWT_SECRET", "$(JWT_SECRET)"),
-			env("PGRST_APP_SETTINGS_JWT_SECRET", "$(JWT_SECRET)"),
 			env("PGRST_LOG_LEVEL", "$(LOG_LEVEL)"),
 			env("PGRST_DB_SCHEMAS", s.DBSchemas),
 			env("PGRST_DB_ANON_ROLE", s.AnonRole),
@@ -224,7 +226,11 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
 		Strategy: rollingUpdate(),
 		Template: corev1.PodTemplateSpecArgs{
-			Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{"checksum/config": configHash}},
+			Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{
+				"checksum/config": configHash,
+				// New credentials (apiDbPassword, jwtSecret) roll the pods onto them.
+				"checksum/credentials": credentialsHash(args.APIPassword, args.JWTSecret),
+			}},
 			Spec: podOptions{
 				ServiceAccount:   sa.Metadata.Name().Elem(),
 				Security:         args.Security,
@@ -246,7 +252,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
 		Metadata: workloadMeta("backend", ns, labels),
 		Spec:     spec,
-	}, parent)
+	}, parent, pulumi.DependsOn(args.StartAfter))
 	if err != nil {
 		return nil, fmt.Errorf("backend deployment: %w", err)
 	}

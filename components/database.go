@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
@@ -30,6 +31,7 @@ type DatabaseArgs struct {
 	Settings            DatabaseConfig
 	Password            pulumi.StringInput // owner password, secret
 	APIPassword         pulumi.StringInput // `authenticator` role password, secret
+	JWTSecret           pulumi.StringInput // the API's JWT signing key, secret (shop.jwt_keys)
 	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
 	MonitoringNamespace string
 	ExposeNodePort      bool
@@ -46,6 +48,9 @@ type Database struct {
 	// ReadOnlyServiceName is the ClusterIP Service for read-only clients.
 	ReadOnlyServiceName pulumi.StringOutput
 	Port                pulumi.IntOutput
+	// CredentialsJob has set the authenticator password and the JWT signing key in the
+	// database; the backend rolls onto new credentials only after it.
+	CredentialsJob *batchv1.Job
 }
 
 // NewDatabase creates the database tier. Pass pulumi.Protect to keep its data from
@@ -70,6 +75,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			"username":               pulumi.String(s.User),
 			"password":               args.Password,
 			"authenticator-password": args.APIPassword,
+			"jwt-secret":             args.JWTSecret,
 		},
 	}, parent)
 	if err != nil {
@@ -89,7 +95,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	configData := map[string]string{"postgresql.conf": postgresConf, "backup.sh": BackupScript()}
+	configData := map[string]string{"postgresql.conf": postgresConf, "backup.sh": BackupScript(), "credentials-sync.sh": CredentialsSyncScript()}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta("database-config", ns, labels),
 		Data:     pulumi.ToStringMap(configData),
@@ -181,7 +187,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		}
 	}
 
-	if _, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
+	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta("database", ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:         headless.Metadata.Name().Elem(),
@@ -220,7 +226,8 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 				},
 			}},
 		},
-	}, parent); err != nil {
+	}, parent)
+	if err != nil {
 		return nil, fmt.Errorf("database statefulset: %w", err)
 	}
 
@@ -230,7 +237,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 
 	backupPods := id.WithComponent("backup")
-	clients := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods), fromPods(backupPods.Selector())}
+	credentialsPods := id.WithComponent("credentials")
+	clients := []networkingv1.NetworkPolicyPeerArgs{
+		fromPods(args.ClientPods), fromPods(backupPods.Selector()), fromPods(credentialsPods.Selector()),
+	}
 	if args.ExposeNodePort {
 		clients = append(clients, fromCIDRs(args.NodePortFrom)...)
 	}
@@ -245,6 +255,16 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 
 	if err := newBackup(ctx, name, args, backupPods, sa.Metadata.Name().Elem(), secretName, config.Metadata.Name().Elem(), headless.Metadata.Name().Elem(), parent); err != nil {
+		return nil, err
+	}
+
+	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
+		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
+		Image: s.Image, User: s.User, Database: s.Name, Host: headless.Metadata.Name().Elem(),
+		ServiceAccount: sa.Metadata.Name().Elem(), Secret: secretName, Config: config.Metadata.Name().Elem(),
+		Credentials: credentialsHash(args.APIPassword, args.JWTSecret), DatabasePods: id.Selector(),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))
+	if err != nil {
 		return nil, err
 	}
 

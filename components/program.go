@@ -31,7 +31,7 @@ func Program(ctx *pulumi.Context) error {
 
 	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
-		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword,
+		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret,
 		ClientPods: backendID.Selector(), MonitoringNamespace: cfg.MonitoringNamespace,
 		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	}, protect)
@@ -43,7 +43,7 @@ func Program(ctx *pulumi.Context) error {
 		Namespace: ns, Identity: backendID, Security: security, Settings: cfg.Backend,
 		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
 		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
-		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret,
+		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob},
 		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	})
 	if err != nil {

@@ -334,3 +334,44 @@ func TestAttackProductionServiceIsTLSOnly(t *testing.T) {
 	assert.Contains(t, bad.Err.Error(), "tlsSecret: is required when frontendServiceType is LoadBalancer")
 	assert.Empty(t, bad.kubernetes())
 }
+
+// 10. The signing key is out of reach of the API roles (no setting carries it, its table is
+// the owner's), and the owner of every view and SECURITY DEFINER function is not a superuser.
+func TestAttackSigningKeyOutOfReach(t *testing.T) {
+	s := pgStartLoaded(t, true)
+	conn := s.Connect(t, pgDatabase)
+	ctx := context.Background()
+	demo := pgUserIDs(t, conn)["demo@example.com"]
+	for role, claims := range map[string]string{"web_anon": "", "web_user": pgClaims(demo)} {
+		var setting string
+		require.NoError(t, pgAsRole(ctx, conn, role, claims, false, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, "SELECT coalesce(current_setting('app.settings.jwt_secret', true), '')").Scan(&setting)
+		}))
+		assert.Empty(t, setting, role)
+		err := pgAsRole(ctx, conn, role, claims, false, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "SELECT secret FROM shop.jwt_keys")
+			return err
+		})
+		pgRequireError(t, err, "42501", "permission denied for schema shop")
+	}
+	assert.Equal(t, "api_owner", pgQueryString(t, conn, `
+		SELECT string_agg(DISTINCT owner, ',') FROM (
+			SELECT pg_get_userbyid(c.relowner) AS owner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			 WHERE n.nspname IN ('api', 'shop')
+			UNION ALL
+			SELECT pg_get_userbyid(p.proowner) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+			 WHERE n.nspname IN ('api', 'shop')
+			UNION ALL
+			SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname IN ('api', 'shop')) AS owners`))
+	assert.Equal(t, "false false", pgQueryString(t, conn,
+		"SELECT rolsuper::text || ' ' || rolcanlogin::text FROM pg_roles WHERE rolname = 'api_owner'"))
+
+	// PostgREST no longer hands the key to every transaction as a setting.
+	for _, stack := range []string{"dev", "prod"} {
+		r := mustRun(t, stack, nil)
+		api := containerNamed(t, podTemplate(r.object(t, tDeployment, "backend")), "postgrest")
+		for name := range envOf(api) {
+			assert.NotContains(t, name, "PGRST_APP_SETTINGS", "%s: the signing key must not be a database setting", stack)
+		}
+	}
+}

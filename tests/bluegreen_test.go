@@ -141,3 +141,36 @@ func dependsOn(r recorded, urnSuffix string) bool {
 	}
 	return false
 }
+
+// Rotating apiDbPassword or jwtSecret changes exactly the two Secrets, the credentials Job
+// (its template, so it runs again) and the backend's pod template (so its pods roll), and the
+// backend waits for the Job.
+func TestCredentialRotationChangesExactlyThese(t *testing.T) {
+	for _, key := range []string{"apiDbPassword", "jwtSecret"} {
+		t.Run(key, func(t *testing.T) {
+			before := snapshot(mustRun(t, "prod", nil))
+			after := mustRun(t, "prod", map[string]string{key: testSecrets[key] + "-rotated-0123456789"})
+			var diff []string
+			for k, v := range snapshot(after) {
+				if before[k] != v {
+					diff = append(diff, k)
+				}
+			}
+			sort.Strings(diff)
+			assert.Equal(t, []string{
+				"kubernetes:apps/v1:Deployment backend-deployment",
+				"kubernetes:batch/v1:Job database-credentials-job",
+				"kubernetes:core/v1:Secret backend-secrets",
+				"kubernetes:core/v1:Secret database-credentials",
+			}, diff)
+
+			job := after.object(t, tJob, "database-credentials")
+			backend := after.object(t, tDeployment, "backend")
+			found := false
+			for _, dep := range backend.Deps {
+				found = found || strings.HasSuffix(dep, "::"+job.Name)
+			}
+			assert.True(t, found, "the backend Deployment depends on the credentials Job")
+		})
+	}
+}

@@ -80,6 +80,18 @@ func contractStack(t *testing.T, stack string) {
 	}
 	products := psql("SELECT count(*) FROM shop.products")
 
+	t.Run("credentials job sets the API password and the signing key", func(t *testing.T) {
+		for run := 1; run <= 2; run++ { // and again: it is safe to repeat
+			pod := cluster.newPod(t, fmt.Sprintf("database-credentials-%d", run), typedPod(t, r.object(t, tJob, "database-credentials")), nil)
+			job := pod.start(t, "credentials-sync")
+			code := job.wait(2 * time.Minute)
+			require.Zerof(t, code, "credentials job exited %d:\n%s", code, job.Output())
+			assert.Contains(t, job.Output(), "are current")
+			ran.add("credentials-sync")
+		}
+		assert.Equal(t, "1", psql("SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testSecrets["jwtSecret"]+"'"))
+	})
+
 	t.Run("backend init container completes against the database pod", func(t *testing.T) {
 		backend := cluster.newPod(t, "backend-0", typedPod(t, r.object(t, tDeployment, "backend")), nil)
 		start := time.Now()

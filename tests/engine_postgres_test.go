@@ -430,14 +430,16 @@ func TestAuthLogin(t *testing.T) {
 		}
 	})
 
-	t.Run("no secret configured", func(t *testing.T) {
+	t.Run("no signing key", func(t *testing.T) {
 		tx, err := conn.Begin(ctx)
 		require.NoError(t, err)
 		defer func() { _ = tx.Rollback(ctx) }()
+		_, err = tx.Exec(ctx, "DELETE FROM shop.jwt_keys")
+		require.NoError(t, err)
 		_, err = tx.Exec(ctx, "SET LOCAL ROLE web_anon")
 		require.NoError(t, err)
 		_, err = tx.Exec(ctx, "SELECT api.login('demo@example.com', 'demo-password')")
-		pgRequireError(t, err, "55000", "app.settings.jwt_secret is not set")
+		pgRequireError(t, err, "55000", "no signing key in shop.jwt_keys")
 	})
 }
 

@@ -271,6 +271,7 @@ const (
 	tDeployment  = "kubernetes:apps/v1:Deployment"
 	tStatefulSet = "kubernetes:apps/v1:StatefulSet"
 	tCronJob     = "kubernetes:batch/v1:CronJob"
+	tJob         = "kubernetes:batch/v1:Job"
 	tService     = "kubernetes:core/v1:Service"
 	tSecret      = "kubernetes:core/v1:Secret"
 	tConfigMap   = "kubernetes:core/v1:ConfigMap"
@@ -328,7 +329,7 @@ func podTemplate(w recorded) map[string]any {
 // workloads are every object that runs pods.
 func (r run) workloads() []recorded {
 	var out []recorded
-	for _, typ := range []string{tDeployment, tStatefulSet, tCronJob} {
+	for _, typ := range []string{tDeployment, tStatefulSet, tCronJob, tJob} {
 		out = append(out, r.ofType(typ)...)
 	}
 	return out

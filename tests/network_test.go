@@ -31,6 +31,9 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 				{"frontend-green", "backend", 8080, true},
 				{"backend", "database", 5432, true},
 				{"database-backup", "database", 5432, true},
+				{"database-credentials", "database", 5432, true},
+				{"database-credentials", "backend", 8080, false},
+				{"outside", "database-credentials", 5432, false},
 				{"outside", "frontend-blue", 8080, true},
 				{"outside", "frontend-green", 8080, true},
 				{"monitoring", "frontend-blue", 9113, true},
@@ -143,7 +146,7 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 			for _, w := range r.workloads() {
 				labels := stringMap(dig(podTemplate(w), "metadata", "labels"))
 				pods[w.K8sName()] = labels
-				if w.Type == tCronJob {
+				if w.Type == tCronJob || w.Type == tJob {
 					continue
 				}
 				sel := stringMap(dig(w.Inputs, "spec", "selector", "matchLabels"))

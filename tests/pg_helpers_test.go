@@ -285,7 +285,30 @@ func pgStartLoaded(t testing.TB, includeSeed bool) *pgServer {
 	t.Helper()
 	s := pgStart(t)
 	s.RunInitScripts(t, pgDatabase, includeSeed)
+	s.SyncCredentials(t, pgDatabase, pgAuthenticatorPassword, pgJWTSecret)
 	return s
+}
+
+// SyncCredentials runs the deployed credentials-sync.sh (what the database-credentials Job
+// runs) against the server: the authenticator's password and the JWT signing key.
+func (s *pgServer) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{"owner": pgSuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret}
+	for name, value := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
+	}
+	script := filepath.Join(dir, "credentials-sync.sh")
+	require.NoError(t, os.WriteFile(script, []byte(components.CredentialsSyncScript()), 0o600))
+	cmd := exec.Command("sh", script)
+	cmd.Env = s.ClientEnv(db,
+		"PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
+		"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"),
+		"JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
+		"TIMEOUT_SECONDS=10")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "credentials-sync.sh:\n%s", out)
+	return string(out)
 }
 
 // ConnString is a libpq connection string over the Unix socket as the superuser.
@@ -458,8 +481,7 @@ func pgAsRole(ctx context.Context, conn *pgx.Conn, role, claims string, commit b
 		return err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('request.jwt.claims', $1, true), set_config('app.settings.jwt_secret', $2, true)",
-		claims, pgJWTSecret); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT set_config('request.jwt.claims', $1, true)", claims); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {

@@ -16,7 +16,7 @@ func TestPolicySuite(t *testing.T) {
 		t.Run(stack, func(t *testing.T) {
 			r := mustRun(t, stack, nil)
 			workloads := r.workloads()
-			require.Len(t, workloads, 5, "frontend-blue, frontend-green, backend, database, database-backup")
+			require.Len(t, workloads, 6, "frontend-blue, frontend-green, backend, database, database-backup, database-credentials")
 			for _, w := range workloads {
 				t.Run(w.K8sName(), func(t *testing.T) { checkWorkload(t, r, w) })
 			}
@@ -45,7 +45,7 @@ func checkWorkload(t *testing.T, r run, w recorded) {
 	assert.Nil(t, spec["hostNetwork"])
 	assert.Nil(t, spec["hostPID"])
 
-	longRunning := w.Type != tCronJob
+	longRunning := w.Type != tCronJob && w.Type != tJob
 	for _, c := range containersOf(tmpl) {
 		name := c.Name()
 		sc, _ := c.Spec["securityContext"].(map[string]any)
@@ -118,7 +118,7 @@ func checkWorkload(t *testing.T, r run, w recorded) {
 	}
 	if longRunning {
 		assert.Positivef(t, number(spec["terminationGracePeriodSeconds"]), "graceful shutdown period")
-	} else {
+	} else if w.Type == tCronJob {
 		assert.Positivef(t, number(dig(w.Inputs, "spec", "startingDeadlineSeconds")), "a missed run has a deadline")
 	}
 }

@@ -40,7 +40,6 @@ func TestSecretValuesStayInSecrets(t *testing.T) {
 			assert.Equal(t, "<ref>", env["PGPASSWORD"])
 			assert.Equal(t, "<ref>", env["JWT_SECRET"])
 			assert.Equal(t, "$(JWT_SECRET)", env["PGRST_JWT_SECRET"])
-			assert.Equal(t, "$(JWT_SECRET)", env["PGRST_APP_SETTINGS_JWT_SECRET"])
 		})
 	}
 }

@@ -107,7 +107,7 @@ func TestStackShapes(t *testing.T) {
 
 			for _, w := range r.workloads() {
 				spread := dig(podTemplate(w), "spec", "topologySpreadConstraints")
-				if w.Type == tCronJob {
+				if w.Type == tCronJob || w.Type == tJob {
 					continue
 				}
 				assert.Equalf(t, tc.spreadsAcrossNode, spread != nil, "topology spread of %s", w.K8sName())

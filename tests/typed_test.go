@@ -34,6 +34,8 @@ func typedPod(t testing.TB, w recorded) corev1.PodTemplateSpec {
 		return decodeAs[appsv1.StatefulSet](t, w.Inputs).Spec.Template
 	case tCronJob:
 		return decodeAs[batchv1.CronJob](t, w.Inputs).Spec.JobTemplate.Spec.Template
+	case tJob:
+		return decodeAs[batchv1.Job](t, w.Inputs).Spec.Template
 	}
 	require.FailNowf(t, "not a workload", "%s %s", w.Type, w.K8sName())
 	return corev1.PodTemplateSpec{}

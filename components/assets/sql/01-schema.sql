@@ -4,12 +4,34 @@
 -- (ecommerce) in POSTGRES_DB (ecommerce), with psql -v ON_ERROR_STOP=1. Nothing here is
 -- reachable by the API roles: PostgREST serves only the views and functions of schema "api"
 -- (02-api.sql), and 03-roles.sh grants exactly those.
+--
+-- Every object of schemas shop and api belongs to api_owner, a role that cannot log in and
+-- is not a superuser: the views and SECURITY DEFINER functions run with its rights, never
+-- with a superuser's, so a flaw in one of them cannot reach beyond these two schemas.
 
 -- crypt()/gen_salt() hash passwords; hmac() signs the JWTs that api.login issues.
 CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;
 
-CREATE SCHEMA shop;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'api_owner') THEN
+        CREATE ROLE api_owner NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+    END IF;
+END
+$$;
+
+CREATE SCHEMA shop AUTHORIZATION api_owner;
 COMMENT ON SCHEMA shop IS 'Private tables and business logic; only schema api is exposed by the REST API.';
+SET ROLE api_owner;
+
+-- The key that signs the API's JWTs (HS256, the stack's jwtSecret): in a table only its owner
+-- reads, never in a setting that any SQL of the session could read. The database-credentials
+-- job (credentials-sync.sh) writes it, and again whenever jwtSecret changes.
+CREATE TABLE shop.jwt_keys (
+    id         boolean PRIMARY KEY DEFAULT true CHECK (id),
+    secret     text NOT NULL CHECK (length(secret) >= 32),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Users -------------------------------------------------------------------------------------
 
@@ -239,3 +261,5 @@ BEGIN
     RETURN v_order;
 END
 $$;
+
+RESET ROLE;

@@ -5,11 +5,13 @@
 -- function is decided by the grants in 03-roles.sh; the views themselves decide which rows
 -- and columns are visible (password hashes never are).
 --
--- PostgREST passes the verified JWT claims as the setting request.jwt.claims (a JSON text)
--- and PGRST_APP_SETTINGS_JWT_SECRET as the setting app.settings.jwt_secret.
+-- PostgREST passes the verified JWT claims as the setting request.jwt.claims (a JSON text).
+-- The signing key is not a setting: api.login reads it from shop.jwt_keys.
+-- Like schema shop, everything here belongs to api_owner (01-schema.sql).
 
-CREATE SCHEMA api;
+CREATE SCHEMA api AUTHORIZATION api_owner;
 COMMENT ON SCHEMA api IS 'The REST API served by PostgREST.';
+SET ROLE api_owner;
 
 -- Helpers (private, in schema shop) ----------------------------------------------------------
 
@@ -134,15 +136,16 @@ CREATE FUNCTION api.login(email text, password text) RETURNS json
 AS $$
 DECLARE
     v_key     text := lower(coalesce(login.email, ''));
-    v_secret  text := current_setting('app.settings.jwt_secret', true);
+    v_secret  text;
     v_user    shop.users;
     v_found   boolean;
     v_hash    text;
     v_check   text;
     v_fail    shop.login_failures;
 BEGIN
-    IF v_secret IS NULL OR v_secret = '' THEN
-        RAISE EXCEPTION 'login is not configured: app.settings.jwt_secret is not set'
+    SELECT k.secret INTO v_secret FROM shop.jwt_keys k;
+    IF v_secret IS NULL THEN
+        RAISE EXCEPTION 'login is not configured: no signing key in shop.jwt_keys (the database-credentials job writes it)'
             USING ERRCODE = '55000';
     END IF;
 
@@ -188,3 +191,5 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION api.login(text, text) IS 'Exchanges e-mail and password for a JWT; locks an address after 5 failures.';
+
+RESET ROLE;

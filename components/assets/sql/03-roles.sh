@@ -82,6 +82,14 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA api FROM PUBLIC;
 -- Functions the owner creates later start without PUBLIC rights too (only a database-wide
 -- default can revoke: per-schema defaults can only add rights).
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE api_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- api_owner, whose rights the views and SECURITY DEFINER functions run with: exactly the
+-- pgcrypto functions they call (explicit, so a restored database, whose default privileges
+-- may come first, has them too).
+GRANT USAGE ON SCHEMA public TO api_owner;
+GRANT EXECUTE ON FUNCTION public.crypt(text, text), public.gen_salt(text, integer),
+    public.hmac(bytea, bytea, text) TO api_owner;
 
 -- web_anon: the catalogue, the figures, logging in.
 GRANT USAGE ON SCHEMA api TO web_anon;

@@ -1,0 +1,56 @@
+#!/bin/sh
+# credentials-sync.sh: brings the database's credentials to the stack's Secret values, run by
+# the database-credentials Job (postgres image) whenever apiDbPassword or jwtSecret change,
+# before the backend's pods roll onto them. POSIX sh. Safe to run any number of times.
+#
+# Environment (all required):
+#   PGHOST PGPORT PGUSER PGDATABASE  the database, as its owner
+#   PGPASSWORD_FILE                  the owner's password (a mounted Secret)
+#   AUTHENTICATOR_PASSWORD_FILE      the API login role's password (apiDbPassword)
+#   JWT_SECRET_FILE                  the key that signs the API's JWTs (jwtSecret)
+#   TIMEOUT_SECONDS                  how long to wait for the database
+#
+# Sets the password of role authenticator and the signing key in shop.jwt_keys in one
+# transaction. The values travel in psql's environment (\getenv), never on a command line,
+# and the session keeps them out of the server log.
+set -eu
+
+fail() {
+    echo "credentials-sync: ERROR: $*" >&2
+    exit 1
+}
+
+for name in PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD_FILE AUTHENTICATOR_PASSWORD_FILE JWT_SECRET_FILE TIMEOUT_SECONDS; do
+    eval "value=\${$name:-}"
+    [ -n "$value" ] || fail "missing required environment variable $name"
+done
+for file in "$PGPASSWORD_FILE" "$AUTHENTICATOR_PASSWORD_FILE" "$JWT_SECRET_FILE"; do
+    [ -r "$file" ] || fail "cannot read $file"
+done
+
+PGPASSWORD=$(cat "$PGPASSWORD_FILE")
+AUTHENTICATOR_PASSWORD=$(cat "$AUTHENTICATOR_PASSWORD_FILE")
+JWT_SECRET=$(cat "$JWT_SECRET_FILE")
+export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET
+
+deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
+until pg_isready --username="$PGUSER" --dbname="$PGDATABASE" --timeout=2 >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$PGHOST:$PGPORT is not accepting connections after ${TIMEOUT_SECONDS}s"
+    echo "credentials-sync: waiting for $PGHOST:$PGPORT"
+    sleep 2
+done
+
+psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --quiet --username="$PGUSER" --dbname="$PGDATABASE" <<'EOSQL'
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+\getenv apw AUTHENTICATOR_PASSWORD
+\getenv jwt JWT_SECRET
+BEGIN;
+ALTER ROLE authenticator PASSWORD :'apw';
+INSERT INTO shop.jwt_keys (id, secret) VALUES (true, :'jwt')
+    ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()
+    WHERE shop.jwt_keys.secret IS DISTINCT FROM EXCLUDED.secret;
+COMMIT;
+EOSQL
+echo "credentials-sync: the authenticator password and the JWT signing key are current"

@@ -1,0 +1,104 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// credentialsSyncTimeoutSeconds bounds the job's wait for the database.
+const credentialsSyncTimeoutSeconds = 300
+
+// credentialsJob is what the database-credentials Job needs.
+type credentialsJob struct {
+	Resource       string
+	Namespace      pulumi.StringInput
+	Identity       Identity
+	Security       PodSecurity
+	Image          string // the postgres image: psql and pg_isready
+	User, Database string
+	Host           pulumi.StringInput // the database Service
+	ServiceAccount pulumi.StringInput
+	Secret         pulumi.StringInput // database-credentials
+	Config         pulumi.StringInput // database-config, holding credentials-sync.sh
+	Credentials    pulumi.StringOutput
+	DatabasePods   pulumi.StringMap
+}
+
+// credentialsHash identifies the values the database must hold: a change of apiDbPassword or
+// jwtSecret changes it, which replaces the Job (it runs again) and rolls the backend's pods.
+// Only a hash of the secrets, never the secrets, appears on a pod template.
+func credentialsHash(apiPassword, jwtSecret pulumi.StringInput) pulumi.StringOutput {
+	return pulumi.All(apiPassword, jwtSecret).ApplyT(func(v []any) string {
+		return checksum(v[0].(string), v[1].(string))
+	}).(pulumi.StringOutput)
+}
+
+// newCredentialsJob runs credentials-sync.sh once per set of credentials: the database gets
+// the authenticator password and the JWT signing key of the stack's Secrets. The backend's
+// Deployment depends on it, so on a rotation the database changes first and the backend's
+// pods roll onto the new values right after (README: "Credential rotation").
+func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
+	labels := j.Identity.Labels(versionOf(j.Image))
+	sync := corev1.ContainerArgs{
+		Name:    pulumi.String("credentials-sync"),
+		Image:   pulumi.String(j.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/credentials-sync.sh"}),
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: j.Host},
+			env("PGPORT", strconv.Itoa(PostgresPort)),
+			env("PGUSER", j.User),
+			env("PGDATABASE", j.Database),
+			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
+			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
+			env("JWT_SECRET_FILE", postgresSecretsDir+"/jwt-secret"),
+			env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			fileMount("config", "/scripts/credentials-sync.sh", "credentials-sync.sh"),
+			readOnlyMount("secrets", postgresSecretsDir),
+			mount("tmp", "/tmp"),
+		},
+		Resources:       initResources.args(),
+		SecurityContext: j.Security.containerSecurityContext(),
+	}
+	meta := workloadMeta("database-credentials", j.Namespace, labels)
+	// A run that failed runs again on the next `pulumi up`, not only when the inputs change.
+	meta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
+	job, err := batchv1.NewJob(ctx, j.Resource, &batchv1.JobArgs{
+		Metadata: meta,
+		Spec: batchv1.JobSpecArgs{
+			BackoffLimit:          pulumi.Int(2),
+			ActiveDeadlineSeconds: pulumi.Int(credentialsSyncTimeoutSeconds + 120),
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{"checksum/credentials": j.Credentials}},
+				Spec: podOptions{
+					ServiceAccount: j.ServiceAccount,
+					Security:       j.Security,
+					Containers:     corev1.ContainerArray{sync},
+					RestartPolicy:  "Never",
+					Volumes: corev1.VolumeArray{
+						configMapVolume("config", j.Config),
+						secretVolume("secrets", j.Secret),
+						emptyDir("tmp", "16Mi"),
+					},
+				}.spec(),
+			},
+		},
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("database credentials job: %w", err)
+	}
+	if err := newAllowPolicy(ctx, j.Namespace, allowPolicy{
+		Resource: j.Resource + "-netpol", Name: "database-credentials", Labels: labels, Pods: j.Identity.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(j.DatabasePods))},
+	}, opts...); err != nil {
+		return nil, fmt.Errorf("credentials job network policy: %w", err)
+	}
+	return job, nil
+}
