@@ -117,6 +117,9 @@ func TestIntegration(t *testing.T) {
 		var sts appsv1.StatefulSet
 		k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)
 		assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
+		var job batchv1.Job
+		k.mustGet(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/database-credentials", &job)
+		assert.Equal(t, int32(1), job.Status.Succeeded, "the credentials job ran before the backend")
 		for _, claim := range []string{"data-database-0", "database-backups"} {
 			waitClaimBound(t, k, ns, claim, "standard")
 		}
@@ -220,7 +223,7 @@ func TestIntegration(t *testing.T) {
 		k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
 		assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
 		require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
-		assert.Equal(t, "http://"+svc.Status.LoadBalancer.Ingress[0].IP+":80", outputs["productionAddress"].Value)
+		assert.Equal(t, "https://"+svc.Status.LoadBalancer.Ingress[0].IP, outputs["productionAddress"].Value)
 		waitClaimBound(t, k, prodNS, "data-database-0", "fast-ssd")
 		for _, name := range []string{"frontend-blue", "frontend-green"} {
 			var d appsv1.Deployment
@@ -275,9 +278,9 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]int{
-		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 6, "ServiceAccount": 3,
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 7, "ServiceAccount": 3,
 		"Secret": 2, "ConfigMap": 7, "StatefulSet": 1, "Deployment": 3, "Service": 7, "PodDisruptionBudget": 4,
-		"PersistentVolumeClaim": 1, "CronJob": 1, "HorizontalPodAutoscaler": 1,
+		"PersistentVolumeClaim": 1, "CronJob": 1, "Job": 1, "HorizontalPodAutoscaler": 1,
 	}, kinds)
 }
 
@@ -308,6 +311,8 @@ func typedObject(kind string) any {
 		return &appsv1.Deployment{}
 	case "StatefulSet":
 		return &appsv1.StatefulSet{}
+	case "Job":
+		return &batchv1.Job{}
 	case "CronJob":
 		return &batchv1.CronJob{}
 	case "NetworkPolicy":
