@@ -56,3 +56,7 @@ func BackupScript() string {
 // in the postgres image to set the authenticator password and the JWT signing key (see the
 // script's header for its environment).
 func CredentialsSyncScript() string { return mustAsset("credentials-sync.sh") }
+
+// PromotionCheckScript returns promotion-check.sh, which the promotion check Job runs against
+// a color's preview Service before production traffic moves to it.
+func PromotionCheckScript() string { return mustAsset("promotion-check.sh") }

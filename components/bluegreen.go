@@ -66,44 +66,30 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		colors[color] = f
 	}
 
-	// Production traffic moves only once the active color's Deployment is ready.
-	production := []pulumi.ResourceOption{parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment})}
-	activePods := id.WithColor(active).Selector()
-	frontendService, err := newService(ctx, ns, labels, productionService(name, s, activePods), production...)
+	previews, previewServices, err := newPreviewServices(ctx, name, ns, id, s, args.ExposeNodePorts, parent)
 	if err != nil {
-		return nil, fmt.Errorf("frontend-service: %w", err)
-	}
-	if _, err := newService(ctx, ns, labels, service{
-		Resource: name + "-internal", Name: "frontend-internal", Type: "ClusterIP", Selector: activePods,
-		Port: servicePort, TargetPort: FrontendPort, PortName: "http",
-	}, production...); err != nil {
-		return nil, fmt.Errorf("frontend-internal: %w", err)
-	}
-	if args.ExposeNodePorts {
-		if _, err := newService(ctx, ns, labels, service{
-			Resource: name + "-nodeport", Name: "frontend-nodeport", Type: "NodePort", Selector: activePods,
-			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
-		}, production...); err != nil {
-			return nil, fmt.Errorf("frontend-nodeport: %w", err)
-		}
+		return nil, err
 	}
 
-	previews := pulumi.StringMap{}
-	previewPorts := map[string]int{Blue: s.BluePreviewNodePort, Green: s.GreenPreviewNodePort}
-	for _, color := range []string{Blue, Green} {
-		previewType := "ClusterIP"
-		if args.ExposeNodePorts {
-			previewType = "NodePort"
+	// Production traffic moves only once the active color's Deployment is ready and, when
+	// the check is on, the color has passed its promotion check through its preview Service.
+	gate := []pulumi.Resource{colors[active].Deployment}
+	if s.PromotionCheck {
+		check, err := newPromotionCheck(ctx, promotionCheck{
+			Resource: name + "-promotion", Namespace: ns, Identity: id.WithComponent("promotion-check"),
+			Security: args.Security, Image: s.PromotionCheckImage, TimeoutSeconds: s.PromotionCheckTimeout,
+			Color: active, Release: *s.Color(active), Preview: previewServices[active].Metadata.Name().Elem(),
+			ColorPods: id.WithColor(active).Selector(),
+		}, parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment, previewServices[active]}))
+		if err != nil {
+			return nil, err
 		}
-		svcName := "frontend-" + color + "-preview"
-		if _, err := newService(ctx, ns, id.WithColor(color).TierLabels(), service{
-			Resource: name + "-" + color + "-preview", Name: svcName, Type: previewType, Selector: id.WithColor(color).Selector(),
-			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: previewPorts[color],
-			SkipAwait: true,
-		}, parent); err != nil {
-			return nil, fmt.Errorf("%s: %w", svcName, err)
-		}
-		previews[color] = clusterAddress(svcName, ns, previewType, previewPorts[color])
+		gate = append(gate, check)
+	}
+	frontendService, err := newProductionServices(ctx, name, ns, labels, id.WithColor(active).Selector(), s, args.ExposeNodePorts,
+		parent, pulumi.DependsOn(gate))
+	if err != nil {
+		return nil, err
 	}
 
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
@@ -113,6 +99,8 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
 			},
 			ingressRule(nginxExporterPort, fromNamespace(args.MonitoringNamespace)),
+			// The promotion check, by name: ipBlock rules need not match pod addresses.
+			ingressRule(FrontendPort, fromPods(id.WithComponent("promotion-check").Selector())),
 		},
 		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(args.BackendPort, fromPods(args.BackendPods))},
 	}, parent); err != nil {
@@ -135,6 +123,64 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		return nil, err
 	}
 	return bg, nil
+}
+
+// newPreviewServices gives each color a Service of its own, whatever is active: releases are
+// tried there, and the promotion check runs against it. It returns their addresses.
+func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, id Identity, s FrontendConfig, nodePorts bool, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]*corev1.Service, error) {
+	addresses := pulumi.StringMap{}
+	services := map[string]*corev1.Service{}
+	ports := map[string]int{Blue: s.BluePreviewNodePort, Green: s.GreenPreviewNodePort}
+	serviceType := "ClusterIP"
+	if nodePorts {
+		serviceType = "NodePort"
+	}
+	for _, color := range []string{Blue, Green} {
+		svcName := "frontend-" + color + "-preview"
+		svc, err := newService(ctx, ns, id.WithColor(color).TierLabels(), service{
+			Resource: name + "-" + color + "-preview", Name: svcName, Type: serviceType, Selector: id.WithColor(color).Selector(),
+			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: ports[color],
+			SkipAwait: true,
+		}, parent)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", svcName, err)
+		}
+		services[color] = svc
+		addresses[color] = clusterAddress(svcName, ns, serviceType, ports[color])
+	}
+	return addresses, services, nil
+}
+
+// newProductionServices are the Services that select the active color: frontend-service,
+// frontend-internal and, with node ports, frontend-nodeport. They do not wait for the
+// provider's endpoint settle (a fixed 10 s after every update that proves nothing): opts
+// make them wait for the active Deployment and the promotion check instead, and a
+// LoadBalancer waits only for its address.
+func newProductionServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s FrontendConfig, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+	public := productionService(name, s, activePods)
+	public.SkipAwait = s.ServiceType != "LoadBalancer"
+	if !public.SkipAwait {
+		public.WaitFor = "jsonpath={.status.loadBalancer.ingress}"
+	}
+	frontendService, err := newService(ctx, ns, labels, public, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("frontend-service: %w", err)
+	}
+	if _, err := newService(ctx, ns, labels, service{
+		Resource: name + "-internal", Name: "frontend-internal", Type: "ClusterIP", Selector: activePods,
+		Port: servicePort, TargetPort: FrontendPort, PortName: "http", SkipAwait: true,
+	}, opts...); err != nil {
+		return nil, fmt.Errorf("frontend-internal: %w", err)
+	}
+	if nodePorts {
+		if _, err := newService(ctx, ns, labels, service{
+			Resource: name + "-nodeport", Name: "frontend-nodeport", Type: "NodePort", Selector: activePods,
+			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort, SkipAwait: true,
+		}, opts...); err != nil {
+			return nil, fmt.Errorf("frontend-nodeport: %w", err)
+		}
+	}
+	return frontendService, nil
 }
 
 // clusterAddress is how a Service is reached: a node port from outside, or its DNS name.

@@ -110,6 +110,9 @@ type FrontendConfig struct {
 	IngressClass           string
 	IngressTLSSecret       string
 	TLSSecret              string // kubernetes.io/tls Secret nginx serves HTTPS with ("" = none)
+	PromotionCheck         bool   // check a color through its preview Service before it goes live
+	PromotionCheckTimeout  int    // seconds
+	PromotionCheckImage    string // an image with sh and curl
 }
 
 // QuotaConfig sizes the namespace's ResourceQuota.

@@ -129,6 +129,8 @@ func (f *FrontendConfig) validate(v *problemList) {
 	} else if f.ServiceType == "LoadBalancer" {
 		v.addf("tlsSecret", "is required when frontendServiceType is LoadBalancer (traffic from the internet must be encrypted); name a kubernetes.io/tls Secret, for example one cert-manager issues")
 	}
+	v.intRange("promotionCheckTimeoutSeconds", f.PromotionCheckTimeout, 10, 3600)
+	v.image("promotionCheckImage", f.PromotionCheckImage)
 	v.oneOf("ingressClass", f.IngressClass, dnsName.MatchString(f.IngressClass), "an IngressClass name")
 	if f.IngressTLSSecret != "" {
 		v.oneOf("ingressTlsSecret", f.IngressTLSSecret, dnsName.MatchString(f.IngressTLSSecret), "a Secret name")

@@ -102,6 +102,9 @@ type service struct {
 	// SkipAwait: do not wait for ready endpoints (a preview of a color scaled to zero has
 	// none, legitimately).
 	SkipAwait bool
+	// WaitFor replaces the provider's await with a condition on the Service itself
+	// (pulumi.com/waitFor), e.g. a LoadBalancer's address.
+	WaitFor string
 	// More ports beside Port (name, port, target), e.g. HTTPS beside HTTP.
 	More []servicePortSpec
 }
@@ -140,8 +143,11 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 	}
 	spec.Ports = ports
 	metadata := meta(s.Name, ns, labels)
-	if s.SkipAwait {
+	switch {
+	case s.SkipAwait:
 		metadata.Annotations = pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")}
+	case s.WaitFor != "":
+		metadata.Annotations = pulumi.StringMap{"pulumi.com/waitFor": pulumi.String(s.WaitFor)}
 	}
 	return corev1.NewService(ctx, s.Resource, &corev1.ServiceArgs{Metadata: metadata, Spec: spec}, opts...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
 )
 
 // changed lists the Pulumi names of resources whose inputs differ between two runs, plus
@@ -37,8 +38,9 @@ func changed(a, b run) []string {
 	return out
 }
 
-// Switching colors changes the production-facing Services' selectors and nothing else: no
-// Deployment, ConfigMap or preview Service moves, and nothing is created or deleted.
+// Switching colors changes the production-facing Services' selectors and the promotion check
+// (its Job runs again for the new color, and its policy now reaches that color) and nothing
+// else: no Deployment, ConfigMap or preview Service moves, and nothing is created or deleted.
 func TestColorSwitchChangesOnlyProductionSelectors(t *testing.T) {
 	cases := []struct {
 		stack string
@@ -47,11 +49,16 @@ func TestColorSwitchChangesOnlyProductionSelectors(t *testing.T) {
 		{"prod", []string{"frontend-internal", "frontend-service"}},
 		{"dev", []string{"frontend-internal", "frontend-nodeport", "frontend-service"}},
 	}
+	check := []string{"frontend-promotion-job", "frontend-promotion-netpol"}
 	for _, tc := range cases {
 		t.Run(tc.stack, func(t *testing.T) {
 			blue := mustRun(t, tc.stack, map[string]string{"activeColor": "blue"})
 			green := mustRun(t, tc.stack, map[string]string{"activeColor": "green"})
-			require.Equal(t, tc.want, changed(blue, green))
+			want := append(append([]string(nil), tc.want...), check...)
+			sort.Strings(want)
+			require.Equal(t, want, changed(blue, green))
+			job := decodeAs[batchv1.Job](t, green.object(t, tJob, "frontend-promotion-check").Inputs)
+			assert.Equal(t, "green", job.Spec.Template.Annotations["ecommerce-platform/expected-color"])
 			for _, name := range tc.want {
 				before := serviceByPulumiName(t, blue, name)
 				after := serviceByPulumiName(t, green, name)
@@ -62,6 +69,7 @@ func TestColorSwitchChangesOnlyProductionSelectors(t *testing.T) {
 				delete(after.Inputs["spec"].(map[string]any), "selector")
 				assert.Equal(t, before.Inputs, after.Inputs, "%s changes only its selector", name)
 				assert.Truef(t, dependsOn(after, "kubernetes:apps/v1:Deployment::frontend-green-deployment"), "%s waits for the green Deployment", name)
+				assert.Truef(t, dependsOn(after, "kubernetes:batch/v1:Job::frontend-promotion-job"), "%s waits for the promotion check", name)
 				assert.Falsef(t, dependsOn(after, "kubernetes:apps/v1:Deployment::frontend-blue-deployment"), "%s does not wait for the idle color", name)
 			}
 		})
@@ -88,10 +96,14 @@ func TestIdleColorCanBeScaledDown(t *testing.T) {
 	assert.Equal(t, []string{"frontend-green-deployment"}, changed(before, after))
 	assert.Equal(t, 0, number(dig(after.object(t, tDeployment, "frontend-green").Inputs, "spec", "replicas")))
 	// Its preview keeps existing with no endpoints, so Pulumi must not wait for any there;
-	// production Services do wait.
+	// production Services wait for the Deployment and the check instead of the endpoint
+	// settle, and a LoadBalancer for its address.
 	preview := after.object(t, tService, "frontend-green-preview")
 	assert.Equal(t, "true", stringMap(dig(preview.Inputs, "metadata", "annotations"))["pulumi.com/skipAwait"])
-	assert.Nil(t, dig(after.object(t, tService, "frontend-service").Inputs, "metadata", "annotations"))
+	assert.Equal(t, map[string]string{"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress}"},
+		stringMap(dig(after.object(t, tService, "frontend-service").Inputs, "metadata", "annotations")))
+	assert.Equal(t, map[string]string{"pulumi.com/skipAwait": "true"},
+		stringMap(dig(after.object(t, tService, "frontend-internal").Inputs, "metadata", "annotations")))
 }
 
 // A color with no replicas cannot take production traffic.

@@ -74,6 +74,9 @@ var contractImages = map[string]contractImage{
 	},
 	"postgrest/postgrest": {Covered: "TestPostgres* and TestAuth* run its SQL in PostgreSQL 15 under its roles and JWT claims; " +
 		"TestPgBouncerPooledApiAccess runs its transaction through PgBouncer; the mocked suite checks its env, probes and ports"},
+	"curlimages/curl": {Covered: "TestPromotionCheckScript runs the deployed promotion-check.sh with the Job's recorded env " +
+		"(Debian's sh and curl) against a real nginx with the project's config: passes on a good color, names the failing check otherwise. " +
+		"Here the sandbox has no Service port mapping (port 80 -> 8080) and the API (PostgREST, Envoy) cannot run"},
 	"envoyproxy/envoy": {Covered: "TestEnvoyConfigIsAValidBootstrap decodes envoy.yaml into Envoy's bootstrap v3 types and validates it"},
 	"fluent/fluent-bit": {Covered: "TestNginxFluentBitReceivesTheAccessLog checks fluent-bit.conf against what nginx sends, " +
 		"and its parsers against real nginx syslog lines (TestNginxAccessLogJSON)"},

@@ -216,7 +216,7 @@ func contractStack(t *testing.T, stack string) {
 			}
 		}
 		sort.Strings(notRun)
-		assert.Equal(t, []string{"envoy", "log-collector", "log-collector", "postgrest"}, notRun)
+		assert.Equal(t, []string{"envoy", "log-collector", "log-collector", "postgrest", "promotion-check"}, notRun)
 	})
 
 	names := sortedMapKeys(timings)

@@ -16,7 +16,7 @@ func TestPolicySuite(t *testing.T) {
 		t.Run(stack, func(t *testing.T) {
 			r := mustRun(t, stack, nil)
 			workloads := r.workloads()
-			require.Len(t, workloads, 6, "frontend-blue, frontend-green, backend, database, database-backup, database-credentials")
+			require.Len(t, workloads, 7, "frontend-blue, frontend-green, backend, database, database-backup, database-credentials, frontend-promotion-check")
 			for _, w := range workloads {
 				t.Run(w.K8sName(), func(t *testing.T) { checkWorkload(t, r, w) })
 			}
@@ -153,7 +153,7 @@ func checkNetworkPolicies(t *testing.T, r run) {
 
 func checkServiceAccounts(t *testing.T, r run) {
 	accounts := r.ofType(tSA)
-	assert.ElementsMatch(t, []string{"backend", "database", "frontend"}, r.names(tSA))
+	assert.ElementsMatch(t, []string{"backend", "database", "frontend", "frontend-promotion-check"}, r.names(tSA))
 	for _, sa := range accounts {
 		assert.Equalf(t, false, sa.Inputs["automountServiceAccountToken"], "ServiceAccount %s", sa.K8sName())
 	}

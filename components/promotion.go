@@ -1,0 +1,102 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Annotations of the promotion check's pod template: what it checks. A change of any of them
+// (another color becomes active, or the active color gets another image or version) changes
+// the template, which replaces the Job: it runs again.
+const (
+	promotionColorKey   = "ecommerce-platform/expected-color"
+	promotionVersionKey = "ecommerce-platform/expected-version"
+	promotionImageKey   = "ecommerce-platform/expected-image"
+)
+
+// promotionCheck is what the promotion check Job needs.
+type promotionCheck struct {
+	Resource       string
+	Namespace      pulumi.StringInput
+	Identity       Identity
+	Security       PodSecurity
+	Image          string // sh and curl
+	TimeoutSeconds int
+	Color          string      // the color about to be active
+	Release        ColorConfig // its image and version
+	Preview        pulumi.StringInput
+	ColorPods      pulumi.StringMap // the pods its preview Service selects
+}
+
+// newPromotionCheck runs promotion-check.sh once per active color, image and version, against
+// the color's preview Service, before the production Services may select it (they depend on
+// the Job). A failed check fails `pulumi up` and leaves them where they are; it runs again on
+// the next `up` (pulumi.com/replaceUnready). The Job has its own ServiceAccount (no token)
+// and may reach only the active color's pods on the nginx port.
+func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
+	labels := p.Identity.TierLabels()
+	sa, err := newServiceAccount(ctx, p.Resource+"-serviceaccount", "frontend-promotion-check", p.Namespace, labels, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("promotion check service account: %w", err)
+	}
+	script, err := corev1.NewConfigMap(ctx, p.Resource+"-script", &corev1.ConfigMapArgs{
+		Metadata: meta("frontend-promotion-check", p.Namespace, labels),
+		Data:     pulumi.StringMap{"promotion-check.sh": pulumi.String(PromotionCheckScript())},
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("promotion check script: %w", err)
+	}
+	check := corev1.ContainerArgs{
+		Name:    pulumi.String("promotion-check"),
+		Image:   pulumi.String(p.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/promotion-check.sh"}),
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("TARGET"), Value: pulumi.Sprintf("http://%s:%d", p.Preview, servicePort)},
+			env("EXPECTED_COLOR", p.Color),
+			env("EXPECTED_VERSION", p.Release.Version),
+			env("WAIT_SECONDS", strconv.Itoa(p.TimeoutSeconds/2)),
+		},
+		VolumeMounts:             corev1.VolumeMountArray{fileMount("script", "/scripts/promotion-check.sh", "promotion-check.sh")},
+		Resources:                initResources.args(),
+		SecurityContext:          p.Security.containerSecurityContext(),
+		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
+	}
+	jobMeta := workloadMeta("frontend-promotion-check", p.Namespace, labels)
+	jobMeta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
+	job, err := batchv1.NewJob(ctx, p.Resource+"-job", &batchv1.JobArgs{
+		Metadata: jobMeta,
+		Spec: batchv1.JobSpecArgs{
+			BackoffLimit:          pulumi.Int(0),
+			ActiveDeadlineSeconds: pulumi.Int(p.TimeoutSeconds),
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{
+					promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
+					promotionImageKey: pulumi.String(p.Release.Image),
+				}},
+				Spec: podOptions{
+					ServiceAccount: sa.Metadata.Name().Elem(),
+					Security:       p.Security,
+					Containers:     corev1.ContainerArray{check},
+					RestartPolicy:  "Never",
+					Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
+				}.spec(),
+			},
+		},
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("promotion check job: %w", err)
+	}
+	if err := newAllowPolicy(ctx, p.Namespace, allowPolicy{
+		Resource: p.Resource + "-netpol", Name: "frontend-promotion-check", Labels: labels, Pods: p.Identity.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(FrontendPort, fromPods(p.ColorPods))},
+	}, opts...); err != nil {
+		return nil, fmt.Errorf("promotion check network policy: %w", err)
+	}
+	return job, nil
+}
