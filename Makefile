@@ -20,7 +20,7 @@ PLATFORM := go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools -kubecon
 
 include make/tools.mk
 
-.PHONY: up down preview switch outputs render test test-mocked integration bench deps vet kube-score clean-secrets
+.PHONY: up down preview switch rollback outputs render test test-mocked integration bench deps vet kube-score clean-secrets
 
 # Tests that need an engine, a browser or a cluster; the rest is the mocked suite.
 ENGINE_TESTS := ^Test(Nginx|Postgres|PgBouncerPooled|Envoy|Auth|Backup|Dashboard|Integration|Replica|Rotat|Promotion|Attack)|Contract
@@ -33,6 +33,11 @@ preview: tools
 
 switch: tools
 	$(PLATFORM) switch $(COLOR)
+
+# Switch production traffic back to the other color (the promotion check runs for it too;
+# in an emergency: pulumi config set promotionCheck false first).
+rollback: tools
+	$(PLATFORM) rollback
 
 outputs:
 	$(PLATFORM) outputs

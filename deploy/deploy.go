@@ -174,6 +174,19 @@ func (s *Stack) SetConfig(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// ConfigValue is a plain config value of the stack, or its default.
+func (s *Stack) ConfigValue(ctx context.Context, key string) (string, error) {
+	if v, err := s.stack.GetConfig(ctx, key); err == nil {
+		return v.Value, nil
+	}
+	for _, k := range components.ConfigSchema() {
+		if k.Key == key {
+			return k.Default, nil
+		}
+	}
+	return "", fmt.Errorf("no config key %q", key)
+}
+
 // Change is one step a preview or an update plans for one resource.
 type Change struct {
 	Op   string // create, update, replace, delete, ...

@@ -206,6 +206,15 @@ EOF
       echo "# from sigs.k8s.io/kwok kustomize/stage/$stage"
       cat "$kwok_dir/kustomize/stage/$stage"
     done
+    # kwok's chaos stage (kustomize/stage/pod/chaos), aimed at the promotion check: the check
+    # pod of a color that does not serve the version its config says (the integration tests
+    # set 9.9.9-broken) fails, as promotion-check.sh would on a real cluster.
+    echo "---"
+    echo "# from sigs.k8s.io/kwok kustomize/stage/pod/chaos/pod-container-running-failed.yaml, retargeted"
+    sed -e 's|\.metadata\.labels\["pod-container-running-failed\.stage\.kwok\.x-k8s\.io"\]|.metadata.annotations["ecommerce-platform/expected-version"]|' \
+      -e "0,/- 'true'/s//- '9.9.9-broken'/" \
+      -e 's|name: pod-container-running-failed$|name: promotion-check-fails-on-broken-version|' \
+      "$kwok_dir/kustomize/stage/pod/chaos/pod-container-running-failed.yaml"
     # No cloud here: give LoadBalancer Services an ingress IP (Pulumi waits for one).
     cat <<EOF
 ---

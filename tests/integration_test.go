@@ -148,34 +148,71 @@ func TestIntegration(t *testing.T) {
 		assert.Empty(t, changes)
 	})
 
-	t.Run("switch to green moves only the production selectors", func(t *testing.T) {
+	t.Run("switch to green: the check runs, then only the production selectors move", func(t *testing.T) {
 		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
 		start := time.Now()
 		planned, err := dev.Preview(ctx)
 		require.NoError(t, err)
 		timing(t, "switch preview", start)
 		assert.Equal(t, []string{
-			"update kubernetes:core/v1:Service frontend-internal",
-			"update kubernetes:core/v1:Service frontend-nodeport",
-			"update kubernetes:core/v1:Service frontend-service",
-		}, changeStrings(planned))
+			"kubernetes:batch/v1:Job frontend-promotion-job",
+			"kubernetes:core/v1:Service frontend-internal",
+			"kubernetes:core/v1:Service frontend-nodeport",
+			"kubernetes:core/v1:Service frontend-service",
+			"kubernetes:networking.k8s.io/v1:NetworkPolicy frontend-promotion-netpol",
+		}, changedResources(planned))
 
 		start = time.Now()
+		moved := watchTrafficMoves(t, k, ns, "frontend-service", "frontend-green-", start)
 		changes, err := dev.Switch(ctx, "green")
 		require.NoError(t, err)
 		timing(t, "switch up", start)
-		assert.Equal(t, changeStrings(planned), changeStrings(changes))
+		t.Logf("integration timing: %-28s %6.1fs", "traffic moved", (<-moved).Seconds())
+		assert.Equal(t, changedResources(planned), changedResources(changes))
 		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
 		assertServesOnly(t, k, ns, "frontend-internal", "frontend-green-")
 		assertServesOnly(t, k, ns, "frontend-blue-preview", "frontend-blue-")
+		var job batchv1.Job
+		k.mustGet(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/frontend-promotion-check", &job)
+		assert.Equal(t, int32(1), job.Status.Succeeded)
+		assert.Equal(t, "green", job.Spec.Template.Annotations["ecommerce-platform/expected-color"])
 	})
 
 	t.Run("switch back restores blue", func(t *testing.T) {
 		start := time.Now()
+		moved := watchTrafficMoves(t, k, ns, "frontend-service", "frontend-blue-", start)
 		changes, err := dev.Switch(ctx, "blue")
 		require.NoError(t, err)
 		timing(t, "switch back", start)
-		assert.Len(t, changes, 3)
+		t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", (<-moved).Seconds())
+		assert.Len(t, changedResources(changes), 5)
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+	})
+
+	t.Run("failing check: up fails and traffic stays on blue; fixed, the next up passes", func(t *testing.T) {
+		// The cluster's chaos stage fails the check pod of a color that does not serve the
+		// version its config says (the cluster script installs it for version 9.9.9-broken).
+		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "9.9.9-broken"))
+		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
+		_, _, err := dev.Up(ctx)
+		require.Error(t, err, "a failed promotion check fails the switch")
+		assert.Contains(t, err.Error(), "frontend-promotion")
+		var svc corev1.Service
+		for _, name := range []string{"frontend-service", "frontend-internal", "frontend-nodeport"} {
+			k.mustGet(t, nsPath(ns, "services")+"/"+name, &svc)
+			assert.Equal(t, "blue", svc.Spec.Selector["ecommerce-platform/color"], "%s stays on blue", name)
+		}
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+
+		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "1.2.0"))
+		start := time.Now()
+		_, _, err = dev.Up(ctx)
+		require.NoError(t, err, "the fixed color passes its check and goes live")
+		timing(t, "switch after a fix", start)
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
+
+		_, err = dev.Switch(ctx, "blue")
+		require.NoError(t, err)
 		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
 	})
 
@@ -278,9 +315,9 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]int{
-		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 7, "ServiceAccount": 3,
-		"Secret": 2, "ConfigMap": 7, "StatefulSet": 1, "Deployment": 3, "Service": 7, "PodDisruptionBudget": 4,
-		"PersistentVolumeClaim": 1, "CronJob": 1, "Job": 1, "HorizontalPodAutoscaler": 1,
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 8, "ServiceAccount": 4,
+		"Secret": 2, "ConfigMap": 8, "StatefulSet": 1, "Deployment": 3, "Service": 7, "PodDisruptionBudget": 4,
+		"PersistentVolumeClaim": 1, "CronJob": 1, "Job": 2, "HorizontalPodAutoscaler": 1,
 	}, kinds)
 }
 
@@ -392,6 +429,43 @@ func assertServesOnly(t *testing.T, k *kube, ns, service, podPrefix string) {
 		}
 		return nil
 	})
+}
+
+// changedResources are the resources a preview or update touches, as "type name", sorted
+// (a replaced Job shows up once, whatever steps its replacement takes).
+func changedResources(changes []deploy.Change) []string {
+	set := map[string]bool{}
+	for _, c := range changes {
+		set[c.Type+" "+c.Name] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// watchTrafficMoves reports how long after start a Service's ready endpoints first were only
+// pods with the prefix (the moment production traffic moved), polling every 50 ms.
+func watchTrafficMoves(t *testing.T, k *kube, ns, service, podPrefix string, start time.Time) <-chan time.Duration {
+	done := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(start) < 3*time.Minute {
+			pods := readyEndpointPods(t, k, ns, service)
+			only := len(pods) > 0
+			for _, p := range pods {
+				only = only && strings.HasPrefix(p, podPrefix)
+			}
+			if only {
+				done <- time.Since(start)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		done <- -1
+	}()
+	return done
 }
 
 func changeStrings(changes []deploy.Change) []string {

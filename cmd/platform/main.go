@@ -17,6 +17,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"ecommerce-platform/components"
 	"ecommerce-platform/deploy"
 )
 
@@ -36,7 +37,7 @@ func run() error {
 	flag.StringVar(&o.StateDir, "state", "", "local state folder (default <project>/.pulumi-local/state)")
 	generate := flag.Bool("generate-secrets", false, "generate missing secrets (for local dev stacks)")
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: platform [flags] up|preview|destroy|outputs | switch blue|green | render <dir>")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: platform [flags] up|preview|destroy|outputs|rollback | switch blue|green | render <dir>")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -97,14 +98,17 @@ func run() error {
 		if len(args) != 2 {
 			return fmt.Errorf("switch needs a color: blue or green")
 		}
-		changes, err := s.Switch(ctx, args[1])
+		return switchTraffic(ctx, s, o, args[1], start)
+	case "rollback":
+		active, err := s.ConfigValue(ctx, "activeColor")
 		if err != nil {
 			return err
 		}
-		for _, c := range changes {
-			fmt.Println(c)
+		other := components.Blue
+		if active == components.Blue {
+			other = components.Green
 		}
-		return nil
+		return switchTraffic(ctx, s, o, other, start)
 	case "destroy":
 		return s.Destroy(ctx)
 	case "outputs":
@@ -116,6 +120,40 @@ func run() error {
 	}
 	flag.Usage()
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// switchTraffic is `pulumi config set activeColor <color> && pulumi up`, reported: the
+// production selector before and after, the promotion check's result, and how long until
+// frontend-service's EndpointSlices held only the new color's pods.
+func switchTraffic(ctx context.Context, s *deploy.Stack, o deploy.Options, color string, start time.Time) error {
+	traffic, err := s.NewTraffic(ctx, o)
+	if err != nil {
+		return err
+	}
+	before, err := traffic.Selector(ctx, "frontend-service")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("frontend-service selects: %s\n", before)
+	changes, switchErr := s.Switch(ctx, color)
+	for _, c := range changes {
+		fmt.Println(c)
+	}
+	fmt.Printf("promotion check: %s\n", traffic.PromotionCheckResult(ctx))
+	after, err := traffic.Selector(ctx, "frontend-service")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("frontend-service selects: %s\n", after)
+	if switchErr != nil {
+		return fmt.Errorf("switch to %s failed; production traffic stays where it was: %w", color, switchErr)
+	}
+	moved, err := traffic.WaitServedOnlyBy(ctx, "frontend-service", "frontend-"+color+"-", start, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("traffic moved to %s: frontend-service serves only its pods %.1fs after the command started\n", color, moved.Seconds())
+	return nil
 }
 
 func printOutputs(outputs auto.OutputMap) error {
