@@ -78,6 +78,11 @@ func (tr Traffic) ServedPods(ctx context.Context, service string) ([]string, err
 	if err := json.Unmarshal(out, &slices); err != nil {
 		return nil, fmt.Errorf("endpoint slices of %s: %w", service, err)
 	}
+	return ReadyPods(slices), nil
+}
+
+// ReadyPods are the names of the pods that EndpointSlices hold as ready, sorted.
+func ReadyPods(slices discoveryv1.EndpointSliceList) []string {
 	var pods []string
 	for _, s := range slices.Items {
 		for _, e := range s.Endpoints {
@@ -87,7 +92,7 @@ func (tr Traffic) ServedPods(ctx context.Context, service string) ([]string, err
 		}
 	}
 	sort.Strings(pods)
-	return pods, nil
+	return pods
 }
 
 // WaitServedOnlyBy waits until a Service serves only pods whose names start with prefix and

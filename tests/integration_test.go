@@ -403,16 +403,7 @@ func available(d appsv1.Deployment) bool {
 func readyEndpointPods(t *testing.T, k *kube, ns, service string) []string {
 	var slices discoveryv1.EndpointSliceList
 	k.mustGet(t, nsPath(ns, "endpointslices")+"?labelSelector=kubernetes.io/service-name="+service, &slices)
-	var pods []string
-	for _, s := range slices.Items {
-		for _, e := range s.Endpoints {
-			if e.Conditions.Ready != nil && *e.Conditions.Ready && e.TargetRef != nil {
-				pods = append(pods, e.TargetRef.Name)
-			}
-		}
-	}
-	sort.Strings(pods)
-	return pods
+	return deploy.ReadyPods(slices)
 }
 
 // assertServesOnly waits until a Service's ready endpoints are exactly pods with a prefix.
