@@ -2,7 +2,6 @@ package components
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
@@ -81,23 +80,79 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	if err != nil {
 		return nil, fmt.Errorf("backend service account: %w", err)
 	}
-	userlist := args.APIPassword.ToStringOutput().ApplyT(func(password string) string {
+	secret, err := newBackendSecret(ctx, name, ns, labels, args.APIPassword, args.JWTSecret, parent)
+	if err != nil {
+		return nil, err
+	}
+	config, configHash, err := newBackendConfig(ctx, name, ns, labels, args, parent)
+	if err != nil {
+		return nil, err
+	}
+	pod := podOptions{
+		ServiceAccount: sa.Metadata.Name().Elem(),
+		Security:       args.Security,
+		InitContainers: corev1.ContainerArray{
+			waitForDatabaseContainer(args.WaitImage, args.DatabaseHost, args.DatabaseName, s.DBWaitTimeoutSeconds, args.Security),
+		},
+		Containers: corev1.ContainerArray{
+			envoyContainer(s.EnvoyImage, s.APIRateLimit, args.Security),
+			postgrestContainer(s, args.DatabaseName, secret, args.Security),
+			pgbouncerContainer(s.PgBouncerImage, args.DatabaseName, args.Security),
+		},
+		TerminationGrace: s.TerminationGraceSeconds,
+		SpreadSelector:   spreadIf(args.Spread, id.Selector()),
+		Volumes: corev1.VolumeArray{
+			configMapVolume("config", config),
+			secretVolume("secrets", secret),
+			emptyDir("tmp", "64Mi"),
+		},
+	}
+	annotations := pulumi.StringMap{
+		"checksum/config": configHash,
+		// New credentials (apiDbPassword, jwtSecret) roll the pods onto them.
+		"checksum/credentials": credentialsHash(args.APIPassword, args.JWTSecret),
+	}
+	if err := newBackendDeployment(ctx, name, args, labels, annotations, pod, parent); err != nil {
+		return nil, err
+	}
+	svc, err := newBackendNetwork(ctx, name, args, labels, parent)
+	if err != nil {
+		return nil, err
+	}
+
+	b.ServiceName = svc.Metadata.Name().Elem()
+	b.Port = pulumi.Int(BackendPort).ToIntOutput()
+	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{"serviceName": b.ServiceName, "port": b.Port}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// newBackendSecret holds what the backend's containers read: the JWT key, the API role's
+// password and PgBouncer's auth file. It returns the Secret's name.
+func newBackendSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, apiPassword, jwtSecret pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	userlist := apiPassword.ToStringOutput().ApplyT(func(password string) string {
 		return PgBouncerUserlist(authenticatorRole, password)
 	}).(pulumi.StringOutput)
 	secret, err := corev1.NewSecret(ctx, name+"-secrets", &corev1.SecretArgs{
 		Metadata: meta("backend-secrets", ns, labels),
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
-			"jwt-secret":   args.JWTSecret,
-			"db-password":  args.APIPassword,
+			"jwt-secret":   jwtSecret,
+			"db-password":  apiPassword,
 			"userlist.txt": userlist,
 		},
-	}, parent)
+	}, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("backend secret: %w", err)
+		return pulumi.StringOutput{}, fmt.Errorf("backend secret: %w", err)
 	}
-	secretName := secret.Metadata.Name().Elem()
+	return secret.Metadata.Name().Elem(), nil
+}
 
+// newBackendConfig renders envoy.yaml and pgbouncer.ini into the backend ConfigMap. It
+// returns its name and a hash of its content, which rolls the pods when it changes.
+func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *BackendArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, pulumi.StringOutput, error) {
+	s := args.Settings
 	envoyYAML, err := RenderEnvoyYAML(EnvoySettings{
 		ListenPort: BackendPort, AdminPort: envoyAdminPort, APIPort: postgrestPort, APIAdminPort: postgrestAdmin,
 		RateLimitPerSecond: s.APIRateLimit,
@@ -107,7 +162,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		BaseEjectionSeconds: s.OutlierEjectionSeconds, RequestTimeoutSeconds: s.RequestTimeoutSeconds,
 	})
 	if err != nil {
-		return nil, err
+		return pulumi.StringOutput{}, pulumi.StringOutput{}, err
 	}
 	pgbouncerIni := args.DatabaseHost.ToStringOutput().ApplyT(func(host string) (string, error) {
 		return RenderPgBouncerIni(PgBouncerSettings{
@@ -121,129 +176,24 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta("backend-config", ns, labels),
 		Data:     pulumi.StringMap{"envoy.yaml": pulumi.String(envoyYAML), "pgbouncer.ini": pgbouncerIni},
-	}, parent)
+	}, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("backend config map: %w", err)
+		return pulumi.StringOutput{}, pulumi.StringOutput{}, fmt.Errorf("backend config map: %w", err)
 	}
-	configHash := pgbouncerIni.ApplyT(func(ini string) string { return checksum(envoyYAML, ini) }).(pulumi.StringOutput)
+	hash := pgbouncerIni.ApplyT(func(ini string) string { return checksum(envoyYAML, ini) }).(pulumi.StringOutput)
+	return config.Metadata.Name().Elem(), hash, nil
+}
 
-	drain := &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Sleep: &corev1.SleepActionArgs{Seconds: pulumi.Int(5)}}}
-	hardened := args.Security.containerSecurityContext()
-	waitForDatabase := corev1.ContainerArgs{
-		Name:    pulumi.String("wait-for-database"),
-		Image:   pulumi.String(args.WaitImage),
-		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("-c"), pulumi.String(WaitForDatabaseScript())},
-		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("DB_HOST"), Value: args.DatabaseHost},
-			env("DB_PORT", strconv.Itoa(PostgresPort)),
-			env("DB_USER", authenticatorRole),
-			env("DB_NAME", args.DatabaseName),
-			env("TIMEOUT_SECONDS", strconv.Itoa(s.DBWaitTimeoutSeconds)),
-		},
-		Resources:       initResources.args(),
-		SecurityContext: hardened,
-	}
-	envoyProbes := probes{
-		startup:   probe(tcpCheck(BackendPort), startupTiming),
-		readiness: probe(httpCheck("/health", BackendPort), readinessTiming),
-		liveness:  probe(tcpCheck(BackendPort), livenessTiming),
-	}
-	envoy := corev1.ContainerArgs{
-		Name:    pulumi.String("envoy"),
-		Image:   pulumi.String(s.EnvoyImage),
-		Command: pulumi.ToStringArray([]string{"envoy", "--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn"}),
-		Ports:   corev1.ContainerPortArray{containerPort("http", BackendPort)},
-		Env:     corev1.EnvVarArray{env("API_RATE_LIMIT", strconv.Itoa(s.APIRateLimit))},
-		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/etc/envoy/envoy.yaml", "envoy.yaml"),
-			mount("tmp", "/tmp"),
-		},
-		Resources:       proxyResources.args(),
-		SecurityContext: hardened,
-		StartupProbe:    envoyProbes.startup,
-		ReadinessProbe:  envoyProbes.readiness,
-		LivenessProbe:   envoyProbes.liveness,
-		Lifecycle:       drain,
-	}
-	// PostgREST listens on 127.0.0.1 only (API and admin server alike, PGRST_SERVER_HOST), so
-	// the kubelet reaches its /ready and /live through Envoy (envoy.yaml routes /health, /live).
-	apiProbes := servingProbes(httpCheck("/health", BackendPort), httpCheck("/live", BackendPort))
-	api := corev1.ContainerArgs{
-		Name:  pulumi.String("postgrest"),
-		Image: pulumi.String(s.Image),
-		Env: corev1.EnvVarArray{
-			env("DATABASE_URL", DatabaseURL(args.DatabaseName)),
-			secretEnv("PGPASSWORD", secretName, "db-password"),
-			secretEnv("JWT_SECRET", secretName, "jwt-secret"),
-			env("LOG_LEVEL", s.LogLevel),
-			env("PGRST_DB_URI", "$(DATABASE_URL)"),
-			env("PGRST_JWT_SECRET", "$(JWT_SECRET)"),
-			env("PGRST_LOG_LEVEL", "$(LOG_LEVEL)"),
-			env("PGRST_DB_SCHEMAS", s.DBSchemas),
-			env("PGRST_DB_ANON_ROLE", s.AnonRole),
-			env("PGRST_DB_POOL", strconv.Itoa(s.DBPoolSize)),
-			env("PGRST_DB_PREPARED_STATEMENTS", "false"),
-			env("PGRST_DB_CHANNEL_ENABLED", "false"),
-			env("PGRST_SERVER_HOST", "127.0.0.1"),
-			env("PGRST_SERVER_PORT", strconv.Itoa(postgrestPort)),
-			env("PGRST_ADMIN_SERVER_PORT", strconv.Itoa(postgrestAdmin)),
-		},
-		Resources:       s.Resources.args(),
-		SecurityContext: hardened,
-		StartupProbe:    apiProbes.startup,
-		ReadinessProbe:  apiProbes.readiness,
-		LivenessProbe:   apiProbes.liveness,
-		Lifecycle:       drain,
-	}
-	// PgBouncer listens on 127.0.0.1 only, so its probes run inside the pod. The user is named:
-	// they run as a uid without a passwd entry (see wait-for-database.sh). Ready: it answers
-	// for the API's database; alive: it answers for its own admin console, which needs no
-	// server connection.
-	poolCheck := func(database string) probeCheck {
-		return execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort),
-			"--username="+authenticatorRole, "--dbname="+database, "--timeout=2")
-	}
-	poolProbes := servingProbes(poolCheck(args.DatabaseName), poolCheck("pgbouncer"))
-	pgbouncer := corev1.ContainerArgs{
-		Name:    pulumi.String("pgbouncer"),
-		Image:   pulumi.String(s.PgBouncerImage),
-		Command: pulumi.ToStringArray([]string{"pgbouncer", "/etc/pgbouncer-config/pgbouncer.ini"}),
-		Ports:   corev1.ContainerPortArray{containerPort("pgbouncer", pgbouncerPort)},
-		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/etc/pgbouncer-config/pgbouncer.ini", "pgbouncer.ini"),
-			readOnlyMount("secrets", backendSecretsDir),
-			mount("tmp", "/tmp"),
-		},
-		Resources:       proxyResources.args(),
-		SecurityContext: hardened,
-		StartupProbe:    poolProbes.startup,
-		ReadinessProbe:  poolProbes.readiness,
-		LivenessProbe:   poolProbes.liveness,
-		Lifecycle:       drain,
-	}
-
+// newBackendDeployment runs the backend pods, after args.StartAfter; with autoscaling an HPA
+// owns the replica count.
+func newBackendDeployment(ctx *pulumi.Context, name string, args *BackendArgs, labels, annotations pulumi.StringMap, pod podOptions, parent pulumi.ResourceOption) error {
+	s, ns, id := args.Settings, args.Namespace, args.Identity
 	spec := appsv1.DeploymentSpecArgs{
 		Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
 		Strategy: rollingUpdate(),
 		Template: corev1.PodTemplateSpecArgs{
-			Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{
-				"checksum/config": configHash,
-				// New credentials (apiDbPassword, jwtSecret) roll the pods onto them.
-				"checksum/credentials": credentialsHash(args.APIPassword, args.JWTSecret),
-			}},
-			Spec: podOptions{
-				ServiceAccount:   sa.Metadata.Name().Elem(),
-				Security:         args.Security,
-				InitContainers:   corev1.ContainerArray{waitForDatabase},
-				Containers:       corev1.ContainerArray{envoy, api, pgbouncer},
-				TerminationGrace: s.TerminationGraceSeconds,
-				SpreadSelector:   spreadIf(args.Spread, id.Selector()),
-				Volumes: corev1.VolumeArray{
-					configMapVolume("config", config.Metadata.Name().Elem()),
-					secretVolume("secrets", secretName),
-					emptyDir("tmp", "64Mi"),
-				},
-			}.spec(),
+			Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: annotations},
+			Spec:     pod.spec(),
 		},
 	}
 	if !s.Autoscale {
@@ -254,14 +204,18 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		Spec:     spec,
 	}, parent, pulumi.DependsOn(args.StartAfter))
 	if err != nil {
-		return nil, fmt.Errorf("backend deployment: %w", err)
+		return fmt.Errorf("backend deployment: %w", err)
 	}
 	if s.Autoscale {
-		if err := newCPUAutoscaler(ctx, name+"-hpa", ns, labels, deployment, s, parent); err != nil {
-			return nil, err
-		}
+		return newCPUAutoscaler(ctx, name+"-hpa", ns, labels, deployment, s, parent)
 	}
+	return nil
+}
 
+// newBackendNetwork is how the backend is reached: backend-service (returned), the node port
+// when exposed, the disruption budget and the tier's NetworkPolicy.
+func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labels pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, error) {
+	s, ns, id := args.Settings, args.Namespace, args.Identity
 	svc, err := newService(ctx, ns, labels, service{
 		Resource: name + "-service", Name: "backend-service", Type: "ClusterIP", Selector: id.Selector(),
 		Port: BackendPort, TargetPort: BackendPort, PortName: "http",
@@ -289,13 +243,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	}, parent); err != nil {
 		return nil, fmt.Errorf("backend network policy: %w", err)
 	}
-
-	b.ServiceName = svc.Metadata.Name().Elem()
-	b.Port = pulumi.Int(BackendPort).ToIntOutput()
-	if err := ctx.RegisterResourceOutputs(b, pulumi.Map{"serviceName": b.ServiceName, "port": b.Port}); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return svc, nil
 }
 
 // newCPUAutoscaler is the seed's `kubectl autoscale --cpu-percent --min --max`.

@@ -14,11 +14,25 @@ import (
 // BackupDir is where the backup volume is mounted in the backup job's pod.
 const BackupDir = "/backups"
 
+// backupJob is what the backup CronJob needs.
+type backupJob struct {
+	Resource       string // the Database component's name
+	Namespace      pulumi.StringInput
+	Identity       Identity // of the backup pods
+	Security       PodSecurity
+	Settings       DatabaseConfig
+	ServiceAccount pulumi.StringInput
+	Secret         pulumi.StringInput // database-credentials
+	Config         pulumi.StringInput // database-config, holding backup.sh
+	Host           pulumi.StringInput // the database Service
+	DatabasePods   pulumi.StringMap
+}
+
 // newBackup schedules pg_dump (custom format) into a volume of its own, keeping the newest
 // BackupKeep dumps. The script is the embedded backup.sh, the same file the engine tests run.
-func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity, serviceAccount, secret, config, host pulumi.StringInput, parent pulumi.ResourceOption) error {
-	s, ns := args.Settings, args.Namespace
-	labels := id.Labels(versionOf(s.Image))
+func newBackup(ctx *pulumi.Context, b backupJob, parent pulumi.ResourceOption) error {
+	s, ns, name := b.Settings, b.Namespace, b.Resource
+	labels := b.Identity.Labels(versionOf(s.Image))
 
 	volume, err := corev1.NewPersistentVolumeClaim(ctx, name+"-backups", &corev1.PersistentVolumeClaimArgs{
 		Metadata: &metav1.ObjectMetaArgs{
@@ -44,7 +58,7 @@ func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/backup.sh")},
 		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
+			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: b.Host},
 			env("PGPORT", strconv.Itoa(PostgresPort)),
 			env("PGUSER", s.User),
 			env("PGDATABASE", s.Name),
@@ -59,7 +73,7 @@ func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity
 			mount("tmp", "/tmp"),
 		},
 		Resources:       backupResources.args(),
-		SecurityContext: args.Security.containerSecurityContext(),
+		SecurityContext: b.Security.containerSecurityContext(),
 	}
 	if _, err := batchv1.NewCronJob(ctx, name+"-backup", &batchv1.CronJobArgs{
 		Metadata: workloadMeta("database-backup", ns, labels),
@@ -80,16 +94,16 @@ func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity
 					Template: corev1.PodTemplateSpecArgs{
 						Metadata: &metav1.ObjectMetaArgs{Labels: labels},
 						Spec: podOptions{
-							ServiceAccount: serviceAccount,
-							Security:       args.Security,
+							ServiceAccount: b.ServiceAccount,
+							Security:       b.Security,
 							Containers:     corev1.ContainerArray{dump},
 							RestartPolicy:  "OnFailure",
 							Volumes: corev1.VolumeArray{
 								corev1.VolumeArgs{Name: pulumi.String("backups"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
 									ClaimName: volume.Metadata.Name().Elem(),
 								}},
-								configMapVolume("config", config),
-								secretVolume("secrets", secret),
+								configMapVolume("config", b.Config),
+								secretVolume("secrets", b.Secret),
 								emptyDir("tmp", "64Mi"),
 							},
 						}.spec(),
@@ -102,8 +116,8 @@ func newBackup(ctx *pulumi.Context, name string, args *DatabaseArgs, id Identity
 	}
 
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: name + "-backup-netpol", Name: "database-backup", Labels: labels, Pods: id.Selector(),
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(args.Identity.Selector()))},
+		Resource: name + "-backup-netpol", Name: "database-backup", Labels: labels, Pods: b.Identity.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(b.DatabasePods))},
 	}, parent); err != nil {
 		return fmt.Errorf("backup network policy: %w", err)
 	}

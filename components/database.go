@@ -68,21 +68,84 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, fmt.Errorf("database service account: %w", err)
 	}
+	serviceAccount := sa.Metadata.Name().Elem()
+	secret, err := newDatabaseSecret(ctx, name, ns, labels, args, parent)
+	if err != nil {
+		return nil, err
+	}
+	files, err := newDatabaseFiles(ctx, name, ns, labels, s, parent)
+	if err != nil {
+		return nil, err
+	}
+	headless, readonly, err := newDatabaseServices(ctx, name, args, labels, parent)
+	if err != nil {
+		return nil, err
+	}
+	statefulSet, err := newDatabaseStatefulSet(ctx, name, args, labels, serviceAccount, secret, files, headless, parent)
+	if err != nil {
+		return nil, err
+	}
+	backupPods, credentialsPods := id.WithComponent("backup"), id.WithComponent("credentials")
+	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods}, parent); err != nil {
+		return nil, err
+	}
+	host := headless.Metadata.Name().Elem()
+	if err := newBackup(ctx, backupJob{
+		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
+		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config, Host: host, DatabasePods: id.Selector(),
+	}, parent); err != nil {
+		return nil, err
+	}
+	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
+		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
+		Image: s.Image, User: s.User, Database: s.Name, Host: host,
+		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config,
+		Credentials: credentialsHash(args.APIPassword, args.JWTSecret), DatabasePods: id.Selector(),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))
+	if err != nil {
+		return nil, err
+	}
+
+	d.ServiceName = host
+	d.ReadOnlyServiceName = readonly.Metadata.Name().Elem()
+	d.Port = pulumi.Int(PostgresPort).ToIntOutput()
+	if err := ctx.RegisterResourceOutputs(d, pulumi.Map{
+		"serviceName":         d.ServiceName,
+		"readOnlyServiceName": d.ReadOnlyServiceName,
+		"port":                d.Port,
+	}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newDatabaseSecret holds the owner's and the API role's passwords and the JWT signing key,
+// as files for the database pod and its jobs. It returns the Secret's name.
+func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *DatabaseArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	secret, err := corev1.NewSecret(ctx, name+"-credentials", &corev1.SecretArgs{
 		Metadata: meta("database-credentials", ns, labels),
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
-			"username":               pulumi.String(s.User),
+			"username":               pulumi.String(args.Settings.User),
 			"password":               args.Password,
 			"authenticator-password": args.APIPassword,
 			"jwt-secret":             args.JWTSecret,
 		},
-	}, parent)
+	}, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("database secret: %w", err)
+		return pulumi.StringOutput{}, fmt.Errorf("database secret: %w", err)
 	}
-	secretName := secret.Metadata.Name().Elem()
+	return secret.Metadata.Name().Elem(), nil
+}
 
+// databaseFiles are the database's ConfigMaps: postgresql.conf and the jobs' scripts
+// (Config), the init scripts (InitDB), and a hash of postgresql.conf that rolls the pod.
+type databaseFiles struct {
+	Config, InitDB pulumi.StringOutput
+	ConfHash       string
+}
+
+func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, s DatabaseConfig, opts ...pulumi.ResourceOption) (databaseFiles, error) {
 	postgresConf, err := RenderPostgresConf(PostgresSettings{
 		Port:                    PostgresPort,
 		MaxConnections:          s.MaxConnections,
@@ -93,100 +156,66 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		UnixSocketDir:           postgresSocketDir,
 	})
 	if err != nil {
-		return nil, err
+		return databaseFiles{}, err
 	}
 	configData := map[string]string{"postgresql.conf": postgresConf, "backup.sh": BackupScript(), "credentials-sync.sh": CredentialsSyncScript()}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta("database-config", ns, labels),
 		Data:     pulumi.ToStringMap(configData),
-	}, parent)
+	}, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("database config map: %w", err)
+		return databaseFiles{}, fmt.Errorf("database config map: %w", err)
 	}
 	scripts, err := InitScripts(s.SeedData)
 	if err != nil {
-		return nil, err
+		return databaseFiles{}, err
 	}
 	initdb, err := corev1.NewConfigMap(ctx, name+"-initdb", &corev1.ConfigMapArgs{
 		Metadata: meta("database-initdb", ns, labels),
 		Data:     pulumi.ToStringMap(scripts),
-	}, parent)
+	}, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("database initdb config map: %w", err)
+		return databaseFiles{}, fmt.Errorf("database initdb config map: %w", err)
 	}
+	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf)}, nil
+}
 
-	isReady := execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
-	postgresProbes := servingProbes(isReady, tcpCheck(PostgresPort))
-	exporterProbes := servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort))
-	postgres := corev1.ContainerArgs{
-		Name:  pulumi.String("postgres"),
-		Image: pulumi.String(s.Image),
-		Args:  pulumi.StringArray{pulumi.String("-c"), pulumi.String("config_file=" + postgresConfigPath)},
-		Ports: corev1.ContainerPortArray{containerPort("postgres", PostgresPort)},
-		Env: corev1.EnvVarArray{
-			env("POSTGRES_USER", s.User),
-			env("POSTGRES_DB", s.Name),
-			env("POSTGRES_PASSWORD_FILE", postgresSecretsDir+"/password"),
-			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
-			env("PGDATA", postgresDataDir+"/pgdata"),
-		},
-		VolumeMounts: corev1.VolumeMountArray{
-			mount("data", postgresDataDir),
-			fileMount("config", postgresConfigPath, "postgresql.conf"),
-			readOnlyMount("initdb", "/docker-entrypoint-initdb.d"),
-			readOnlyMount("secrets", postgresSecretsDir),
-			mount("tmp", "/tmp"),
-			mount("run", postgresSocketDir),
-		},
-		Resources:       s.Resources.args(),
-		SecurityContext: args.Security.containerSecurityContext(),
-		StartupProbe:    postgresProbes.startup,
-		ReadinessProbe:  postgresProbes.readiness,
-		LivenessProbe:   postgresProbes.liveness,
-	}
-	exporter := corev1.ContainerArgs{
-		Name:  pulumi.String("postgres-exporter"),
-		Image: pulumi.String(s.ExporterImage),
-		Ports: corev1.ContainerPortArray{containerPort("metrics", postgresMetricsPort)},
-		Env: corev1.EnvVarArray{
-			env("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/%s?sslmode=disable", PostgresPort, s.Name)),
-			env("DATA_SOURCE_USER", s.User),
-			env("DATA_SOURCE_PASS_FILE", postgresSecretsDir+"/password"),
-		},
-		VolumeMounts:    corev1.VolumeMountArray{readOnlyMount("secrets", postgresSecretsDir)},
-		Resources:       sidecarResources.args(),
-		SecurityContext: args.Security.containerSecurityContext(),
-		StartupProbe:    exporterProbes.startup,
-		ReadinessProbe:  exporterProbes.readiness,
-		LivenessProbe:   exporterProbes.liveness,
-	}
-	annotations := prometheusAnnotations(strconv.Itoa(postgresMetricsPort))
-	annotations["checksum/config"] = checksum(postgresConf)
-	retention := pulumi.String(s.PVCRetention)
-
+// newDatabaseServices are the seed's Services: database-service (headless, the StatefulSet's),
+// database-readonly and, when exposed, database-nodeport.
+func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
+	s, ns, id := args.Settings, args.Namespace, args.Identity
 	headless, err := newService(ctx, ns, labels, service{
 		Resource: name + "-service", Name: "database-service", Type: "Headless", Selector: id.Selector(),
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
-		return nil, fmt.Errorf("database headless service: %w", err)
+		return nil, nil, fmt.Errorf("database headless service: %w", err)
 	}
 	readonly, err := newService(ctx, ns, labels, service{
 		Resource: name + "-readonly", Name: "database-readonly", Type: "ClusterIP", Selector: id.Selector(),
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
-		return nil, fmt.Errorf("database readonly service: %w", err)
+		return nil, nil, fmt.Errorf("database readonly service: %w", err)
 	}
 	if args.ExposeNodePort {
 		if _, err := newService(ctx, ns, labels, service{
 			Resource: name + "-nodeport", Name: "database-nodeport", Type: "NodePort", Selector: id.Selector(),
 			Port: PostgresPort, TargetPort: PostgresPort, NodePort: s.NodePort, PortName: "postgres",
 		}, parent); err != nil {
-			return nil, fmt.Errorf("database node port service: %w", err)
+			return nil, nil, fmt.Errorf("database node port service: %w", err)
 		}
 	}
+	return headless, readonly, nil
+}
 
+// newDatabaseStatefulSet runs PostgreSQL with its exporter, one claim per pod, and the
+// disruption budget that keeps it up through voluntary evictions.
+func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, serviceAccount, secret pulumi.StringInput, files databaseFiles, headless *corev1.Service, parent pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
+	s, ns, id := args.Settings, args.Namespace, args.Identity
+	annotations := prometheusAnnotations(strconv.Itoa(postgresMetricsPort))
+	annotations["checksum/config"] = files.ConfHash
+	retention := pulumi.String(s.PVCRetention)
 	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta("database", ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
@@ -201,82 +230,65 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(annotations)},
 				Spec: podOptions{
-					ServiceAccount:   sa.Metadata.Name().Elem(),
+					ServiceAccount:   serviceAccount,
 					Security:         args.Security,
-					Containers:       corev1.ContainerArray{postgres, exporter},
+					Containers:       corev1.ContainerArray{postgresContainer(s, args.Security), postgresExporterContainer(s, args.Security)},
 					TerminationGrace: 60,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
 					Volumes: corev1.VolumeArray{
-						configMapVolume("config", config.Metadata.Name().Elem()),
-						configMapVolume("initdb", initdb.Metadata.Name().Elem()),
-						secretVolume("secrets", secretName),
+						configMapVolume("config", files.Config),
+						configMapVolume("initdb", files.InitDB),
+						secretVolume("secrets", secret),
 						emptyDir("tmp", "64Mi"),
 						emptyDir("run", "16Mi"),
 					},
 				}.spec(),
 			},
-			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{corev1.PersistentVolumeClaimTypeArgs{
-				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("data"), Labels: labels},
-				Spec: corev1.PersistentVolumeClaimSpecArgs{
-					AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
-					StorageClassName: pulumi.String(s.StorageClass),
-					Resources: &corev1.VolumeResourceRequirementsArgs{
-						Requests: pulumi.StringMap{"storage": pulumi.String(s.StorageSize)},
-					},
-				},
-			}},
+			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
 		},
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("database statefulset: %w", err)
 	}
-
 	if err := newDisruptionBudget(ctx, name+"-pdb", "database", ns, labels, id.Selector(),
 		policyv1.PodDisruptionBudgetSpecArgs{MinAvailable: pulumi.Int(1)}, parent); err != nil {
 		return nil, fmt.Errorf("database disruption budget: %w", err)
 	}
+	return statefulSet, nil
+}
 
-	backupPods := id.WithComponent("backup")
-	credentialsPods := id.WithComponent("credentials")
-	clients := []networkingv1.NetworkPolicyPeerArgs{
-		fromPods(args.ClientPods), fromPods(backupPods.Selector()), fromPods(credentialsPods.Selector()),
+// claimTemplate is a ReadWriteOnce claim of a class and size.
+func claimTemplate(name string, labels pulumi.StringMap, class, size string) corev1.PersistentVolumeClaimTypeArgs {
+	return corev1.PersistentVolumeClaimTypeArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels},
+		Spec: corev1.PersistentVolumeClaimSpecArgs{
+			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+			StorageClassName: pulumi.String(class),
+			Resources: &corev1.VolumeResourceRequirementsArgs{
+				Requests: pulumi.StringMap{"storage": pulumi.String(size)},
+			},
+		},
+	}
+}
+
+// newDatabasePolicies admit the database's clients (the backend, the jobs, and the node
+// port's sources) on 5432, and the monitoring namespace on the exporter's port.
+func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, jobs []Identity, parent pulumi.ResourceOption) error {
+	clients := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods)}
+	for _, job := range jobs {
+		clients = append(clients, fromPods(job.Selector()))
 	}
 	if args.ExposeNodePort {
 		clients = append(clients, fromCIDRs(args.NodePortFrom)...)
 	}
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: name + "-netpol", Name: "database", Labels: labels, Pods: id.Selector(),
+	if err := newAllowPolicy(ctx, args.Namespace, allowPolicy{
+		Resource: name + "-netpol", Name: "database", Labels: labels, Pods: args.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			ingressRule(PostgresPort, clients...),
 			ingressRule(postgresMetricsPort, fromNamespace(args.MonitoringNamespace)),
 		},
 	}, parent); err != nil {
-		return nil, fmt.Errorf("database network policy: %w", err)
+		return fmt.Errorf("database network policy: %w", err)
 	}
-
-	if err := newBackup(ctx, name, args, backupPods, sa.Metadata.Name().Elem(), secretName, config.Metadata.Name().Elem(), headless.Metadata.Name().Elem(), parent); err != nil {
-		return nil, err
-	}
-
-	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
-		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
-		Image: s.Image, User: s.User, Database: s.Name, Host: headless.Metadata.Name().Elem(),
-		ServiceAccount: sa.Metadata.Name().Elem(), Secret: secretName, Config: config.Metadata.Name().Elem(),
-		Credentials: credentialsHash(args.APIPassword, args.JWTSecret), DatabasePods: id.Selector(),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))
-	if err != nil {
-		return nil, err
-	}
-
-	d.ServiceName = headless.Metadata.Name().Elem()
-	d.ReadOnlyServiceName = readonly.Metadata.Name().Elem()
-	d.Port = pulumi.Int(PostgresPort).ToIntOutput()
-	if err := ctx.RegisterResourceOutputs(d, pulumi.Map{
-		"serviceName":         d.ServiceName,
-		"readOnlyServiceName": d.ReadOnlyServiceName,
-		"port":                d.Port,
-	}); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return nil
 }

@@ -87,6 +87,15 @@ func workloadMeta(name string, namespace pulumi.StringInput, labels pulumi.Strin
 	return m
 }
 
+// serving fills a long-running container's tail: its size, the hardened security context and
+// its startup, readiness and liveness probes.
+func serving(c corev1.ContainerArgs, size Resources, security *corev1.SecurityContextArgs, p probes) corev1.ContainerArgs {
+	c.Resources = size.args()
+	c.SecurityContext = security
+	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = p.startup, p.readiness, p.liveness
+	return c
+}
+
 // spreadIf returns the selector to spread on, or nil when spreading is off.
 func spreadIf(on bool, selector pulumi.StringMap) pulumi.StringMap {
 	if !on {

@@ -1,0 +1,52 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// postgresContainer is PostgreSQL 15 through its image's entrypoint: first start runs the
+// init scripts; postgresql.conf comes from the ConfigMap; the probes name their user (they
+// run as a uid without a passwd entry).
+func postgresContainer(s DatabaseConfig, security PodSecurity) corev1.ContainerArgs {
+	isReady := execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
+	return serving(corev1.ContainerArgs{
+		Name:  pulumi.String("postgres"),
+		Image: pulumi.String(s.Image),
+		Args:  pulumi.StringArray{pulumi.String("-c"), pulumi.String("config_file=" + postgresConfigPath)},
+		Ports: corev1.ContainerPortArray{containerPort("postgres", PostgresPort)},
+		Env: corev1.EnvVarArray{
+			env("POSTGRES_USER", s.User),
+			env("POSTGRES_DB", s.Name),
+			env("POSTGRES_PASSWORD_FILE", postgresSecretsDir+"/password"),
+			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
+			env("PGDATA", postgresDataDir+"/pgdata"),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			mount("data", postgresDataDir),
+			fileMount("config", postgresConfigPath, "postgresql.conf"),
+			readOnlyMount("initdb", "/docker-entrypoint-initdb.d"),
+			readOnlyMount("secrets", postgresSecretsDir),
+			mount("tmp", "/tmp"),
+			mount("run", postgresSocketDir),
+		},
+	}, s.Resources, security.containerSecurityContext(), servingProbes(isReady, tcpCheck(PostgresPort)))
+}
+
+// postgresExporterContainer serves the database's metrics on :9187, logging in as the owner.
+func postgresExporterContainer(s DatabaseConfig, security PodSecurity) corev1.ContainerArgs {
+	return serving(corev1.ContainerArgs{
+		Name:  pulumi.String("postgres-exporter"),
+		Image: pulumi.String(s.ExporterImage),
+		Ports: corev1.ContainerPortArray{containerPort("metrics", postgresMetricsPort)},
+		Env: corev1.EnvVarArray{
+			env("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/%s?sslmode=disable", PostgresPort, s.Name)),
+			env("DATA_SOURCE_USER", s.User),
+			env("DATA_SOURCE_PASS_FILE", postgresSecretsDir+"/password"),
+		},
+		VolumeMounts: corev1.VolumeMountArray{readOnlyMount("secrets", postgresSecretsDir)},
+	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort)))
+}
