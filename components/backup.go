@@ -2,7 +2,6 @@ package components
 
 import (
 	"fmt"
-	"strconv"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -53,28 +52,7 @@ func newBackup(ctx *pulumi.Context, b backupJob, parent pulumi.ResourceOption) e
 		return fmt.Errorf("backup volume: %w", err)
 	}
 
-	dump := corev1.ContainerArgs{
-		Name:    pulumi.String("pg-dump"),
-		Image:   pulumi.String(s.Image),
-		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/backup.sh")},
-		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: b.Host},
-			env("PGPORT", strconv.Itoa(PostgresPort)),
-			env("PGUSER", s.User),
-			env("PGDATABASE", s.Name),
-			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
-			env("BACKUP_DIR", BackupDir),
-			env("BACKUP_KEEP", strconv.Itoa(s.BackupKeep)),
-		},
-		VolumeMounts: corev1.VolumeMountArray{
-			mount("backups", BackupDir),
-			fileMount("config", "/scripts/backup.sh", "backup.sh"),
-			readOnlyMount("secrets", postgresSecretsDir),
-			mount("tmp", "/tmp"),
-		},
-		Resources:       backupResources.args(),
-		SecurityContext: b.Security.containerSecurityContext(),
-	}
+	dump := pgDumpContainer(s, b.Host, b.Security)
 	if _, err := batchv1.NewCronJob(ctx, name+"-backup", &batchv1.CronJobArgs{
 		Metadata: workloadMeta("database-backup", ns, labels),
 		Spec: batchv1.CronJobSpecArgs{

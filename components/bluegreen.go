@@ -92,19 +92,8 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		return nil, err
 	}
 
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: name + "-netpol", Name: "frontend", Labels: labels, Pods: id.Selector(),
-		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
-			networkingv1.NetworkPolicyIngressRuleArgs{
-				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
-			},
-			ingressRule(nginxExporterPort, fromNamespace(args.MonitoringNamespace)),
-			// The promotion check, by name: ipBlock rules need not match pod addresses.
-			ingressRule(FrontendPort, fromPods(id.WithComponent("promotion-check").Selector())),
-		},
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(args.BackendPort, fromPods(args.BackendPods))},
-	}, parent); err != nil {
-		return nil, fmt.Errorf("frontend network policy: %w", err)
+	if err := newFrontendPolicy(ctx, name, ns, labels, id, args, parent); err != nil {
+		return nil, err
 	}
 	if s.IngressEnabled {
 		if err := newIngress(ctx, name+"-ingress", ns, labels, s, frontendService, parent); err != nil {
@@ -255,6 +244,27 @@ func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, lab
 	}, opts...)
 	if err != nil {
 		return fmt.Errorf("frontend ingress: %w", err)
+	}
+	return nil
+}
+
+// newFrontendPolicy opens the frontend's pods to anyone on its HTTP, HTTPS and redirect
+// ports, to the promotion check, and to the monitoring namespace on the exporter's port; they
+// may call the backend only.
+func newFrontendPolicy(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, id Identity, args *BlueGreenArgs, parent pulumi.ResourceOption) error {
+	if err := newAllowPolicy(ctx, ns, allowPolicy{
+		Resource: name + "-netpol", Name: "frontend", Labels: labels, Pods: id.Selector(),
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
+			networkingv1.NetworkPolicyIngressRuleArgs{
+				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
+			},
+			ingressRule(nginxExporterPort, fromNamespace(args.MonitoringNamespace)),
+			// The promotion check, by name: ipBlock rules need not match pod addresses.
+			ingressRule(FrontendPort, fromPods(id.WithComponent("promotion-check").Selector())),
+		},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(args.BackendPort, fromPods(args.BackendPods))},
+	}, parent); err != nil {
+		return fmt.Errorf("frontend network policy: %w", err)
 	}
 	return nil
 }

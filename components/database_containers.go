@@ -50,3 +50,29 @@ func postgresExporterContainer(s DatabaseConfig, security PodSecurity) corev1.Co
 		VolumeMounts: corev1.VolumeMountArray{readOnlyMount("secrets", postgresSecretsDir)},
 	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort)))
 }
+
+// pgDumpContainer runs backup.sh (pg_dump into the backup claim) as the database owner.
+func pgDumpContainer(s DatabaseConfig, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:    pulumi.String("pg-dump"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/backup.sh")},
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
+			env("PGPORT", strconv.Itoa(PostgresPort)),
+			env("PGUSER", s.User),
+			env("PGDATABASE", s.Name),
+			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
+			env("BACKUP_DIR", BackupDir),
+			env("BACKUP_KEEP", strconv.Itoa(s.BackupKeep)),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			mount("backups", BackupDir),
+			fileMount("config", "/scripts/backup.sh", "backup.sh"),
+			readOnlyMount("secrets", postgresSecretsDir),
+			mount("tmp", "/tmp"),
+		},
+		Resources:       backupResources.args(),
+		SecurityContext: security.containerSecurityContext(),
+	}
+}

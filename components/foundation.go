@@ -55,31 +55,8 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 	}
 	f.Namespace = ns.Metadata.Name().Elem()
 
-	q := args.Quota
-	if _, err := corev1.NewResourceQuota(ctx, name+"-quota", &corev1.ResourceQuotaArgs{
-		Metadata: meta("ecommerce-quota", f.Namespace, labels),
-		Spec: &corev1.ResourceQuotaSpecArgs{Hard: pulumi.StringMap{
-			"requests.cpu":     pulumi.String(q.RequestsCPU),
-			"requests.memory":  pulumi.String(q.RequestsMemory),
-			"limits.cpu":       pulumi.String(q.LimitsCPU),
-			"limits.memory":    pulumi.String(q.LimitsMemory),
-			"requests.storage": pulumi.String(q.Storage),
-			"pods":             pulumi.String(fmt.Sprint(q.Pods)),
-		}},
-	}, parent); err != nil {
-		return nil, fmt.Errorf("resource quota: %w", err)
-	}
-
-	defaults := initResources
-	if _, err := corev1.NewLimitRange(ctx, name+"-limits", &corev1.LimitRangeArgs{
-		Metadata: meta("ecommerce-limits", f.Namespace, labels),
-		Spec: corev1.LimitRangeSpecArgs{Limits: corev1.LimitRangeItemArray{corev1.LimitRangeItemArgs{
-			Type:           pulumi.String("Container"),
-			DefaultRequest: defaults.args().Requests,
-			Default:        defaults.args().Limits,
-		}}},
-	}, parent); err != nil {
-		return nil, fmt.Errorf("limit range: %w", err)
+	if err := newQuotas(ctx, name, f.Namespace, labels, args.Quota, parent); err != nil {
+		return nil, err
 	}
 
 	everyPod := metav1.LabelSelectorArgs{}
@@ -117,4 +94,35 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 		return nil, err
 	}
 	return f, nil
+}
+
+// newQuotas cap the namespace (ResourceQuota) and size containers that state no size of their
+// own (LimitRange).
+func newQuotas(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, q QuotaConfig, parent pulumi.ResourceOption) error {
+	if _, err := corev1.NewResourceQuota(ctx, name+"-quota", &corev1.ResourceQuotaArgs{
+		Metadata: meta("ecommerce-quota", ns, labels),
+		Spec: &corev1.ResourceQuotaSpecArgs{Hard: pulumi.StringMap{
+			"requests.cpu":     pulumi.String(q.RequestsCPU),
+			"requests.memory":  pulumi.String(q.RequestsMemory),
+			"limits.cpu":       pulumi.String(q.LimitsCPU),
+			"limits.memory":    pulumi.String(q.LimitsMemory),
+			"requests.storage": pulumi.String(q.Storage),
+			"pods":             pulumi.String(fmt.Sprint(q.Pods)),
+		}},
+	}, parent); err != nil {
+		return fmt.Errorf("resource quota: %w", err)
+	}
+
+	defaults := initResources
+	if _, err := corev1.NewLimitRange(ctx, name+"-limits", &corev1.LimitRangeArgs{
+		Metadata: meta("ecommerce-limits", ns, labels),
+		Spec: corev1.LimitRangeSpecArgs{Limits: corev1.LimitRangeItemArray{corev1.LimitRangeItemArgs{
+			Type:           pulumi.String("Container"),
+			DefaultRequest: defaults.args().Requests,
+			Default:        defaults.args().Limits,
+		}}},
+	}, parent); err != nil {
+		return fmt.Errorf("limit range: %w", err)
+	}
+	return nil
 }

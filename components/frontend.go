@@ -60,129 +60,18 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	labels := id.TierLabels()
 	podLabels := id.Labels(release.Version)
 	objectName := "frontend-" + id.Color
-
 	tls := s.TLSSecret != ""
-	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
-		settings := NginxSettings{
-			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
-			BackendHost: host, BackendPort: args.BackendPort,
-			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
-			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: CIDRList(s.TrustedProxies),
-			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
-			Color:                  id.Color,
-			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
-		}
-		if tls {
-			settings.TLSPort, settings.RedirectPort, settings.TLSDir = FrontendTLSPort, FrontendRedirectPort, nginxTLSDir
-		}
-		return RenderNginxConf(settings)
-	}).(pulumi.StringOutput)
-	fluentBit := map[string]string{
-		"fluent-bit.conf":         mustAsset("fluent-bit.conf"),
-		"fluent-bit-parsers.conf": mustAsset("fluent-bit-parsers.conf"),
-	}
-	configData := pulumi.StringMap{"nginx.conf": nginxConf}
-	for k, v := range fluentBit {
-		configData[k] = pulumi.String(v)
-	}
-	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta(objectName+"-config", ns, labels),
-		Data:     configData,
-	}, parent)
-	if err != nil {
-		return nil, fmt.Errorf("%s config map: %w", objectName, err)
-	}
-	dashboard, err := assetFiles("dashboard")
+
+	files, err := newFrontendFiles(ctx, name, objectName, ns, labels, args, parent)
 	if err != nil {
 		return nil, err
 	}
-	html, err := corev1.NewConfigMap(ctx, name+"-dashboard", &corev1.ConfigMapArgs{
-		Metadata: meta(objectName+"-dashboard", ns, labels),
-		Data:     pulumi.ToStringMap(dashboard),
-	}, parent)
-	if err != nil {
-		return nil, fmt.Errorf("%s dashboard config map: %w", objectName, err)
-	}
-	configHash := nginxConf.ApplyT(func(conf string) string {
-		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
-	}).(pulumi.StringOutput)
-
-	nginxMounts := corev1.VolumeMountArray{
-		fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
-		readOnlyMount("dashboard", nginxHTMLRoot),
-		readOnlyMount("release", nginxReleaseDir),
-		mount("tmp", "/tmp"),
-	}
-	volumes := corev1.VolumeArray{
-		configMapVolume("config", config.Metadata.Name().Elem()),
-		corev1.VolumeArgs{Name: pulumi.String("fluent-bit-config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
-			Name: config.Metadata.Name().Elem(),
-			Items: corev1.KeyToPathArray{
-				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit.conf"), Path: pulumi.String("fluent-bit.conf")},
-				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit-parsers.conf"), Path: pulumi.String("fluent-bit-parsers.conf")},
-			},
-		}},
-		configMapVolume("dashboard", html.Metadata.Name().Elem()),
-		labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
-		emptyDir("tmp", "64Mi"),
-		emptyDir("fluent-bit-state", "64Mi"),
-	}
+	volumes := frontendVolumes(files)
 	if tls {
-		nginxMounts = append(nginxMounts, readOnlyMount("tls", nginxTLSDir))
 		volumes = append(volumes, secretVolume("tls", pulumi.String(s.TLSSecret)))
 	}
-	nginxProbes := servingProbes(httpCheck("/health", FrontendPort), tcpCheck(FrontendPort))
-	nginx := corev1.ContainerArgs{
-		Name:            pulumi.String("nginx"),
-		Image:           pulumi.String(release.Image),
-		Ports:           nginxPorts(tls),
-		VolumeMounts:    nginxMounts,
-		Resources:       s.Resources.args(),
-		SecurityContext: args.Security.containerSecurityContextAs(nginxUID),
-		StartupProbe:    nginxProbes.startup,
-		ReadinessProbe:  nginxProbes.readiness,
-		LivenessProbe:   nginxProbes.liveness,
-		// Drain: the endpoint is removed while nginx still serves, then nginx finishes
-		// in-flight requests (worker_shutdown_timeout) and exits. A signal, not
-		// `nginx -s quit`, which would re-read the conf and resolve the backend again.
-		Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{
-			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; pid=$(cat /tmp/nginx.pid); kill -QUIT \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done"}),
-		}}},
-	}
-	logProbes := servingProbes(httpCheck("/api/v1/health", fluentBitPort), tcpCheck(fluentBitPort))
-	logCollector := corev1.ContainerArgs{
-		Name:    pulumi.String("log-collector"),
-		Image:   pulumi.String(s.FluentBitImage),
-		Command: pulumi.ToStringArray([]string{"/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.conf"}),
-		Ports:   corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
-		VolumeMounts: corev1.VolumeMountArray{
-			readOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
-			mount("fluent-bit-state", "/fluent-bit/state"),
-		},
-		Resources:       sidecarResources.args(),
-		SecurityContext: args.Security.containerSecurityContext(),
-		StartupProbe:    logProbes.startup,
-		ReadinessProbe:  logProbes.readiness,
-		LivenessProbe:   logProbes.liveness,
-	}
-	exporterProbes := servingProbes(httpCheck("/metrics", nginxExporterPort), tcpCheck(nginxExporterPort))
-	exporter := corev1.ContainerArgs{
-		Name:  pulumi.String("metrics-exporter"),
-		Image: pulumi.String(s.ExporterImage),
-		Args: pulumi.ToStringArray([]string{
-			fmt.Sprintf("--nginx.scrape-uri=http://127.0.0.1:%d/stub_status", nginxStatusPort),
-			fmt.Sprintf("--web.listen-address=:%d", nginxExporterPort),
-		}),
-		Ports:           corev1.ContainerPortArray{containerPort("metrics", nginxExporterPort)},
-		Resources:       sidecarResources.args(),
-		SecurityContext: args.Security.containerSecurityContext(),
-		StartupProbe:    exporterProbes.startup,
-		ReadinessProbe:  exporterProbes.readiness,
-		LivenessProbe:   exporterProbes.liveness,
-	}
-
 	annotations := pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(nginxExporterPort)))
-	annotations["checksum/config"] = configHash
+	annotations["checksum/config"] = files.Hash
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
 		Metadata: workloadMeta(objectName, ns, podLabels),
 		Spec: appsv1.DeploymentSpecArgs{
@@ -192,9 +81,13 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: podLabels, Annotations: annotations},
 				Spec: podOptions{
-					ServiceAccount:   args.ServiceAccount,
-					Security:         args.Security,
-					Containers:       corev1.ContainerArray{nginx, logCollector, exporter},
+					ServiceAccount: args.ServiceAccount,
+					Security:       args.Security,
+					Containers: corev1.ContainerArray{
+						nginxContainer(release.Image, s.Resources, tls, args.Security),
+						logCollectorContainer(s.FluentBitImage, args.Security),
+						nginxExporterContainer(s.ExporterImage, args.Security),
+					},
 					TerminationGrace: s.TerminationGraceSec,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
 					Volumes:          volumes,
@@ -215,6 +108,134 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		return nil, err
 	}
 	return f, nil
+}
+
+// frontendFiles are a color's ConfigMaps (nginx.conf with the log collector's files, and the
+// dashboard) and a hash of their content, which rolls the pods when it changes.
+type frontendFiles struct {
+	Config, Dashboard pulumi.StringOutput
+	Hash              pulumi.StringOutput
+}
+
+func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.StringInput, labels pulumi.StringMap, args *FrontendArgs, parent pulumi.ResourceOption) (frontendFiles, error) {
+	s, color := args.Settings, args.Identity.Color
+	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
+		settings := NginxSettings{
+			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
+			BackendHost: host, BackendPort: args.BackendPort,
+			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
+			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: CIDRList(s.TrustedProxies),
+			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
+			Color:                  color,
+			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
+		}
+		if s.TLSSecret != "" {
+			settings.TLSPort, settings.RedirectPort, settings.TLSDir = FrontendTLSPort, FrontendRedirectPort, nginxTLSDir
+		}
+		return RenderNginxConf(settings)
+	}).(pulumi.StringOutput)
+	fluentBit := map[string]string{
+		"fluent-bit.conf":         mustAsset("fluent-bit.conf"),
+		"fluent-bit-parsers.conf": mustAsset("fluent-bit-parsers.conf"),
+	}
+	configData := pulumi.StringMap{"nginx.conf": nginxConf}
+	for k, v := range fluentBit {
+		configData[k] = pulumi.String(v)
+	}
+	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
+		Metadata: meta(objectName+"-config", ns, labels),
+		Data:     configData,
+	}, parent)
+	if err != nil {
+		return frontendFiles{}, fmt.Errorf("%s config map: %w", objectName, err)
+	}
+	dashboard, err := assetFiles("dashboard")
+	if err != nil {
+		return frontendFiles{}, err
+	}
+	html, err := corev1.NewConfigMap(ctx, name+"-dashboard", &corev1.ConfigMapArgs{
+		Metadata: meta(objectName+"-dashboard", ns, labels),
+		Data:     pulumi.ToStringMap(dashboard),
+	}, parent)
+	if err != nil {
+		return frontendFiles{}, fmt.Errorf("%s dashboard config map: %w", objectName, err)
+	}
+	hash := nginxConf.ApplyT(func(conf string) string {
+		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
+	}).(pulumi.StringOutput)
+	return frontendFiles{Config: config.Metadata.Name().Elem(), Dashboard: html.Metadata.Name().Elem(), Hash: hash}, nil
+}
+
+// frontendVolumes are the pod's volumes: the files, the pod's own release labels (downward
+// API), and the writable emptyDirs.
+func frontendVolumes(files frontendFiles) corev1.VolumeArray {
+	return corev1.VolumeArray{
+		configMapVolume("config", files.Config),
+		corev1.VolumeArgs{Name: pulumi.String("fluent-bit-config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
+			Name: files.Config,
+			Items: corev1.KeyToPathArray{
+				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit.conf"), Path: pulumi.String("fluent-bit.conf")},
+				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit-parsers.conf"), Path: pulumi.String("fluent-bit-parsers.conf")},
+			},
+		}},
+		configMapVolume("dashboard", files.Dashboard),
+		labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
+		emptyDir("tmp", "64Mi"),
+		emptyDir("fluent-bit-state", "64Mi"),
+	}
+}
+
+// nginxContainer serves the dashboard, /health, /release/ and the API proxy, as the uid its
+// image is built for; with TLS also HTTPS and the redirect port.
+func nginxContainer(image string, size Resources, tls bool, security PodSecurity) corev1.ContainerArgs {
+	mounts := corev1.VolumeMountArray{
+		fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
+		readOnlyMount("dashboard", nginxHTMLRoot),
+		readOnlyMount("release", nginxReleaseDir),
+		mount("tmp", "/tmp"),
+	}
+	if tls {
+		mounts = append(mounts, readOnlyMount("tls", nginxTLSDir))
+	}
+	return serving(corev1.ContainerArgs{
+		Name:         pulumi.String("nginx"),
+		Image:        pulumi.String(image),
+		Ports:        nginxPorts(tls),
+		VolumeMounts: mounts,
+		// Drain: the endpoint is removed while nginx still serves, then nginx finishes
+		// in-flight requests (worker_shutdown_timeout) and exits. A signal, not
+		// `nginx -s quit`, which would re-read the conf and resolve the backend again.
+		Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{
+			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; pid=$(cat /tmp/nginx.pid); kill -QUIT \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done"}),
+		}}},
+	}, size, security.containerSecurityContextAs(nginxUID), servingProbes(httpCheck("/health", FrontendPort), tcpCheck(FrontendPort)))
+}
+
+// logCollectorContainer is Fluent Bit: nginx's access log arrives over loopback syslog.
+func logCollectorContainer(image string, security PodSecurity) corev1.ContainerArgs {
+	return serving(corev1.ContainerArgs{
+		Name:    pulumi.String("log-collector"),
+		Image:   pulumi.String(image),
+		Command: pulumi.ToStringArray([]string{"/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.conf"}),
+		Ports:   corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
+		VolumeMounts: corev1.VolumeMountArray{
+			readOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
+			mount("fluent-bit-state", "/fluent-bit/state"),
+		},
+	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/api/v1/health", fluentBitPort), tcpCheck(fluentBitPort)))
+}
+
+// nginxExporterContainer serves nginx's stub_status as Prometheus metrics on :9113.
+func nginxExporterContainer(image string, security PodSecurity) corev1.ContainerArgs {
+	return serving(corev1.ContainerArgs{
+		Name:  pulumi.String("metrics-exporter"),
+		Image: pulumi.String(image),
+		Args: pulumi.ToStringArray([]string{
+			fmt.Sprintf("--nginx.scrape-uri=http://127.0.0.1:%d/stub_status", nginxStatusPort),
+			fmt.Sprintf("--web.listen-address=:%d", nginxExporterPort),
+		}),
+		Ports: corev1.ContainerPortArray{containerPort("metrics", nginxExporterPort)},
+	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/metrics", nginxExporterPort), tcpCheck(nginxExporterPort)))
 }
 
 // nginxPorts are the nginx container's ports: HTTP, and with TLS the HTTPS and redirect ports.

@@ -52,30 +52,35 @@ func run() error {
 	defer func() { fmt.Printf("platform %s: %.1fs\n", args[0], time.Since(start).Seconds()) }()
 
 	if args[0] == "render" {
-		if len(args) != 2 {
-			return fmt.Errorf("render needs an output folder")
-		}
-		files, err := deploy.Render(ctx, deploy.RenderOptions{Options: o, OutDir: args[1]})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("rendered %d manifests into %s (Secrets are in plain text there: do not commit them)\n", len(files), args[1])
-		return nil
+		return render(ctx, o, args)
 	}
 
 	s, err := deploy.Open(ctx, o)
 	if err != nil {
 		return err
 	}
-	if *generate {
+	if err := generateSecrets(ctx, s, o.Stack, *generate); err != nil {
+		return err
+	}
+	return command(ctx, s, o, args, start)
+}
+
+// generateSecrets sets the stack's missing required secrets to random values, when asked.
+func generateSecrets(ctx context.Context, s *deploy.Stack, stack string, asked bool) error {
+	if asked {
 		keys, err := s.EnsureSecrets(ctx)
 		if err != nil {
 			return err
 		}
 		for _, k := range keys {
-			fmt.Printf("generated secret %s for stack %s\n", k, o.Stack)
+			fmt.Printf("generated secret %s for stack %s\n", k, stack)
 		}
 	}
+	return nil
+}
+
+// command runs one of the driver's commands on an open stack.
+func command(ctx context.Context, s *deploy.Stack, o deploy.Options, args []string, start time.Time) error {
 	switch args[0] {
 	case "up":
 		changes, outputs, err := s.Up(ctx)
@@ -120,6 +125,19 @@ func run() error {
 	}
 	flag.Usage()
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// render writes every object of the stack as YAML into a folder, through the provider.
+func render(ctx context.Context, o deploy.Options, args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("render needs an output folder")
+	}
+	files, err := deploy.Render(ctx, deploy.RenderOptions{Options: o, OutDir: args[1]})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("rendered %d manifests into %s (Secrets are in plain text there: do not commit them)\n", len(files), args[1])
+	return nil
 }
 
 // switchTraffic is `pulumi config set activeColor <color> && pulumi up`, reported: the
