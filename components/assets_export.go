@@ -60,3 +60,10 @@ func CredentialsSyncScript() string { return mustAsset("credentials-sync.sh") }
 // PromotionCheckScript returns promotion-check.sh, which the promotion check Job runs against
 // a color's preview Service before production traffic moves to it.
 func PromotionCheckScript() string { return mustAsset("promotion-check.sh") }
+
+// PostgresHBA returns pg_hba.conf of the database and its replicas (postgresql.conf's hba_file).
+func PostgresHBA() string { return mustAsset("pg_hba.conf") }
+
+// ReplicaBootstrapScript returns replica-bootstrap.sh, the init container of a read replica
+// (see the script's header for its environment).
+func ReplicaBootstrapScript() string { return mustAsset("replica-bootstrap.sh") }

@@ -33,6 +33,7 @@ type BackendArgs struct {
 	DatabaseHost   pulumi.StringInput // from the Database's Output
 	DatabaseName   string
 	DatabasePods   pulumi.StringMap
+	ReplicaPods    pulumi.StringMap // the read replicas (nil: none)
 	ClientPods     pulumi.StringMap // pods allowed to call the API (the frontend)
 	APIPassword    pulumi.StringInput
 	JWTSecret      pulumi.StringInput
@@ -239,7 +240,7 @@ func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labe
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: name + "-netpol", Name: "backend", Labels: labels, Pods: id.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(BackendPort, callers...)},
-		Egress:  networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(args.DatabasePods))},
+		Egress:  networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, databasePeers(args)...)},
 	}, parent); err != nil {
 		return nil, fmt.Errorf("backend network policy: %w", err)
 	}
@@ -274,4 +275,13 @@ func newCPUAutoscaler(ctx *pulumi.Context, resource string, ns pulumi.StringInpu
 		return fmt.Errorf("backend autoscaler: %w", err)
 	}
 	return nil
+}
+
+// databasePeers are the pods the backend may reach on 5432: the primary and the replicas.
+func databasePeers(args *BackendArgs) []networkingv1.NetworkPolicyPeerArgs {
+	peers := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.DatabasePods)}
+	if args.ReplicaPods != nil {
+		peers = append(peers, fromPods(args.ReplicaPods))
+	}
+	return peers
 }

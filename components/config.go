@@ -30,6 +30,8 @@ type Config struct {
 	DBPassword    pulumi.StringOutput
 	APIDBPassword pulumi.StringOutput
 	JWTSecret     pulumi.StringOutput
+	// ReplicationPassword is "" when there are no replicas and none was set.
+	ReplicationPassword pulumi.StringOutput
 }
 
 // DatabaseConfig configures the PostgreSQL tier.
@@ -54,6 +56,9 @@ type DatabaseConfig struct {
 	BackupKeep         int
 	BackupStorageSize  string
 	BackupStorageClass string
+	Replicas           int    // streaming read replicas
+	ReplicaMaxLagSecs  int    // a replica further behind is not ready
+	ReplicaWalKeepSize string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
 }
 
 // BackendConfig configures the API tier.
@@ -173,14 +178,17 @@ func flag(key string, def bool, desc string, bind func(*Config) *bool) ConfigKey
 
 // secretKeys are required and must be set with `pulumi config set --secret`.
 var secretKeys = []struct {
-	key    string
-	minLen int
-	desc   string
-	bind   func(*Config) *pulumi.StringOutput
+	key      string
+	minLen   int
+	desc     string
+	bind     func(*Config) *pulumi.StringOutput
+	required func(*Config) bool // nil: always
 }{
-	{"dbPassword", 12, "Password of the database owner (postgres superuser of the instance)", func(c *Config) *pulumi.StringOutput { return &c.DBPassword }},
-	{"apiDbPassword", 12, "Password of the API's `authenticator` login role, used by PgBouncer", func(c *Config) *pulumi.StringOutput { return &c.APIDBPassword }},
-	{"jwtSecret", 32, "HS256 secret that signs and verifies the API's JWTs (PostgREST needs at least 32 characters)", func(c *Config) *pulumi.StringOutput { return &c.JWTSecret }},
+	{"dbPassword", 12, "Password of the database owner (postgres superuser of the instance)", func(c *Config) *pulumi.StringOutput { return &c.DBPassword }, nil},
+	{"apiDbPassword", 12, "Password of the API's `authenticator` login role, used by PgBouncer", func(c *Config) *pulumi.StringOutput { return &c.APIDBPassword }, nil},
+	{"jwtSecret", 32, "HS256 secret that signs and verifies the API's JWTs (PostgREST needs at least 32 characters)", func(c *Config) *pulumi.StringOutput { return &c.JWTSecret }, nil},
+	{"replicationPassword", 12, "Password of the `replicator` role the read replicas stream with (required when databaseReplicas > 0)",
+		func(c *Config) *pulumi.StringOutput { return &c.ReplicationPassword }, func(c *Config) bool { return c.Database.Replicas > 0 }},
 }
 
 // ConfigSchema lists every config key with its type, default and description.
@@ -226,6 +234,9 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		full := ctx.Project() + ":" + s.key
 		raw, err := config.Try(ctx, s.key)
 		switch {
+		case (err != nil || raw == "") && s.required != nil && !s.required(cfg):
+			*s.bind(cfg) = pulumi.ToSecret(pulumi.String("")).(pulumi.StringOutput)
+			continue
 		case err != nil || raw == "":
 			problems.addf(s.key, "is missing; set it with `pulumi config set --secret %s <value>` (at least %d characters)", s.key, s.minLen)
 			continue

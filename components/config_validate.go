@@ -68,6 +68,9 @@ func (d *DatabaseConfig) validate(v *problemList) {
 	v.resources("database", d.Resources)
 	v.cron("backupSchedule", d.BackupSchedule)
 	v.intRange("backupKeep", d.BackupKeep, 1, 1000)
+	v.intRange("databaseReplicas", d.Replicas, 0, 10)
+	v.intRange("databaseReplicaMaxLagSeconds", d.ReplicaMaxLagSecs, 1, 86400)
+	v.pgMemory("databaseReplicaWalKeepSize", d.ReplicaWalKeepSize)
 }
 
 func (b *BackendConfig) validate(v *problemList) {

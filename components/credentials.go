@@ -30,12 +30,20 @@ type credentialsJob struct {
 	DatabasePods   pulumi.StringMap
 }
 
-// credentialsHash identifies the values the database must hold: a change of apiDbPassword or
-// jwtSecret changes it, which replaces the Job (it runs again) and rolls the backend's pods.
+// credentialsHash identifies the values the database must hold: a change of apiDbPassword,
+// jwtSecret or replicationPassword changes it, which replaces the Job (it runs again) and rolls the backend's pods.
 // Only a hash of the secrets, never the secrets, appears on a pod template.
-func credentialsHash(apiPassword, jwtSecret pulumi.StringInput) pulumi.StringOutput {
-	return pulumi.All(apiPassword, jwtSecret).ApplyT(func(v []any) string {
-		return checksum(v[0].(string), v[1].(string))
+func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
+	inputs := make([]any, len(secrets))
+	for i, s := range secrets {
+		inputs[i] = s
+	}
+	return pulumi.All(inputs...).ApplyT(func(v []any) string {
+		texts := make([]string, len(v))
+		for i, t := range v {
+			texts[i] = t.(string)
+		}
+		return checksum(texts...)
 	}).(pulumi.StringOutput)
 }
 
@@ -57,6 +65,7 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
 			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
 			env("JWT_SECRET_FILE", postgresSecretsDir+"/jwt-secret"),
+			env("REPLICATION_PASSWORD_FILE", postgresSecretsDir+"/replication-password"),
 			env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
 		},
 		VolumeMounts: corev1.VolumeMountArray{

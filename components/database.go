@@ -21,6 +21,7 @@ const (
 	postgresDataDir     = "/var/lib/postgresql/data"
 	postgresSocketDir   = "/var/run/postgresql"
 	postgresConfigPath  = "/etc/postgresql/postgresql.conf"
+	postgresHBAPath     = "/etc/postgresql/pg_hba.conf"
 )
 
 // DatabaseArgs configure the PostgreSQL tier.
@@ -32,6 +33,7 @@ type DatabaseArgs struct {
 	Password            pulumi.StringInput // owner password, secret
 	APIPassword         pulumi.StringInput // `authenticator` role password, secret
 	JWTSecret           pulumi.StringInput // the API's JWT signing key, secret (shop.jwt_keys)
+	ReplicationPassword pulumi.StringInput // the replicator role's password, secret ("" without replicas)
 	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
 	MonitoringNamespace string
 	ExposeNodePort      bool
@@ -51,6 +53,8 @@ type Database struct {
 	// CredentialsJob has set the authenticator password and the JWT signing key in the
 	// database; the backend rolls onto new credentials only after it.
 	CredentialsJob *batchv1.Job
+	// ReplicaPods selects the read replicas (nil without replicas).
+	ReplicaPods pulumi.StringMap
 }
 
 // NewDatabase creates the database tier. Pass pulumi.Protect to keep its data from
@@ -77,7 +81,12 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	headless, readonly, err := newDatabaseServices(ctx, name, args, labels, parent)
+	replicaPods := id.WithComponent("replica")
+	readonlyPods := id.Selector()
+	if s.Replicas > 0 {
+		readonlyPods = replicaPods.Selector()
+	}
+	headless, readonly, err := newDatabaseServices(ctx, name, args, labels, readonlyPods, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +95,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 	backupPods, credentialsPods := id.WithComponent("backup"), id.WithComponent("credentials")
-	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods}, parent); err != nil {
+	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods}, parent); err != nil {
 		return nil, err
 	}
 	host := headless.Metadata.Name().Elem()
@@ -100,10 +109,20 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
 		Image: s.Image, User: s.User, Database: s.Name, Host: host,
 		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config,
-		Credentials: credentialsHash(args.APIPassword, args.JWTSecret), DatabasePods: id.Selector(),
+		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword), DatabasePods: id.Selector(),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))
 	if err != nil {
 		return nil, err
+	}
+	if s.Replicas > 0 {
+		// After the credentials job: the replicator role exists with its password.
+		if err := newReplicas(ctx, replicaSet{
+			Resource: name + "-replica", Args: args, Identity: replicaPods, ServiceAccount: serviceAccount,
+			Secret: secret, Files: files, PrimaryHost: host,
+		}, parent, pulumi.DependsOn([]pulumi.Resource{d.CredentialsJob})); err != nil {
+			return nil, err
+		}
+		d.ReplicaPods = replicaPods.Selector()
 	}
 
 	d.ServiceName = host
@@ -130,6 +149,7 @@ func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, 
 			"password":               args.Password,
 			"authenticator-password": args.APIPassword,
 			"jwt-secret":             args.JWTSecret,
+			"replication-password":   args.ReplicationPassword,
 		},
 	}, opts...)
 	if err != nil {
@@ -154,11 +174,16 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		EffectiveCacheSize:      s.EffectiveCacheSize,
 		LogMinDurationStatement: s.LogMinDurationMs,
 		UnixSocketDir:           postgresSocketDir,
+		HBAFile:                 postgresHBAPath,
+		ReplicaWalKeepSize:      s.ReplicaWalKeepSize,
 	})
 	if err != nil {
 		return databaseFiles{}, err
 	}
-	configData := map[string]string{"postgresql.conf": postgresConf, "backup.sh": BackupScript(), "credentials-sync.sh": CredentialsSyncScript()}
+	configData := map[string]string{
+		"postgresql.conf": postgresConf, "pg_hba.conf": mustAsset("pg_hba.conf"),
+		"backup.sh": BackupScript(), "credentials-sync.sh": CredentialsSyncScript(), "replica-bootstrap.sh": mustAsset("replica-bootstrap.sh"),
+	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta("database-config", ns, labels),
 		Data:     pulumi.ToStringMap(configData),
@@ -177,12 +202,12 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 	if err != nil {
 		return databaseFiles{}, fmt.Errorf("database initdb config map: %w", err)
 	}
-	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf)}, nil
+	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
 }
 
 // newDatabaseServices are the seed's Services: database-service (headless, the StatefulSet's),
 // database-readonly and, when exposed, database-nodeport.
-func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
+func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels, readonlyPods pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	headless, err := newService(ctx, ns, labels, service{
 		Resource: name + "-service", Name: "database-service", Type: "Headless", Selector: id.Selector(),
@@ -192,7 +217,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 		return nil, nil, fmt.Errorf("database headless service: %w", err)
 	}
 	readonly, err := newService(ctx, ns, labels, service{
-		Resource: name + "-readonly", Name: "database-readonly", Type: "ClusterIP", Selector: id.Selector(),
+		Resource: name + "-readonly", Name: "database-readonly", Type: "ClusterIP", Selector: readonlyPods,
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
@@ -235,13 +260,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 					Containers:       corev1.ContainerArray{postgresContainer(s, args.Security), postgresExporterContainer(s, args.Security)},
 					TerminationGrace: 60,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
-					Volumes: corev1.VolumeArray{
-						configMapVolume("config", files.Config),
-						configMapVolume("initdb", files.InitDB),
-						secretVolume("secrets", secret),
-						emptyDir("tmp", "64Mi"),
-						emptyDir("run", "16Mi"),
-					},
+					Volumes:          databaseVolumes(files, secret),
 				}.spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
@@ -255,6 +274,17 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 		return nil, fmt.Errorf("database disruption budget: %w", err)
 	}
 	return statefulSet, nil
+}
+
+// databaseVolumes are the volumes of a database pod, primary or replica.
+func databaseVolumes(files databaseFiles, secret pulumi.StringInput) corev1.VolumeArray {
+	return corev1.VolumeArray{
+		configMapVolume("config", files.Config),
+		configMapVolume("initdb", files.InitDB),
+		secretVolume("secrets", secret),
+		emptyDir("tmp", "64Mi"),
+		emptyDir("run", "16Mi"),
+	}
 }
 
 // claimTemplate is a ReadWriteOnce claim of a class and size.

@@ -28,6 +28,7 @@ func postgresContainer(s DatabaseConfig, security PodSecurity) corev1.ContainerA
 		VolumeMounts: corev1.VolumeMountArray{
 			mount("data", postgresDataDir),
 			fileMount("config", postgresConfigPath, "postgresql.conf"),
+			fileMount("config", postgresHBAPath, "pg_hba.conf"),
 			readOnlyMount("initdb", "/docker-entrypoint-initdb.d"),
 			readOnlyMount("secrets", postgresSecretsDir),
 			mount("tmp", "/tmp"),

@@ -31,7 +31,7 @@ func Program(ctx *pulumi.Context) error {
 
 	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
-		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret,
+		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
 		ClientPods: backendID.Selector(), MonitoringNamespace: cfg.MonitoringNamespace,
 		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	}, protect)
@@ -42,7 +42,7 @@ func Program(ctx *pulumi.Context) error {
 	backend, err := NewBackend(ctx, "backend", &BackendArgs{
 		Namespace: ns, Identity: backendID, Security: security, Settings: cfg.Backend,
 		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
-		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
+		DatabasePods: databaseID.Selector(), ReplicaPods: database.ReplicaPods, ClientPods: frontendID.Selector(),
 		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob},
 		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	})

@@ -54,6 +54,8 @@ type PostgresSettings struct {
 	EffectiveCacheSize      string
 	LogMinDurationStatement int // milliseconds; -1 disables
 	UnixSocketDir           string
+	HBAFile                 string // pg_hba.conf (the embedded one, mounted)
+	ReplicaWalKeepSize      string // max_slot_wal_keep_size
 }
 
 // RenderPostgresConf renders postgresql.conf for the database StatefulSet.

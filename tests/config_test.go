@@ -240,3 +240,27 @@ func TestConfigKeysCheckedWhateverTheOthersSay(t *testing.T) {
 		})
 	}
 }
+
+// Read replicas: a negative count, replicas without their secret, a lag bound of zero: each
+// a clear error, nothing registered. Without replicas the secret is not required.
+func TestReplicaConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		overrides map[string]string
+		want      string
+	}{
+		{"negative", map[string]string{"databaseReplicas": "-1"}, `databaseReplicas: "-1" is not allowed`},
+		{"no secret", map[string]string{"replicationPassword": unset}, "replicationPassword: is missing; set it with `pulumi config set --secret replicationPassword"},
+		{"zero lag bound", map[string]string{"databaseReplicaMaxLagSeconds": "0"}, `databaseReplicaMaxLagSeconds: "0" is not allowed`},
+		{"bad WAL size", map[string]string{"databaseReplicaWalKeepSize": "lots"}, `databaseReplicaWalKeepSize: "lots" is not allowed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runProgram(t, "prod", tc.overrides)
+			require.Error(t, r.Err)
+			assert.Contains(t, r.Err.Error(), tc.want)
+			assert.Empty(t, r.kubernetes())
+		})
+	}
+	dev := mustRun(t, "dev", map[string]string{"replicationPassword": unset})
+	assert.Empty(t, dev.names(tStatefulSet)[1:], "dev: the primary only")
+}

@@ -152,7 +152,10 @@ func TestPostgresConfRendered(t *testing.T) {
 		"log_destination":            "stderr",
 		"logging_collector":          "off",
 		"TimeZone":                   "UTC",
-		"hba_file":                   filepath.Join(s.Dir, "data", "pg_hba.conf"),
+		"hba_file":                   s.Settings.HBAFile,
+		"wal_level":                  "replica",
+		"max_slot_wal_keep_size":     "2GB",
+		"hot_standby_feedback":       "on",
 	} {
 		assert.Equal(t, want, pgQueryString(t, conn, "SELECT current_setting($1)", setting), setting)
 	}

@@ -24,9 +24,10 @@ const unset = "<unset>"
 
 // testSecrets are the secret config values every mocked run gets unless a test removes one.
 var testSecrets = map[string]string{
-	"dbPassword":    "db-owner-password-7f3a9c",
-	"apiDbPassword": "api-authenticator-password-51be",
-	"jwtSecret":     "jwt-secret-that-is-at-least-32-characters-long-0c4d",
+	"dbPassword":          "db-owner-password-7f3a9c",
+	"apiDbPassword":       "api-authenticator-password-51be",
+	"jwtSecret":           "jwt-secret-that-is-at-least-32-characters-long-0c4d",
+	"replicationPassword": "replicator-password-9e21",
 }
 
 // recorded is one resource the program registered, with its inputs as plain Go values

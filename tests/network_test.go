@@ -58,6 +58,19 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 				{"outside", "frontend-blue", 9113, false},
 				{"database-backup", "backend", 8080, false},
 			}
+			if stack == "prod" {
+				cases = append(cases, []struct {
+					from, to string
+					port     int
+					want     bool
+				}{
+					{"database-replica", "database", 5432, true},
+					{"backend", "database-replica", 5432, true},
+					{"frontend-blue", "database-replica", 5432, false},
+					{"monitoring", "database-replica", 9187, true},
+					{"outside", "database-replica", 5432, false},
+				}...)
+			}
 			for _, tc := range cases {
 				from := pods[tc.from]
 				external := true
@@ -159,12 +172,16 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 			}
 			want := map[string][]string{
 				"database-service":       {"database"},
-				"database-readonly":      {"database"},
+				"database-readonly":      {"database"}, // prod: the replicas (below)
 				"backend-service":        {"backend"},
 				"frontend-service":       {"frontend-green"},
 				"frontend-internal":      {"frontend-green"},
 				"frontend-blue-preview":  {"frontend-blue"},
 				"frontend-green-preview": {"frontend-green"},
+			}
+			if stack == "prod" {
+				want["database-readonly"] = []string{"database-replica"}
+				want["database-replica"] = []string{"database-replica"}
 			}
 			if stack == "dev" {
 				want["database-nodeport"] = []string{"database"}

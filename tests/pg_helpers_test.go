@@ -49,6 +49,8 @@ var pgDeployedSettings = components.PostgresSettings{
 	EffectiveCacheSize:      "768MB",
 	LogMinDurationStatement: 500,
 	UnixSocketDir:           "/var/run/postgresql",
+	HBAFile:                 "/etc/postgresql/pg_hba.conf",
+	ReplicaWalKeepSize:      "2GB",
 }
 
 // pgServer is one running PostgreSQL of one test.
@@ -252,17 +254,16 @@ func pgStart(t testing.TB) *pgServer {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgRunAs(t)}
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "initdb:\n%s", out)
-	pgWriteFile(t, filepath.Join(dataDir, "pg_hba.conf"), strings.Join([]string{
-		"local all all trust",
-		"host all authenticator,ecommerce 127.0.0.1/32 scram-sha-256",
-		"",
-	}, "\n"), 0o600)
+	// The deployed pg_hba.conf (hba_file of the rendered postgresql.conf).
+	hbaPath := filepath.Join(dir, "pg_hba.conf")
+	pgWriteFile(t, hbaPath, components.PostgresHBA(), 0o600)
 
 	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: pgFreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf"),
 		Path: strings.Join(path, string(os.PathListSeparator)), psql: psql}
 	s.Settings = pgDeployedSettings
 	s.Settings.Port = s.Port
 	s.Settings.UnixSocketDir = sockDir
+	s.Settings.HBAFile = hbaPath
 	conf, err := components.RenderPostgresConf(s.Settings)
 	require.NoError(t, err)
 	pgWriteFile(t, s.ConfPath, conf, 0o644)

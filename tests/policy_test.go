@@ -16,7 +16,10 @@ func TestPolicySuite(t *testing.T) {
 		t.Run(stack, func(t *testing.T) {
 			r := mustRun(t, stack, nil)
 			workloads := r.workloads()
-			require.Len(t, workloads, 7, "frontend-blue, frontend-green, backend, database, database-backup, database-credentials, frontend-promotion-check")
+			// frontend-blue, frontend-green, backend, database, database-backup,
+			// database-credentials, frontend-promotion-check, and in prod database-replica.
+			want := map[string]int{"dev": 7, "prod": 8}[stack]
+			require.Len(t, workloads, want)
 			for _, w := range workloads {
 				t.Run(w.K8sName(), func(t *testing.T) { checkWorkload(t, r, w) })
 			}

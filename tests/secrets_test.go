@@ -32,7 +32,7 @@ func TestSecretValuesStayInSecrets(t *testing.T) {
 					assert.Failf(t, "secret leaked", "%s %s contains the value of %s", res.Type, res.K8sName(), key)
 				}
 			}
-			assert.Equal(t, map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true}, inSecrets)
+			assert.Equal(t, map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true, "replicationPassword": true}, inSecrets)
 
 			backend := podTemplate(r.object(t, tDeployment, "backend"))
 			api := containerNamed(t, backend, "postgrest")

@@ -41,7 +41,7 @@ func TestStackShapes(t *testing.T) {
 			storageClass: "fast-ssd", storageSize: "10Gi", retention: "Retain", protect: true,
 			frontendType: "LoadBalancer", spreadsAcrossNode: true,
 			services: []string{
-				"backend-service", "database-readonly", "database-service",
+				"backend-service", "database-readonly", "database-replica", "database-service",
 				"frontend-blue-preview", "frontend-green-preview", "frontend-internal", "frontend-service",
 			},
 		},

@@ -8,6 +8,8 @@
 #   PGPASSWORD_FILE                  the owner's password (a mounted Secret)
 #   AUTHENTICATOR_PASSWORD_FILE      the API login role's password (apiDbPassword)
 #   JWT_SECRET_FILE                  the key that signs the API's JWTs (jwtSecret)
+#   REPLICATION_PASSWORD_FILE        the replicator role's password (replicationPassword);
+#                                    an empty file leaves the role alone (no replicas)
 #   TIMEOUT_SECONDS                  how long to wait for the database
 #
 # Sets the password of role authenticator and the signing key in shop.jwt_keys in one
@@ -31,7 +33,11 @@ done
 PGPASSWORD=$(cat "$PGPASSWORD_FILE")
 AUTHENTICATOR_PASSWORD=$(cat "$AUTHENTICATOR_PASSWORD_FILE")
 JWT_SECRET=$(cat "$JWT_SECRET_FILE")
-export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET
+REPLICATION_PASSWORD=
+if [ -n "${REPLICATION_PASSWORD_FILE:-}" ] && [ -r "$REPLICATION_PASSWORD_FILE" ]; then
+    REPLICATION_PASSWORD=$(cat "$REPLICATION_PASSWORD_FILE")
+fi
+export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET REPLICATION_PASSWORD
 
 deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
 until pg_isready --username="$PGUSER" --dbname="$PGDATABASE" --timeout=2 >/dev/null 2>&1; do
@@ -46,11 +52,23 @@ SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
 \getenv apw AUTHENTICATOR_PASSWORD
 \getenv jwt JWT_SECRET
+\getenv rpw REPLICATION_PASSWORD
 BEGIN;
 ALTER ROLE authenticator PASSWORD :'apw';
+SELECT :'rpw' <> '' AS replicas \gset
+\if :replicas
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'replicator') THEN
+        CREATE ROLE replicator WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+    END IF;
+END
+$$;
+ALTER ROLE replicator WITH LOGIN REPLICATION PASSWORD :'rpw';
+\endif
 INSERT INTO shop.jwt_keys (id, secret) VALUES (true, :'jwt')
     ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()
     WHERE shop.jwt_keys.secret IS DISTINCT FROM EXCLUDED.secret;
 COMMIT;
 EOSQL
-echo "credentials-sync: the authenticator password and the JWT signing key are current"
+echo "credentials-sync: the authenticator and replicator passwords and the JWT signing key are current"

@@ -1,0 +1,140 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// replicationUser is the role the replicas stream with (credentials-sync.sh creates it).
+const replicationUser = "replicator"
+
+// replicaSet is what the read replicas need.
+type replicaSet struct {
+	Resource       string
+	Args           *DatabaseArgs
+	Identity       Identity // of the replica pods
+	ServiceAccount pulumi.StringInput
+	Secret         pulumi.StringInput
+	Files          databaseFiles
+	PrimaryHost    pulumi.StringInput
+}
+
+// newReplicas runs Settings.Replicas streaming replicas of the primary as a StatefulSet of
+// their own (claims of the database's class, size and retention), behind a headless Service
+// of their own, with a disruption budget and a NetworkPolicy: the backend and the monitoring
+// namespace in, the primary out.
+func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOption) error {
+	a := r.Args
+	s, ns := a.Settings, a.Namespace
+	labels := r.Identity.Labels(versionOf(s.Image))
+	headless, err := newService(ctx, ns, labels, service{
+		Resource: r.Resource + "-service", Name: "database-replica", Type: "Headless", Selector: r.Identity.Selector(),
+		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
+	}, opts...)
+	if err != nil {
+		return fmt.Errorf("replica headless service: %w", err)
+	}
+	annotations := prometheusAnnotations(strconv.Itoa(postgresMetricsPort))
+	annotations["checksum/config"] = r.Files.ConfHash
+	templateAnnotations := pulumi.ToStringMap(annotations)
+	// A new replicationPassword rolls the replicas (after the credentials job set it): their
+	// WAL receivers log in with it.
+	templateAnnotations["checksum/credentials"] = credentialsHash(a.ReplicationPassword)
+	retention := pulumi.String(s.PVCRetention)
+	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
+		Metadata: workloadMeta("database-replica", ns, labels),
+		Spec: appsv1.StatefulSetSpecArgs{
+			ServiceName:         headless.Metadata.Name().Elem(),
+			Replicas:            pulumi.Int(s.Replicas),
+			PodManagementPolicy: pulumi.String("Parallel"),
+			Selector:            &metav1.LabelSelectorArgs{MatchLabels: r.Identity.Selector()},
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
+				WhenDeleted: retention,
+				WhenScaled:  retention,
+			},
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: templateAnnotations},
+				Spec: podOptions{
+					ServiceAccount: r.ServiceAccount,
+					Security:       a.Security,
+					InitContainers: corev1.ContainerArray{replicaBootstrapContainer(s, r.PrimaryHost, a.Security)},
+					Containers: corev1.ContainerArray{
+						replicaPostgresContainer(s, r.Secret, a.Security),
+						postgresExporterContainer(s, a.Security),
+					},
+					TerminationGrace: 60,
+					SpreadSelector:   spreadIf(a.Spread, r.Identity.Selector()),
+					Volumes:          databaseVolumes(r.Files, r.Secret),
+				}.spec(),
+			},
+			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
+		},
+	}, opts...); err != nil {
+		return fmt.Errorf("replica statefulset: %w", err)
+	}
+	if err := newDisruptionBudget(ctx, r.Resource+"-pdb", "database-replica", ns, labels, r.Identity.Selector(), maxOneUnavailable(), opts...); err != nil {
+		return fmt.Errorf("replica disruption budget: %w", err)
+	}
+	if err := newAllowPolicy(ctx, ns, allowPolicy{
+		Resource: r.Resource + "-netpol", Name: "database-replica", Labels: labels, Pods: r.Identity.Selector(),
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
+			ingressRule(PostgresPort, fromPods(a.ClientPods)),
+			ingressRule(postgresMetricsPort, fromNamespace(a.MonitoringNamespace)),
+		},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.Identity.Selector()))},
+	}, opts...); err != nil {
+		return fmt.Errorf("replica network policy: %w", err)
+	}
+	return nil
+}
+
+// replicaBootstrapContainer copies the primary into an empty data directory (a no-op on an
+// existing one): replica-bootstrap.sh.
+func replicaBootstrapContainer(s DatabaseConfig, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:    pulumi.String("replica-bootstrap"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/replica-bootstrap.sh"}),
+		Env: corev1.EnvVarArray{
+			env("PGDATA", postgresDataDir+"/pgdata"),
+			corev1.EnvVarArgs{Name: pulumi.String("PRIMARY_HOST"), Value: primary},
+			env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
+			env("REPLICATION_USER", replicationUser),
+			env("PGPASSWORD_FILE", postgresSecretsDir+"/replication-password"),
+			corev1.EnvVarArgs{Name: pulumi.String("SLOT"), ValueFrom: &corev1.EnvVarSourceArgs{
+				FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
+			}},
+			env("TIMEOUT_SECONDS", "600"),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			mount("data", postgresDataDir),
+			fileMount("config", "/scripts/replica-bootstrap.sh", "replica-bootstrap.sh"),
+			readOnlyMount("secrets", postgresSecretsDir),
+			mount("tmp", "/tmp"),
+		},
+		Resources:       backupResources.args(),
+		SecurityContext: security.containerSecurityContext(),
+	}
+}
+
+// replicaPostgresContainer is a hot standby: the database container with the replication
+// password in its environment (for the WAL receiver). Started and alive while it accepts
+// connections, however far behind (a lagging replica is never restarted for it); ready only
+// while it is in recovery and no further behind than ReplicaMaxLagSecs (caught up, or its
+// last replayed transaction recent enough).
+func replicaPostgresContainer(s DatabaseConfig, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	c := postgresContainer(s, security)
+	c.Env = append(c.Env.(corev1.EnvVarArray), secretEnv("PGPASSWORD", secret, "replication-password"))
+	ready := execCheck("psql", "--host="+postgresSocketDir, "--port="+strconv.Itoa(PostgresPort), "--username="+s.User,
+		"--dbname=postgres", "--no-psqlrc", "--tuples-only", "--command",
+		fmt.Sprintf("SELECT CASE WHEN pg_is_in_recovery() AND (pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "+
+			"OR now() - pg_last_xact_replay_timestamp() < interval '%d seconds') THEN 1 ELSE 1/0 END", s.ReplicaMaxLagSecs))
+	c.ReadinessProbe = probe(ready, readinessTiming) // startup (accepts connections) and liveness stay
+	return c
+}
