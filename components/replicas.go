@@ -133,8 +133,10 @@ func replicaPostgresContainer(s DatabaseConfig, secret pulumi.StringInput, secur
 	c.Env = append(c.Env.(corev1.EnvVarArray), secretEnv("PGPASSWORD", secret, "replication-password"))
 	ready := execCheck("psql", "--host="+postgresSocketDir, "--port="+strconv.Itoa(PostgresPort), "--username="+s.User,
 		"--dbname=postgres", "--no-psqlrc", "--tuples-only", "--command",
-		fmt.Sprintf("SELECT CASE WHEN pg_is_in_recovery() AND (pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "+
-			"OR now() - pg_last_xact_replay_timestamp() < interval '%d seconds') THEN 1 ELSE 1/0 END", s.ReplicaMaxLagSecs))
+		// Not ready: a division by zero (at run time: the divisor is not a constant), which
+		// makes psql exit 1.
+		fmt.Sprintf("SELECT 1 / coalesce(pg_is_in_recovery() AND (pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "+
+			"OR now() - pg_last_xact_replay_timestamp() < interval '%d seconds'), false)::int", s.ReplicaMaxLagSecs))
 	c.ReadinessProbe = probe(ready, readinessTiming) // startup (accepts connections) and liveness stay
 	return c
 }

@@ -92,6 +92,31 @@ func contractStack(t *testing.T, stack string) {
 		assert.Equal(t, "1", psql("SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testSecrets["jwtSecret"]+"'"))
 	})
 
+	if len(r.names(tStatefulSet)) > 1 {
+		t.Run("a read replica bootstraps from the primary and streams", func(t *testing.T) {
+			set := r.object(t, tStatefulSet, "database-replica")
+			pod := cluster.newPod(t, "database-replica-0", typedPod(t, set), map[string]string{"data": "data-database-replica-0"})
+			boot := pod.start(t, "replica-bootstrap")
+			code := boot.wait(2 * time.Minute)
+			require.Zerof(t, code, "replica-bootstrap exited %d:\n%s", code, boot.Output())
+			assert.Contains(t, boot.Output(), "copying the primary")
+			ran.add("replica-bootstrap")
+			replica := pod.start(t, "postgres")
+			timings["replica postgres"] = replica.awaitStarted(t)
+			replica.requireReadyAndLive(t)
+			exporter := pod.start(t, "postgres-exporter")
+			exporter.awaitStarted(t)
+			exporter.requireReadyAndLive(t)
+			psql("INSERT INTO shop.products (name, price, stock) VALUES ('streamed to the replica', 1, 1)")
+			assert.Eventually(t, func() bool {
+				code, out := replica.exec(10*time.Second, "psql", "--host=/var/run/postgresql", "--username=ecommerce",
+					"--dbname=ecommerce", "--no-psqlrc", "-At", "-c", "SELECT count(*) FROM shop.products WHERE name = 'streamed to the replica'")
+				return code == 0 && strings.TrimSpace(out) == "1"
+			}, 30*time.Second, 100*time.Millisecond, "the row reaches the replica")
+			psql("DELETE FROM shop.products WHERE name = 'streamed to the replica'")
+		})
+	}
+
 	t.Run("backend init container completes against the database pod", func(t *testing.T) {
 		backend := cluster.newPod(t, "backend-0", typedPod(t, r.object(t, tDeployment, "backend")), nil)
 		start := time.Now()

@@ -141,9 +141,18 @@ type pgProcess struct {
 // because the kernel sends that "parent died" signal when the starting thread exits.
 func pgStartProcess(t testing.TB, name, logPath string, stopSignal syscall.Signal, bin string, args ...string) *pgProcess {
 	t.Helper()
+	return pgStartProcessEnv(t, name, logPath, stopSignal, nil, bin, args...)
+}
+
+// pgStartProcessEnv is pgStartProcess with variables added to the environment.
+func pgStartProcessEnv(t testing.TB, name, logPath string, stopSignal syscall.Signal, env []string, bin string, args ...string) *pgProcess {
+	t.Helper()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(t, err)
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Dir = filepath.Dir(logPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgRunAs(t), Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -294,8 +303,14 @@ func pgStartLoaded(t testing.TB, includeSeed bool) *pgServer {
 // runs) against the server: the authenticator's password and the JWT signing key.
 func (s *pgServer) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret string) string {
 	t.Helper()
+	return s.SyncCredentialsWithReplication(t, db, authenticatorPassword, jwtSecret, "")
+}
+
+// SyncCredentialsWithReplication also sets the replicator role's password ("": no replicas).
+func (s *pgServer) SyncCredentialsWithReplication(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string) string {
+	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{"owner": pgSuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret}
+	files := map[string]string{"owner": pgSuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword}
 	for name, value := range files {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
 	}
@@ -306,6 +321,7 @@ func (s *pgServer) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtS
 		"PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
 		"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"),
 		"JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
+		"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"),
 		"TIMEOUT_SECONDS=10")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "credentials-sync.sh:\n%s", out)
