@@ -262,6 +262,21 @@ func TestIntegration(t *testing.T) {
 		require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
 		assert.Equal(t, "https://"+svc.Status.LoadBalancer.Ingress[0].IP, outputs["productionAddress"].Value)
 		waitClaimBound(t, k, prodNS, "data-database-0", "fast-ssd")
+		// Two read replicas, each with a claim of its own; database-readonly serves exactly them.
+		var replicas appsv1.StatefulSet
+		k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-replica", &replicas)
+		assert.Equal(t, int32(2), replicas.Status.ReadyReplicas)
+		for _, claim := range []string{"data-database-replica-0", "data-database-replica-1"} {
+			waitClaimBound(t, k, prodNS, claim, "fast-ssd")
+		}
+		eventually(t, time.Minute, "database-readonly serves exactly the replicas", func() error {
+			pods := readyEndpointPods(t, k, prodNS, "database-readonly")
+			if strings.Join(pods, ",") != "database-replica-0,database-replica-1" {
+				return fmt.Errorf("database-readonly serves %v", pods)
+			}
+			return nil
+		})
+		assert.Equal(t, []string{"database-0"}, readyEndpointPods(t, k, prodNS, "database-service"))
 		for _, name := range []string{"frontend-blue", "frontend-green"} {
 			var d appsv1.Deployment
 			k.mustGet(t, nsPath(prodNS, "deployments")+"/"+name, &d)
@@ -315,8 +330,8 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]int{
-		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 8, "ServiceAccount": 4,
-		"Secret": 2, "ConfigMap": 8, "StatefulSet": 1, "Deployment": 3, "Service": 7, "PodDisruptionBudget": 4,
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 9, "ServiceAccount": 4,
+		"Secret": 2, "ConfigMap": 8, "StatefulSet": 2, "Deployment": 3, "Service": 8, "PodDisruptionBudget": 5,
 		"PersistentVolumeClaim": 1, "CronJob": 1, "Job": 2, "HorizontalPodAutoscaler": 1,
 	}, kinds)
 }

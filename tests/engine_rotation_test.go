@@ -1,0 +1,118 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/components"
+)
+
+// The rotation sequence of the README, on a live primary and PgBouncer with a client loop
+// querying through the pool the way PostgREST does: the credentials job (the deployed
+// credentials-sync.sh) changes the authenticator's password, then the backend pod "rolls" (a
+// new PgBouncer with the new auth file takes the traffic, the old one stops). The loop keeps
+// answering; the longest gap is reported.
+func TestRotationKeepsTheAPIAnswering(t *testing.T) {
+	pgbouncer := requireEngine(t, "pgbouncer")
+	s := pgStartLoaded(t, true)
+	startPool := func(name, password string) (int, *pgProcess) {
+		dir := pgServerDir(t)
+		userlist := filepath.Join(dir, "userlist.txt")
+		pgWriteFile(t, userlist, components.PgBouncerUserlist("authenticator", password), 0o600)
+		port := pgFreePort(t)
+		ini, err := components.RenderPgBouncerIni(components.PgBouncerSettings{
+			ListenAddr: "127.0.0.1", ListenPort: port, DatabaseName: pgDatabase, DatabaseHost: "127.0.0.1",
+			DatabasePort: s.Port, AuthFile: userlist, DefaultPoolSize: 4, ReservePoolSize: 1, MaxClientConn: 50, MaxDBConns: 5,
+		})
+		require.NoError(t, err)
+		iniPath := filepath.Join(dir, "pgbouncer.ini")
+		pgWriteFile(t, iniPath, ini, 0o644)
+		proc := pgStartProcess(t, name, filepath.Join(dir, "pgbouncer.log"), syscall.SIGTERM, pgbouncer, iniPath)
+		pgWaitConnect(t, proc, poolConn(port, password))
+		return port, proc
+	}
+
+	const newPassword = "authenticator-rotated-password"
+	oldPort, oldPool := startPool("pgbouncer-old", pgAuthenticatorPassword)
+	var target atomic.Value
+	target.Store(poolConn(oldPort, pgAuthenticatorPassword))
+
+	ctx, stop := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var ok, failed int
+	var gap, longest time.Duration
+	var lastOK time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lastOK = time.Now()
+		for ctx.Err() == nil {
+			err := poolQuery(ctx, target.Load().(string))
+			mu.Lock()
+			if err == nil {
+				ok++
+				gap = time.Since(lastOK)
+				longest = max(longest, gap)
+				lastOK = time.Now()
+			} else if ctx.Err() == nil {
+				failed++
+			}
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	time.Sleep(300 * time.Millisecond)
+	// 1. The credentials job: the database gets the new password.
+	s.SyncCredentials(t, pgDatabase, newPassword, pgJWTSecret)
+	time.Sleep(300 * time.Millisecond)
+	// 2. The backend rolls: a new pod (PgBouncer with the new auth file) takes over.
+	newPort, _ := startPool("pgbouncer-new", newPassword)
+	target.Store(poolConn(newPort, newPassword))
+	time.Sleep(100 * time.Millisecond)
+	_ = oldPool.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("rotation: %d queries answered, %d failed, longest gap between answers %.0f ms", ok, failed, float64(longest.Microseconds())/1000)
+	assert.Positive(t, ok)
+	assert.Less(t, longest, 2*time.Second, "the API answers throughout, but for a gap of one pod restart at most")
+	// The old password no longer opens the database.
+	_, err := pgx.Connect(context.Background(), fmt.Sprintf("host=127.0.0.1 port=%d user=authenticator password=%s dbname=%s sslmode=disable",
+		s.Port, pgAuthenticatorPassword, pgDatabase))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "password authentication failed")
+}
+
+func poolConn(port int, password string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=authenticator password=%s dbname=%s sslmode=disable default_query_exec_mode=simple_protocol",
+		port, password, pgDatabase)
+}
+
+// poolQuery is one API request as PostgREST makes it through the pool.
+func poolQuery(ctx context.Context, conn string) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(cctx, conn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	return pgAsRole(cctx, c, "web_anon", "", true, func(tx pgx.Tx) error {
+		var n int
+		return tx.QueryRow(cctx, "SELECT count(*) FROM api.products").Scan(&n)
+	})
+}
