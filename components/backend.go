@@ -10,6 +10,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
 )
 
 // Ports of the backend pod.
@@ -154,7 +156,7 @@ func newBackendSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 // returns its name and a hash of its content, which rolls the pods when it changes.
 func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *BackendArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, pulumi.StringOutput, error) {
 	s := args.Settings
-	envoyYAML, err := RenderEnvoyYAML(EnvoySettings{
+	envoyYAML, err := assets.RenderEnvoyYAML(assets.EnvoySettings{
 		ListenPort: BackendPort, AdminPort: envoyAdminPort, APIPort: postgrestPort, APIAdminPort: postgrestAdmin,
 		RateLimitPerSecond: s.APIRateLimit,
 		MaxConnections:     s.CircuitMaxConnections, MaxPendingRequests: s.CircuitMaxPending,
@@ -166,7 +168,7 @@ func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		return pulumi.StringOutput{}, pulumi.StringOutput{}, err
 	}
 	pgbouncerIni := args.DatabaseHost.ToStringOutput().ApplyT(func(host string) (string, error) {
-		return RenderPgBouncerIni(PgBouncerSettings{
+		return assets.RenderPgBouncerIni(assets.PgBouncerSettings{
 			ListenAddr: "127.0.0.1", ListenPort: pgbouncerPort,
 			DatabaseName: args.DatabaseName, DatabaseHost: host, DatabasePort: PostgresPort,
 			AuthFile:        backendSecretsDir + "/userlist.txt",

@@ -5,6 +5,8 @@ import (
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
 )
 
 // drainFirst keeps a backend container serving for 5 s after its endpoint is removed, so
@@ -19,7 +21,7 @@ func waitForDatabaseContainer(image string, host pulumi.StringInput, database st
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("wait-for-database"),
 		Image:   pulumi.String(image),
-		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("-c"), pulumi.String(WaitForDatabaseScript())},
+		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("-c"), pulumi.String(assets.WaitForDatabaseScript())},
 		Env: corev1.EnvVarArray{
 			corev1.EnvVarArgs{Name: pulumi.String("DB_HOST"), Value: host},
 			env("DB_PORT", strconv.Itoa(PostgresPort)),

@@ -11,6 +11,8 @@ import (
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
 )
 
 // Ports and paths of the database pod.
@@ -166,7 +168,7 @@ type databaseFiles struct {
 }
 
 func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, s DatabaseConfig, opts ...pulumi.ResourceOption) (databaseFiles, error) {
-	postgresConf, err := RenderPostgresConf(PostgresSettings{
+	postgresConf, err := assets.RenderPostgresConf(assets.PostgresSettings{
 		Port:                    PostgresPort,
 		MaxConnections:          s.MaxConnections,
 		SharedBuffers:           s.SharedBuffers,
@@ -181,8 +183,8 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		return databaseFiles{}, err
 	}
 	configData := map[string]string{
-		"postgresql.conf": postgresConf, "pg_hba.conf": mustAsset("pg_hba.conf"),
-		"backup.sh": BackupScript(), "credentials-sync.sh": CredentialsSyncScript(), "replica-bootstrap.sh": mustAsset("replica-bootstrap.sh"),
+		"postgresql.conf": postgresConf, "pg_hba.conf": assets.File("pg_hba.conf"),
+		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
 	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta("database-config", ns, labels),
@@ -191,7 +193,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 	if err != nil {
 		return databaseFiles{}, fmt.Errorf("database config map: %w", err)
 	}
-	scripts, err := InitScripts(s.SeedData)
+	scripts, err := assets.InitScripts(s.SeedData)
 	if err != nil {
 		return databaseFiles{}, err
 	}

@@ -8,6 +8,8 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
 )
 
 // Ports and identities of the frontend pod.
@@ -120,7 +122,7 @@ type frontendFiles struct {
 func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.StringInput, labels pulumi.StringMap, args *FrontendArgs, parent pulumi.ResourceOption) (frontendFiles, error) {
 	s, color := args.Settings, args.Identity.Color
 	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
-		settings := NginxSettings{
+		settings := assets.NginxSettings{
 			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
 			BackendHost: host, BackendPort: args.BackendPort,
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
@@ -132,11 +134,11 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 		if s.TLSSecret != "" {
 			settings.TLSPort, settings.RedirectPort, settings.TLSDir = FrontendTLSPort, FrontendRedirectPort, nginxTLSDir
 		}
-		return RenderNginxConf(settings)
+		return assets.RenderNginxConf(settings)
 	}).(pulumi.StringOutput)
 	fluentBit := map[string]string{
-		"fluent-bit.conf":         mustAsset("fluent-bit.conf"),
-		"fluent-bit-parsers.conf": mustAsset("fluent-bit-parsers.conf"),
+		"fluent-bit.conf":         assets.File("fluent-bit.conf"),
+		"fluent-bit-parsers.conf": assets.File("fluent-bit-parsers.conf"),
 	}
 	configData := pulumi.StringMap{"nginx.conf": nginxConf}
 	for k, v := range fluentBit {
@@ -149,7 +151,7 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 	if err != nil {
 		return frontendFiles{}, fmt.Errorf("%s config map: %w", objectName, err)
 	}
-	dashboard, err := assetFiles("dashboard")
+	dashboard, err := assets.Files("dashboard")
 	if err != nil {
 		return frontendFiles{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
 )
 
 // Annotations of the promotion check's pod template: what it checks. A change of any of them
@@ -47,7 +49,7 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 	}
 	script, err := corev1.NewConfigMap(ctx, p.Resource+"-script", &corev1.ConfigMapArgs{
 		Metadata: meta("frontend-promotion-check", p.Namespace, labels),
-		Data:     pulumi.StringMap{"promotion-check.sh": pulumi.String(PromotionCheckScript())},
+		Data:     pulumi.StringMap{"promotion-check.sh": pulumi.String(assets.PromotionCheckScript())},
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("promotion check script: %w", err)

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // 1. A slow login's statement is logged without its parameters (the password).
@@ -154,7 +155,7 @@ func TestAttackBruteForceLocksTheAccount(t *testing.T) {
 // does not get another client behind the same proxy refused, and nobody else can choose
 // their address with X-Forwarded-For. Signing in has a stricter limit of its own.
 func TestAttackRateLimitsKeyOnTheRealClient(t *testing.T) {
-	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *assets.NginxSettings) {
 		s.RateLimitPerSecond, s.RateLimitBurst = 1, 2
 		s.TrustedProxies = []string{"127.0.0.1/32"}
 	})
@@ -273,7 +274,7 @@ func TestAttackWeakPasswordsRefused(t *testing.T) {
 // TLS below 1.2 is refused. The certificate comes from a Secret the stack names.
 func TestAttackProductionPathIsTLS(t *testing.T) {
 	var tlsPort, redirectPort int
-	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *assets.NginxSettings) {
 		tlsPort, redirectPort = nginxFreePort(t), nginxFreePort(t)
 		s.TLSPort, s.RedirectPort, s.TLSDir = tlsPort, redirectPort, nginxTLSFiles(t)
 	})

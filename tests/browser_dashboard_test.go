@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // A headless Chromium loads the dashboard from the real nginx, which proxies /api/* to a
@@ -401,7 +401,7 @@ func browserVisible(id string) string {
 func TestDashboardInBrowser(t *testing.T) {
 	chromium := requireEngine(t, "chromium")
 	api := browserSeed()
-	ngx, up := nginxBackedBy(t, api, func(s *components.NginxSettings) { s.Color = "green" })
+	ngx, up := nginxBackedBy(t, api, func(s *assets.NginxSettings) { s.Color = "green" })
 	nginxWriteRelease(t, ngx.Dirs, "green", "2.3.1")
 	ctx, console := browserContext(t, chromium)
 	start := time.Now()

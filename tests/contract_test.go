@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // contractRan records which containers ran, per stack, for the not-run listing.
@@ -165,7 +166,7 @@ func contractStack(t *testing.T, stack string) {
 		require.Len(t, dumps, 1, "one dump in the backup claim:\n%s", dump.Output())
 
 		// The README's restore procedure: a pod of the postgres image with the backup volume
-		// and the credentials, running components.RestoreCommand.
+		// and the credentials, running assets.RestoreCommand.
 		psql("INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
 		restore := contractRestorePod(t, cluster, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
 		out := restore.start(t, "pg-dump")
@@ -251,12 +252,12 @@ func contractStack(t *testing.T, stack string) {
 }
 
 // contractRestorePod is the backup job's pod with its container running the README's restore
-// command (components.RestoreCommand) on one dump instead of backup.sh.
+// command (assets.RestoreCommand) on one dump instead of backup.sh.
 func contractRestorePod(t *testing.T, cluster *sandboxCluster, job recorded, dump string) *sandboxPod {
 	t.Helper()
 	tmpl := typedPod(t, job)
 	c := &tmpl.Spec.Containers[0]
-	c.Command = []string{"sh", "-c", `PGPASSWORD=$(cat "$PGPASSWORD_FILE") && export PGPASSWORD && ` + components.RestoreCommand}
+	c.Command = []string{"sh", "-c", `PGPASSWORD=$(cat "$PGPASSWORD_FILE") && export PGPASSWORD && ` + assets.RestoreCommand}
 	c.Env = append(c.Env, corev1.EnvVar{Name: "DUMP", Value: dump})
 	return cluster.newPod(t, "database-restore", tmpl, nil)
 }

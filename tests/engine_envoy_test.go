@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // The envoy.yaml the backend deploys, taken from the ConfigMap the program registers,
@@ -81,7 +82,7 @@ func TestEnvoyConfigIsAValidBootstrap(t *testing.T) {
 
 // A config Envoy would reject is caught: the check can fail.
 func TestEnvoyValidationRejectsBrokenConfig(t *testing.T) {
-	text, err := components.RenderEnvoyYAML(components.EnvoySettings{ListenPort: 8080, AdminPort: 9901, APIPort: 3000, APIAdminPort: 3001, RateLimitPerSecond: 0, MaxRetries: 1, OutlierIntervalSeconds: 1, BaseEjectionSeconds: 1, RequestTimeoutSeconds: 1})
+	text, err := assets.RenderEnvoyYAML(assets.EnvoySettings{ListenPort: 8080, AdminPort: 9901, APIPort: 3000, APIAdminPort: 3001, RateLimitPerSecond: 0, MaxRetries: 1, OutlierIntervalSeconds: 1, BaseEjectionSeconds: 1, RequestTimeoutSeconds: 1})
 	require.NoError(t, err)
 	err = validateEnvoy(decodeEnvoy(t, text))
 	require.Error(t, err, "a zero-token bucket is invalid")

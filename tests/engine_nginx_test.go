@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // The real nginx (Debian's 1.22 here; the image runs 1.27) runs the nginx.conf the program
@@ -39,8 +39,8 @@ const (
 
 // nginxDeployedSettings are the values the program renders nginx.conf with (stack
 // defaults), except for the paths, which tests point into a temporary folder.
-func nginxDeployedSettings() components.NginxSettings {
-	return components.NginxSettings{
+func nginxDeployedSettings() assets.NginxSettings {
+	return assets.NginxSettings{
 		ListenPort:             8080,
 		StatusPort:             8081,
 		BackendHost:            "backend-service",
@@ -65,7 +65,7 @@ type nginxDirs struct {
 // nginxPrepare points the settings' paths into a fresh temporary folder, copies the
 // dashboard there, renders nginx.conf and, when running as root, hands the tree to the
 // unprivileged user nginx will run as.
-func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
+func nginxPrepare(t testing.TB, s *assets.NginxSettings) nginxDirs {
 	t.Helper()
 	root := t.TempDir()
 	d := nginxDirs{
@@ -88,7 +88,7 @@ func nginxPrepare(t testing.TB, s *components.NginxSettings) nginxDirs {
 		require.NoError(t, os.WriteFile(filepath.Join(d.HTML, e.Name()), b, 0o644))
 	}
 	s.HTMLRoot, s.RuntimeDir, s.ReleaseDir = d.HTML, d.Run, d.Release
-	conf, err := components.RenderNginxConf(*s)
+	conf, err := assets.RenderNginxConf(*s)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(d.Conf, []byte(conf), 0o644))
 
@@ -223,7 +223,7 @@ func (b *nginxSyncBuffer) String() string {
 // nginxStart renders the settings (ports chosen here), starts nginx in the foreground and
 // waits until it answers /health. It is stopped gracefully (SIGQUIT, as the pod's
 // preStop `nginx -s quit`) when the test ends.
-func nginxStart(t testing.TB, s components.NginxSettings) *nginxServer {
+func nginxStart(t testing.TB, s assets.NginxSettings) *nginxServer {
 	t.Helper()
 	bin := requireEngine(t, "nginx")
 	s.ListenPort = nginxFreePort(t)
@@ -335,7 +335,7 @@ var nginxEchoBackend = http.HandlerFunc(func(w http.ResponseWriter, r *http.Requ
 })
 
 // nginxBackedBy starts a stand-in backend and an nginx in front of it.
-func nginxBackedBy(t testing.TB, handler http.Handler, adjust func(*components.NginxSettings)) (*nginxServer, *nginxUpstream) {
+func nginxBackedBy(t testing.TB, handler http.Handler, adjust func(*assets.NginxSettings)) (*nginxServer, *nginxUpstream) {
 	t.Helper()
 	up := nginxStartUpstream(t, handler)
 	s := nginxDeployedSettings()
@@ -372,17 +372,17 @@ func TestNginxConfigTest(t *testing.T) {
 	bin := requireEngine(t, "nginx")
 	cases := []struct {
 		name   string
-		adjust func(*components.NginxSettings)
+		adjust func(*assets.NginxSettings)
 	}{
-		{"deployed blue", func(*components.NginxSettings) {}},
-		{"deployed green", func(s *components.NginxSettings) { s.Color = "green" }},
-		{"smallest limits", func(s *components.NginxSettings) {
+		{"deployed blue", func(*assets.NginxSettings) {}},
+		{"deployed green", func(s *assets.NginxSettings) { s.Color = "green" }},
+		{"smallest limits", func(s *assets.NginxSettings) {
 			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds, s.LoginRatePerMinute = 1, 0, 1, 1
 		}},
-		{"with TLS", func(s *components.NginxSettings) {
+		{"with TLS", func(s *assets.NginxSettings) {
 			s.TLSPort, s.RedirectPort, s.TLSDir = 8443, 8089, nginxTLSFiles(t)
 		}},
-		{"largest limits", func(s *components.NginxSettings) {
+		{"largest limits", func(s *assets.NginxSettings) {
 			s.RateLimitPerSecond, s.RateLimitBurst, s.UpstreamTimeoutSeconds, s.LoginRatePerMinute = 100000, 100000, 600, 10000
 			s.TrustedProxies = []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}
 		}},
@@ -405,7 +405,7 @@ func TestNginxConfigTest(t *testing.T) {
 
 // TestNginxRenderedConf checks what the text itself promises (the engine checks syntax).
 func TestNginxRenderedConf(t *testing.T) {
-	conf, err := components.RenderNginxConf(nginxDeployedSettings())
+	conf, err := assets.RenderNginxConf(nginxDeployedSettings())
 	require.NoError(t, err)
 	for _, want := range []string{
 		"pid /tmp/nginx.pid;",
@@ -447,7 +447,7 @@ func TestNginxRateLimitRendering(t *testing.T) {
 		t.Run(fmt.Sprintf("rate %d burst %d", tc.rate, tc.burst), func(t *testing.T) {
 			s := nginxDeployedSettings()
 			s.RateLimitPerSecond, s.RateLimitBurst = tc.rate, tc.burst
-			conf, err := components.RenderNginxConf(s)
+			conf, err := assets.RenderNginxConf(s)
 			require.NoError(t, err)
 			for _, want := range tc.want {
 				assert.Contains(t, conf, want)
@@ -545,7 +545,7 @@ func TestNginxProxiesSeedPaths(t *testing.T) {
 // TestNginxAnswersItself: what nginx answers without the backend, and the headers every
 // answer carries.
 func TestNginxAnswersItself(t *testing.T) {
-	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) { s.Color = "green" })
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *assets.NginxSettings) { s.Color = "green" })
 	nginxWriteRelease(t, ngx.Dirs, "green", "2.3.1")
 	cases := []struct {
 		name        string
@@ -636,7 +636,7 @@ func TestNginxBackendDown(t *testing.T) {
 // TestNginxRateLimit: above rate + burst per client IP the API answers 429; the probe path
 // is not limited.
 func TestNginxRateLimit(t *testing.T) {
-	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) {
+	ngx, up := nginxBackedBy(t, nginxEchoBackend, func(s *assets.NginxSettings) {
 		s.RateLimitPerSecond, s.RateLimitBurst = 1, 1
 	})
 	codes := map[int]int{}
@@ -710,7 +710,7 @@ func nginxSyslogRegexp(t testing.TB) *regexp.Regexp {
 // TestNginxAccessLogJSON: every line of the access log is one JSON object with the fields
 // the log collector expects; probes are not logged.
 func TestNginxAccessLogJSON(t *testing.T) {
-	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *components.NginxSettings) { s.Color = "green" })
+	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *assets.NginxSettings) { s.Color = "green" })
 	nginxDo(t, "GET", ngx.Base+"/health", nil, "")
 	nginxDo(t, "GET", ngx.Base+`/api/products?name=eq."quoted"`, map[string]string{
 		"User-Agent": `agent "with quotes" \ and backslash`, "X-Request-Id": "log-test-1",
@@ -750,7 +750,7 @@ func TestNginxAccessLogJSON(t *testing.T) {
 // access log (the pod's loopback), parses the syslog frame and then the JSON inside it with
 // nginx's time format, and serves the health endpoint the probes use.
 func TestNginxFluentBitReceivesTheAccessLog(t *testing.T) {
-	conf, err := components.RenderNginxConf(nginxDeployedSettings())
+	conf, err := assets.RenderNginxConf(nginxDeployedSettings())
 	require.NoError(t, err)
 	m := regexp.MustCompile(`access_log\s+syslog:server=([0-9.]+):([0-9]+),\S*\s+json;`).FindStringSubmatch(conf)
 	require.NotNil(t, m, "nginx sends its access log to the collector over syslog")

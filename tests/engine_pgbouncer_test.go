@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 func TestPgBouncerPooledApiAccess(t *testing.T) {
@@ -27,7 +28,7 @@ func TestPgBouncerPooledApiAccess(t *testing.T) {
 	s := pgStartLoaded(t, true)
 
 	pgWriteFile(t, filepath.Join(s.Dir, "userlist.txt"), components.PgBouncerUserlist("authenticator", pgAuthenticatorPassword), 0o600)
-	settings := components.PgBouncerSettings{
+	settings := assets.PgBouncerSettings{
 		ListenAddr:      "127.0.0.1",
 		ListenPort:      pgFreePort(t),
 		DatabaseName:    pgDatabase,
@@ -40,7 +41,7 @@ func TestPgBouncerPooledApiAccess(t *testing.T) {
 		MaxClientConn:   50,
 		MaxDBConns:      3,
 	}
-	ini, err := components.RenderPgBouncerIni(settings)
+	ini, err := assets.RenderPgBouncerIni(settings)
 	require.NoError(t, err)
 	iniPath := filepath.Join(s.Dir, "pgbouncer.ini")
 	pgWriteFile(t, iniPath, ini, 0o644)

@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // The dev seed's products (90-seed-dev.sql): price and stock.
@@ -40,22 +40,22 @@ var pgSeedProducts = map[string]struct {
 }
 
 func TestPostgresInitScriptsSeedOnlyOnRequest(t *testing.T) {
-	withSeed, err := components.InitScripts(true)
+	withSeed, err := assets.InitScripts(true)
 	require.NoError(t, err)
-	withoutSeed, err := components.InitScripts(false)
+	withoutSeed, err := assets.InitScripts(false)
 	require.NoError(t, err)
 
 	var seeds []string
 	for name := range withSeed {
 		assert.Contains(t, []string{".sql", ".sh"}, filepath.Ext(name), "the image runs only *.sql and *.sh: %s", name)
-		if strings.HasPrefix(name, components.DevSeedPrefix) {
+		if strings.HasPrefix(name, assets.DevSeedPrefix) {
 			seeds = append(seeds, name)
 		}
 	}
 	require.Equal(t, []string{"90-seed-dev.sql"}, seeds)
 	assert.Len(t, withoutSeed, len(withSeed)-1)
 	for name, content := range withoutSeed {
-		assert.False(t, strings.HasPrefix(name, components.DevSeedPrefix), name)
+		assert.False(t, strings.HasPrefix(name, assets.DevSeedPrefix), name)
 		assert.Equal(t, withSeed[name], content, name)
 	}
 	// The seed runs last, after schema, API and roles.
@@ -626,7 +626,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	}
 
 	script := filepath.Join(s.Dir, "backup.sh")
-	require.NoError(t, os.WriteFile(script, []byte(components.BackupScript()), 0o644))
+	require.NoError(t, os.WriteFile(script, []byte(assets.BackupScript()), 0o644))
 	backupDir := filepath.Join(s.Dir, "backups")
 	require.NoError(t, os.Mkdir(backupDir, 0o755))
 	pwFile := filepath.Join(s.Dir, "database-password")
@@ -677,7 +677,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	want := rowsOf(pgDatabase)
 	require.Contains(t, want["shop.orders"], `"total":64.90`)
 	for round := 1; round <= 2; round++ {
-		cmd := exec.Command("sh", "-c", components.RestoreCommand)
+		cmd := exec.Command("sh", "-c", assets.RestoreCommand)
 		cmd.Env = s.ClientEnv("restored", "DUMP="+dump)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "restore round %d:\n%s", round, out)
@@ -704,7 +704,7 @@ func TestBackupRoundTrip(t *testing.T) {
 func TestBackupFailsClearly(t *testing.T) {
 	s := pgStartLoaded(t, false)
 	script := filepath.Join(s.Dir, "backup.sh")
-	require.NoError(t, os.WriteFile(script, []byte(components.BackupScript()), 0o644))
+	require.NoError(t, os.WriteFile(script, []byte(assets.BackupScript()), 0o644))
 	pwFile := filepath.Join(s.Dir, "database-password")
 	require.NoError(t, os.WriteFile(pwFile, []byte(pgSuperuserPassword), 0o600))
 	wrongPwFile := filepath.Join(s.Dir, "wrong-password")

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // The promotion check, exactly as deployed (the script and the Job's recorded env, only
@@ -29,7 +29,7 @@ func TestPromotionCheckScript(t *testing.T) {
 	require.Equal(t, "1.0.0", env["EXPECTED_VERSION"])
 	require.Equal(t, "http://frontend-blue-preview:80", env["TARGET"])
 	script := filepath.Join(t.TempDir(), "promotion-check.sh")
-	require.NoError(t, os.WriteFile(script, []byte(components.PromotionCheckScript()), 0o600))
+	require.NoError(t, os.WriteFile(script, []byte(assets.PromotionCheckScript()), 0o600))
 
 	healthy := func(apiHealth int) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 const pgReplicationPassword = "replication-test-password"
@@ -49,7 +49,7 @@ func (r *pgReplica) Bootstrap(t *testing.T) string {
 	t.Helper()
 	script := filepath.Join(r.Dir, "replica-bootstrap.sh")
 	pwFile := filepath.Join(r.Dir, "replication-password")
-	pgWriteFile(t, script, components.ReplicaBootstrapScript(), 0o644)
+	pgWriteFile(t, script, assets.ReplicaBootstrapScript(), 0o644)
 	pgWriteFile(t, pwFile, pgReplicationPassword+"\n", 0o600)
 	cmd := exec.Command("sh", script)
 	cmd.Dir = r.Dir
@@ -69,7 +69,7 @@ func (r *pgReplica) Start(t *testing.T) {
 	t.Helper()
 	settings := r.primary.Settings
 	settings.Port, settings.UnixSocketDir = r.Port, r.SocketDir
-	conf, err := components.RenderPostgresConf(settings)
+	conf, err := assets.RenderPostgresConf(settings)
 	require.NoError(t, err)
 	confPath := filepath.Join(r.Dir, "postgresql.conf")
 	pgWriteFile(t, confPath, conf, 0o644)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // The rotation sequence of the README, on a live primary and PgBouncer with a client loop
@@ -30,7 +31,7 @@ func TestRotationKeepsTheAPIAnswering(t *testing.T) {
 		userlist := filepath.Join(dir, "userlist.txt")
 		pgWriteFile(t, userlist, components.PgBouncerUserlist("authenticator", password), 0o600)
 		port := pgFreePort(t)
-		ini, err := components.RenderPgBouncerIni(components.PgBouncerSettings{
+		ini, err := assets.RenderPgBouncerIni(assets.PgBouncerSettings{
 			ListenAddr: "127.0.0.1", ListenPort: port, DatabaseName: pgDatabase, DatabaseHost: "127.0.0.1",
 			DatabasePort: s.Port, AuthFile: userlist, DefaultPoolSize: 4, ReservePoolSize: 1, MaxClientConn: 50, MaxDBConns: 5,
 		})

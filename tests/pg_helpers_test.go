@@ -28,7 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 const (
@@ -41,7 +41,7 @@ const (
 
 // pgDeployedSettings are the program's default database settings; the tests change only
 // what must differ outside a pod (port and socket folder).
-var pgDeployedSettings = components.PostgresSettings{
+var pgDeployedSettings = assets.PostgresSettings{
 	Port:                    5432,
 	MaxConnections:          100,
 	SharedBuffers:           "256MB",
@@ -59,7 +59,7 @@ type pgServer struct {
 	SocketDir string
 	Port      int // also listening on 127.0.0.1 (SCRAM only, for authenticator and ecommerce)
 	ConfPath  string
-	Settings  components.PostgresSettings
+	Settings  assets.PostgresSettings
 	Path      string // PATH for client programs: the folders of psql, pg_dump, pg_restore first
 	psql      string
 }
@@ -265,7 +265,7 @@ func pgStart(t testing.TB) *pgServer {
 	require.NoError(t, err, "initdb:\n%s", out)
 	// The deployed pg_hba.conf (hba_file of the rendered postgresql.conf).
 	hbaPath := filepath.Join(dir, "pg_hba.conf")
-	pgWriteFile(t, hbaPath, components.PostgresHBA(), 0o600)
+	pgWriteFile(t, hbaPath, assets.PostgresHBA(), 0o600)
 
 	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: pgFreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf"),
 		Path: strings.Join(path, string(os.PathListSeparator)), psql: psql}
@@ -273,7 +273,7 @@ func pgStart(t testing.TB) *pgServer {
 	s.Settings.Port = s.Port
 	s.Settings.UnixSocketDir = sockDir
 	s.Settings.HBAFile = hbaPath
-	conf, err := components.RenderPostgresConf(s.Settings)
+	conf, err := assets.RenderPostgresConf(s.Settings)
 	require.NoError(t, err)
 	pgWriteFile(t, s.ConfPath, conf, 0o644)
 
@@ -315,7 +315,7 @@ func (s *pgServer) SyncCredentialsWithReplication(t testing.TB, db, authenticato
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
 	}
 	script := filepath.Join(dir, "credentials-sync.sh")
-	require.NoError(t, os.WriteFile(script, []byte(components.CredentialsSyncScript()), 0o600))
+	require.NoError(t, os.WriteFile(script, []byte(assets.CredentialsSyncScript()), 0o600))
 	cmd := exec.Command("sh", script)
 	cmd.Env = s.ClientEnv(db,
 		"PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
@@ -375,7 +375,7 @@ func (s *pgServer) ClientEnv(db string, extra ...string) []string {
 // It returns everything the scripts printed.
 func (s *pgServer) RunInitScripts(t testing.TB, db string, includeSeed bool) string {
 	t.Helper()
-	scripts, err := components.InitScripts(includeSeed)
+	scripts, err := assets.InitScripts(includeSeed)
 	require.NoError(t, err)
 	initDir := filepath.Join(s.Dir, "initdb-"+db)
 	require.NoError(t, os.MkdirAll(initDir, 0o755))

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 )
 
 // Each stack has the shape its users expect: dev small and cheap, prod as the seed says.
@@ -101,7 +102,7 @@ func TestStackShapes(t *testing.T) {
 			initdb := stringMap(dig(r.object(t, tConfigMap, "database-initdb").Inputs, "data"))
 			hasSeed := false
 			for name := range initdb {
-				hasSeed = hasSeed || strings.HasPrefix(name, components.DevSeedPrefix)
+				hasSeed = hasSeed || strings.HasPrefix(name, assets.DevSeedPrefix)
 			}
 			assert.Equal(t, tc.seedScript, hasSeed, "demo data only in dev")
 
@@ -152,7 +153,7 @@ func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	assert.Equal(t, "14", envs["BACKUP_KEEP"])
 	assert.Equal(t, "database-service", envs["PGHOST"])
 	assert.Equal(t, components.BackupDir, envs["BACKUP_DIR"])
-	assert.Equal(t, components.BackupScript(), stringMap(dig(r.object(t, tConfigMap, "database-config").Inputs, "data"))["backup.sh"])
+	assert.Equal(t, assets.BackupScript(), stringMap(dig(r.object(t, tConfigMap, "database-config").Inputs, "data"))["backup.sh"])
 
 	headless := r.object(t, tService, "database-service")
 	assert.Equal(t, "None", dig(headless.Inputs, "spec", "clusterIP"))

@@ -1,4 +1,4 @@
-package components
+package assets
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ const RestoreCommand = `pg_restore --clean --if-exists --single-transaction --db
 // image's /docker-entrypoint-initdb.d, which runs them in file-name order on first start.
 // The dev seed (DevSeedPrefix*) is included only when includeSeed is true.
 func InitScripts(includeSeed bool) (map[string]string, error) {
-	files, err := assetFiles("sql")
+	files, err := Files("sql")
 	if err != nil {
 		return nil, err
 	}
@@ -43,27 +43,20 @@ func InitScripts(includeSeed bool) (map[string]string, error) {
 
 // BackupScript returns backup.sh, the POSIX sh script the backup CronJob runs in the postgres
 // image (see the script's header for its environment).
-func BackupScript() string {
-	b, err := assets.ReadFile("assets/backup.sh")
-	if err != nil {
-		// The file is embedded at compile time: this cannot happen in a built program.
-		panic(fmt.Sprintf("embedded assets/backup.sh: %v", err))
-	}
-	return string(b)
-}
+func BackupScript() string { return File("backup.sh") }
 
 // CredentialsSyncScript returns credentials-sync.sh, which the database-credentials Job runs
 // in the postgres image to set the authenticator password and the JWT signing key (see the
 // script's header for its environment).
-func CredentialsSyncScript() string { return mustAsset("credentials-sync.sh") }
+func CredentialsSyncScript() string { return File("credentials-sync.sh") }
 
 // PromotionCheckScript returns promotion-check.sh, which the promotion check Job runs against
 // a color's preview Service before production traffic moves to it.
-func PromotionCheckScript() string { return mustAsset("promotion-check.sh") }
+func PromotionCheckScript() string { return File("promotion-check.sh") }
 
 // PostgresHBA returns pg_hba.conf of the database and its replicas (postgresql.conf's hba_file).
-func PostgresHBA() string { return mustAsset("pg_hba.conf") }
+func PostgresHBA() string { return File("pg_hba.conf") }
 
 // ReplicaBootstrapScript returns replica-bootstrap.sh, the init container of a read replica
 // (see the script's header for its environment).
-func ReplicaBootstrapScript() string { return mustAsset("replica-bootstrap.sh") }
+func ReplicaBootstrapScript() string { return File("replica-bootstrap.sh") }

@@ -1,4 +1,4 @@
-package components
+package assets
 
 // NginxSettings are the values nginx.conf is rendered with. The paths are settings so the
 // engine tests can run the same file outside a container.
