@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
 )
 
 // Ports of the backend pod.
@@ -30,7 +31,7 @@ type BackendArgs struct {
 	Namespace      pulumi.StringInput
 	Identity       Identity
 	Security       PodSecurity
-	Settings       BackendConfig
+	Settings       config.Backend
 	WaitImage      string             // an image with pg_isready (the database's)
 	DatabaseHost   pulumi.StringInput // from the Database's Output
 	DatabaseName   string
@@ -250,7 +251,7 @@ func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labe
 }
 
 // newCPUAutoscaler is the seed's `kubectl autoscale --cpu-percent --min --max`.
-func newCPUAutoscaler(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, target *appsv1.Deployment, s BackendConfig, opts ...pulumi.ResourceOption) error {
+func newCPUAutoscaler(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, target *appsv1.Deployment, s config.Backend, opts ...pulumi.ResourceOption) error {
 	_, err := autoscalingv2.NewHorizontalPodAutoscaler(ctx, resource, &autoscalingv2.HorizontalPodAutoscalerArgs{
 		Metadata: meta("backend", ns, labels),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpecArgs{

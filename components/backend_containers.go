@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
 )
 
 // drainFirst keeps a backend container serving for 5 s after its endpoint is removed, so
@@ -29,7 +30,7 @@ func waitForDatabaseContainer(image string, host pulumi.StringInput, database st
 			env("DB_NAME", database),
 			env("TIMEOUT_SECONDS", strconv.Itoa(timeoutSeconds)),
 		},
-		Resources:       initResources.args(),
+		Resources:       requirements(initResources),
 		SecurityContext: security.containerSecurityContext(),
 	}
 }
@@ -57,7 +58,7 @@ func envoyContainer(image string, rateLimit int, security PodSecurity) corev1.Co
 // postgrestContainer is the REST API. It listens on 127.0.0.1 only (API and admin server
 // alike, PGRST_SERVER_HOST), so the kubelet reaches its /ready and /live through Envoy
 // (envoy.yaml routes /health and /live); its secrets come from the backend Secret.
-func postgrestContainer(s BackendConfig, database string, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func postgrestContainer(s config.Backend, database string, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	return serving(corev1.ContainerArgs{
 		Name:  pulumi.String("postgrest"),
 		Image: pulumi.String(s.Image),

@@ -8,6 +8,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // BackupDir is where the backup volume is mounted in the backup job's pod.
@@ -19,7 +21,7 @@ type backupJob struct {
 	Namespace      pulumi.StringInput
 	Identity       Identity // of the backup pods
 	Security       PodSecurity
-	Settings       DatabaseConfig
+	Settings       config.Database
 	ServiceAccount pulumi.StringInput
 	Secret         pulumi.StringInput // database-credentials
 	Config         pulumi.StringInput // database-config, holding backup.sh

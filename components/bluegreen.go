@@ -7,6 +7,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // servicePort is the port every frontend Service listens on (the seed's port-forward 8080:80).
@@ -17,7 +19,7 @@ type BlueGreenArgs struct {
 	Namespace           pulumi.StringInput
 	Identity            Identity // without a color
 	Security            PodSecurity
-	Settings            FrontendConfig
+	Settings            config.Frontend
 	BackendHost         pulumi.StringInput
 	BackendPort         int
 	BackendPods         pulumi.StringMap
@@ -116,7 +118,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 
 // newPreviewServices gives each color a Service of its own, whatever is active: releases are
 // tried there, and the promotion check runs against it. It returns their addresses.
-func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, id Identity, s FrontendConfig, nodePorts bool, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]*corev1.Service, error) {
+func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, id Identity, s config.Frontend, nodePorts bool, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]*corev1.Service, error) {
 	addresses := pulumi.StringMap{}
 	services := map[string]*corev1.Service{}
 	ports := map[string]int{Blue: s.BluePreviewNodePort, Green: s.GreenPreviewNodePort}
@@ -145,7 +147,7 @@ func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput,
 // provider's endpoint settle (a fixed 10 s after every update that proves nothing): opts
 // make them wait for the active Deployment and the promotion check instead, and a
 // LoadBalancer waits only for its address.
-func newProductionServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s FrontendConfig, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+func newProductionServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s config.Frontend, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
 	public := productionService(name, s, activePods)
 	public.SkipAwait = s.ServiceType != "LoadBalancer"
 	if !public.SkipAwait {
@@ -181,7 +183,7 @@ func clusterAddress(name string, ns pulumi.StringInput, serviceType string, node
 }
 
 // productionAddress is the LoadBalancer's address once assigned, else the cluster address.
-func productionAddress(svc *corev1.Service, s FrontendConfig, ns pulumi.StringInput) pulumi.StringOutput {
+func productionAddress(svc *corev1.Service, s config.Frontend, ns pulumi.StringInput) pulumi.StringOutput {
 	if s.ServiceType != "LoadBalancer" {
 		return clusterAddress("frontend-service", ns, s.ServiceType, s.NodePort)
 	}
@@ -204,7 +206,7 @@ func productionAddress(svc *corev1.Service, s FrontendConfig, ns pulumi.StringIn
 // productionService is frontend-service. As a LoadBalancer (the internet's way in) it serves
 // HTTPS on 443 (nginx's TLS port, with HSTS) and, on 80, only a redirect to HTTPS; as a
 // ClusterIP or NodePort Service it serves plain HTTP on 80.
-func productionService(name string, s FrontendConfig, selector pulumi.StringMap) service {
+func productionService(name string, s config.Frontend, selector pulumi.StringMap) service {
 	svc := service{
 		Resource: name + "-service", Name: "frontend-service", Type: s.ServiceType, Selector: selector,
 		Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
@@ -217,7 +219,7 @@ func productionService(name string, s FrontendConfig, selector pulumi.StringMap)
 }
 
 // newIngress publishes frontend-service under a host name, with TLS when a Secret is named.
-func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, s FrontendConfig, svc *corev1.Service, opts ...pulumi.ResourceOption) error {
+func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, s config.Frontend, svc *corev1.Service, opts ...pulumi.ResourceOption) error {
 	spec := networkingv1.IngressSpecArgs{
 		IngressClassName: pulumi.String(s.IngressClass),
 		Rules: networkingv1.IngressRuleArray{networkingv1.IngressRuleArgs{

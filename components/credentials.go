@@ -73,7 +73,7 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 			readOnlyMount("secrets", postgresSecretsDir),
 			mount("tmp", "/tmp"),
 		},
-		Resources:       initResources.args(),
+		Resources:       requirements(initResources),
 		SecurityContext: j.Security.containerSecurityContext(),
 	}
 	meta := workloadMeta("database-credentials", j.Namespace, labels)

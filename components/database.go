@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
 )
 
 // Ports and paths of the database pod.
@@ -31,7 +32,7 @@ type DatabaseArgs struct {
 	Namespace           pulumi.StringInput
 	Identity            Identity
 	Security            PodSecurity
-	Settings            DatabaseConfig
+	Settings            config.Database
 	Password            pulumi.StringInput // owner password, secret
 	APIPassword         pulumi.StringInput // `authenticator` role password, secret
 	JWTSecret           pulumi.StringInput // the API's JWT signing key, secret (shop.jwt_keys)
@@ -167,7 +168,7 @@ type databaseFiles struct {
 	ConfHash       string
 }
 
-func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, s DatabaseConfig, opts ...pulumi.ResourceOption) (databaseFiles, error) {
+func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
 	postgresConf, err := assets.RenderPostgresConf(assets.PostgresSettings{
 		Port:                    PostgresPort,
 		MaxConnections:          s.MaxConnections,

@@ -6,12 +6,14 @@ import (
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // postgresContainer is PostgreSQL 15 through its image's entrypoint: first start runs the
 // init scripts; postgresql.conf comes from the ConfigMap; the probes name their user (they
 // run as a uid without a passwd entry).
-func postgresContainer(s DatabaseConfig, security PodSecurity) corev1.ContainerArgs {
+func postgresContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
 	isReady := execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
 	return serving(corev1.ContainerArgs{
 		Name:  pulumi.String("postgres"),
@@ -38,7 +40,7 @@ func postgresContainer(s DatabaseConfig, security PodSecurity) corev1.ContainerA
 }
 
 // postgresExporterContainer serves the database's metrics on :9187, logging in as the owner.
-func postgresExporterContainer(s DatabaseConfig, security PodSecurity) corev1.ContainerArgs {
+func postgresExporterContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
 	return serving(corev1.ContainerArgs{
 		Name:  pulumi.String("postgres-exporter"),
 		Image: pulumi.String(s.ExporterImage),
@@ -53,7 +55,7 @@ func postgresExporterContainer(s DatabaseConfig, security PodSecurity) corev1.Co
 }
 
 // pgDumpContainer runs backup.sh (pg_dump into the backup claim) as the database owner.
-func pgDumpContainer(s DatabaseConfig, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func pgDumpContainer(s config.Database, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("pg-dump"),
 		Image:   pulumi.String(s.Image),
@@ -73,7 +75,7 @@ func pgDumpContainer(s DatabaseConfig, host pulumi.StringInput, security PodSecu
 			readOnlyMount("secrets", postgresSecretsDir),
 			mount("tmp", "/tmp"),
 		},
-		Resources:       backupResources.args(),
+		Resources:       requirements(backupResources),
 		SecurityContext: security.containerSecurityContext(),
 	}
 }

@@ -7,13 +7,15 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // FoundationArgs configure the namespace every tier lives in.
 type FoundationArgs struct {
 	Namespace string
 	Instance  string
-	Quota     QuotaConfig
+	Quota     config.Quota
 }
 
 // Foundation is the stack's namespace with its guard rails: Pod Security Admission
@@ -98,7 +100,7 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 
 // newQuotas cap the namespace (ResourceQuota) and size containers that state no size of their
 // own (LimitRange).
-func newQuotas(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, q QuotaConfig, parent pulumi.ResourceOption) error {
+func newQuotas(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, q config.Quota, parent pulumi.ResourceOption) error {
 	if _, err := corev1.NewResourceQuota(ctx, name+"-quota", &corev1.ResourceQuotaArgs{
 		Metadata: meta("ecommerce-quota", ns, labels),
 		Spec: &corev1.ResourceQuotaSpecArgs{Hard: pulumi.StringMap{
@@ -118,8 +120,8 @@ func newQuotas(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels p
 		Metadata: meta("ecommerce-limits", ns, labels),
 		Spec: corev1.LimitRangeSpecArgs{Limits: corev1.LimitRangeItemArray{corev1.LimitRangeItemArgs{
 			Type:           pulumi.String("Container"),
-			DefaultRequest: defaults.args().Requests,
-			Default:        defaults.args().Limits,
+			DefaultRequest: requirements(defaults).Requests,
+			Default:        requirements(defaults).Limits,
 		}}},
 	}, parent); err != nil {
 		return fmt.Errorf("limit range: %w", err)

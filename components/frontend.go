@@ -10,6 +10,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
 )
 
 // Ports and identities of the frontend pod.
@@ -32,8 +33,8 @@ type FrontendArgs struct {
 	Namespace      pulumi.StringInput
 	Identity       Identity // with its Color set
 	Security       PodSecurity
-	Release        ColorConfig
-	Settings       FrontendConfig
+	Release        config.Release
+	Settings       config.Frontend
 	ServiceAccount pulumi.StringInput
 	BackendHost    pulumi.StringInput // from the Backend's Output
 	BackendPort    int
@@ -126,7 +127,7 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
 			BackendHost: host, BackendPort: args.BackendPort,
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
-			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: CIDRList(s.TrustedProxies),
+			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: config.CIDRList(s.TrustedProxies),
 			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
 			Color:                  color,
 			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
@@ -189,7 +190,7 @@ func frontendVolumes(files frontendFiles) corev1.VolumeArray {
 
 // nginxContainer serves the dashboard, /health, /release/ and the API proxy, as the uid its
 // image is built for; with TLS also HTTPS and the redirect port.
-func nginxContainer(image string, size Resources, tls bool, security PodSecurity) corev1.ContainerArgs {
+func nginxContainer(image string, size config.Resources, tls bool, security PodSecurity) corev1.ContainerArgs {
 	mounts := corev1.VolumeMountArray{
 		fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
 		readOnlyMount("dashboard", nginxHTMLRoot),

@@ -1,11 +1,15 @@
 package components
 
-import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+import (
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
+)
 
 // The two blue/green colors.
 const (
-	Blue  = "blue"
-	Green = "green"
+	Blue  = config.Blue
+	Green = config.Green
 )
 
 const (
@@ -58,8 +62,7 @@ func (id Identity) WithComponent(component string) Identity {
 
 // versionOf is the version label of an image: its tag.
 func versionOf(image string) string {
-	_, tag := splitImage(image)
-	return tag
+	return config.ImageTag(image)
 }
 
 // TierLabels label objects that serve a whole tier across releases (the frontend's

@@ -11,6 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
 )
 
 // Annotations of the promotion check's pod template: what it checks. A change of any of them
@@ -30,8 +31,8 @@ type promotionCheck struct {
 	Security       PodSecurity
 	Image          string // sh and curl
 	TimeoutSeconds int
-	Color          string      // the color about to be active
-	Release        ColorConfig // its image and version
+	Color          string         // the color about to be active
+	Release        config.Release // its image and version
 	Preview        pulumi.StringInput
 	ColorPods      pulumi.StringMap // the pods its preview Service selects
 }
@@ -65,7 +66,7 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 			env("WAIT_SECONDS", strconv.Itoa(p.TimeoutSeconds/2)),
 		},
 		VolumeMounts:             corev1.VolumeMountArray{fileMount("script", "/scripts/promotion-check.sh", "promotion-check.sh")},
-		Resources:                initResources.args(),
+		Resources:                requirements(initResources),
 		SecurityContext:          p.Security.containerSecurityContext(),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 	}

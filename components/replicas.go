@@ -9,6 +9,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // replicationUser is the role the replicas stream with (credentials-sync.sh creates it).
@@ -96,7 +98,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 
 // replicaBootstrapContainer copies the primary into an empty data directory (a no-op on an
 // existing one): replica-bootstrap.sh.
-func replicaBootstrapContainer(s DatabaseConfig, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("replica-bootstrap"),
 		Image:   pulumi.String(s.Image),
@@ -118,7 +120,7 @@ func replicaBootstrapContainer(s DatabaseConfig, primary pulumi.StringInput, sec
 			readOnlyMount("secrets", postgresSecretsDir),
 			mount("tmp", "/tmp"),
 		},
-		Resources:       backupResources.args(),
+		Resources:       requirements(backupResources),
 		SecurityContext: security.containerSecurityContext(),
 	}
 }
@@ -128,7 +130,7 @@ func replicaBootstrapContainer(s DatabaseConfig, primary pulumi.StringInput, sec
 // connections, however far behind (a lagging replica is never restarted for it); ready only
 // while it is in recovery and no further behind than ReplicaMaxLagSecs (caught up, or its
 // last replayed transaction recent enough).
-func replicaPostgresContainer(s DatabaseConfig, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func replicaPostgresContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	c := postgresContainer(s, security)
 	c.Env = append(c.Env.(corev1.EnvVarArray), secretEnv("PGPASSWORD", secret, "replication-password"))
 	ready := execCheck("psql", "--host="+postgresSocketDir, "--port="+strconv.Itoa(PostgresPort), "--username="+s.User,

@@ -3,15 +3,17 @@ package components
 import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // Sizes of the containers whose size is not a per-stack decision: sidecars, ambassadors and
 // one-shot jobs. Main containers take theirs from config.
 var (
-	sidecarResources = Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "32Mi", MemoryLimit: "64Mi"}
-	proxyResources   = Resources{CPURequest: "50m", CPULimit: "500m", MemoryRequest: "64Mi", MemoryLimit: "128Mi"}
-	initResources    = Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "16Mi", MemoryLimit: "64Mi"}
-	backupResources  = Resources{CPURequest: "100m", CPULimit: "500m", MemoryRequest: "128Mi", MemoryLimit: "512Mi"}
+	sidecarResources = config.Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "32Mi", MemoryLimit: "64Mi"}
+	proxyResources   = config.Resources{CPURequest: "50m", CPULimit: "500m", MemoryRequest: "64Mi", MemoryLimit: "128Mi"}
+	initResources    = config.Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "16Mi", MemoryLimit: "64Mi"}
+	backupResources  = config.Resources{CPURequest: "100m", CPULimit: "500m", MemoryRequest: "128Mi", MemoryLimit: "512Mi"}
 )
 
 // Ephemeral storage of every container: with a read-only root file system a container
@@ -25,7 +27,7 @@ const (
 )
 
 // args turns Resources into the Kubernetes requirements of a container.
-func (r Resources) args() *corev1.ResourceRequirementsArgs {
+func requirements(r config.Resources) *corev1.ResourceRequirementsArgs {
 	return &corev1.ResourceRequirementsArgs{
 		Requests: pulumi.StringMap{
 			"cpu": pulumi.String(r.CPURequest), "memory": pulumi.String(r.MemoryRequest),

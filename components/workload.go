@@ -10,6 +10,8 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
 )
 
 // meta is the ObjectMeta of a named object in the stack's namespace.
@@ -90,8 +92,8 @@ func workloadMeta(name string, namespace pulumi.StringInput, labels pulumi.Strin
 
 // serving fills a long-running container's tail: its size, the hardened security context and
 // its startup, readiness and liveness probes.
-func serving(c corev1.ContainerArgs, size Resources, security *corev1.SecurityContextArgs, p probes) corev1.ContainerArgs {
-	c.Resources = size.args()
+func serving(c corev1.ContainerArgs, size config.Resources, security *corev1.SecurityContextArgs, p probes) corev1.ContainerArgs {
+	c.Resources = requirements(size)
 	c.SecurityContext = security
 	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = p.startup, p.readiness, p.liveness
 	return c

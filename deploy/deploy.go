@@ -25,6 +25,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/config"
 )
 
 // ProjectName is the project's name in Pulumi.yaml.
@@ -147,7 +148,7 @@ func randomSecret(n int) (string, error) {
 // dev stacks; production secrets are set by their owners.
 func (s *Stack) EnsureSecrets(ctx context.Context) ([]string, error) {
 	var generated []string
-	for _, key := range components.ConfigSchema() {
+	for _, key := range config.Schema() {
 		if !key.Secret {
 			continue
 		}
@@ -179,7 +180,7 @@ func (s *Stack) ConfigValue(ctx context.Context, key string) (string, error) {
 	if v, err := s.stack.GetConfig(ctx, key); err == nil {
 		return v.Value, nil
 	}
-	for _, k := range components.ConfigSchema() {
+	for _, k := range config.Schema() {
 		if k.Key == key {
 			return k.Default, nil
 		}

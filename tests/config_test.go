@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"ecommerce-platform/components"
+	"ecommerce-platform/components/config"
 )
 
 // Pulumi.yaml declares every key the program reads, with the program's own type, default
@@ -33,7 +33,7 @@ func TestPulumiYAMLDeclaresEveryConfigKey(t *testing.T) {
 	assert.Equal(t, "ecommerce-platform", projectFile.Name)
 	assert.Equal(t, "go", projectFile.Runtime)
 
-	schema := components.ConfigSchema()
+	schema := config.Schema()
 	require.Len(t, projectFile.Config, len(schema), "Pulumi.yaml declares a key the program does not read, or misses one")
 	for _, key := range schema {
 		declared, ok := projectFile.Config[key.Key]
@@ -73,7 +73,7 @@ func yamlScalar(v any) string {
 func TestStackFilesSetOnlyDeclaredPlainKeys(t *testing.T) {
 	declared := map[string]bool{}
 	secret := map[string]bool{}
-	for _, k := range components.ConfigSchema() {
+	for _, k := range config.Schema() {
 		declared[project+":"+k.Key] = true
 		secret[project+":"+k.Key] = k.Secret
 	}
@@ -177,7 +177,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 
 // The defaults alone are a valid configuration (prod-shaped, the seed's values).
 func TestDefaultsAreValid(t *testing.T) {
-	cfg := components.DefaultConfig()
+	cfg := config.Defaults()
 	assert.Empty(t, cfg.Validate())
 }
 
@@ -197,7 +197,7 @@ func TestEveryKeyRejectsABadValue(t *testing.T) {
 	// Switch on the features whose keys are only checked when they are in use.
 	base := map[string]string{"ingressEnabled": "true", "ingressHost": "shop.example.com", "backendAutoscale": "true", "exposeNodePorts": "true"}
 	bad := map[string]string{"integer": "-1000000", "boolean": "maybe", "string": "Not Valid!"}
-	for _, key := range components.ConfigSchema() {
+	for _, key := range config.Schema() {
 		if key.Secret {
 			continue
 		}

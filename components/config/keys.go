@@ -1,9 +1,9 @@
-package components
+package config
 
 // configKeys is the one table of plain config keys: name, default (the seed's production
 // values), description and where the value lands in Config. Pulumi.dev.yaml overrides what
 // dev needs smaller; Pulumi.prod.yaml states prod's choices explicitly.
-var configKeys = []ConfigKey{
+var configKeys = []Key{
 	// Cluster scaffolding.
 	str("namespace", "ecommerce-platform", "Namespace that holds the whole stack (labelled for Pod Security Admission restricted)", func(c *Config) *string { return &c.Namespace }),
 	num("runAsUser", 1000, "UID every container runs as (nginx runs as 101, the uid its image is built for)", func(c *Config) *int { return &c.RunAsUser }),

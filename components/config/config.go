@@ -1,12 +1,13 @@
-package components
+package config
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 )
 
 // Config is the whole stack's configuration, typed. program.go loads it once, validates
@@ -20,11 +21,11 @@ type Config struct {
 	ExposeNodePorts     bool
 	NodePortSources     string // comma-separated CIDRs that may reach the node ports
 	SpreadAcrossNodes   bool
-	Quota               QuotaConfig
+	Quota               Quota
 
-	Database DatabaseConfig
-	Backend  BackendConfig
-	Frontend FrontendConfig
+	Database Database
+	Backend  Backend
+	Frontend Frontend
 
 	// Secrets: only from `pulumi config set --secret`.
 	DBPassword    pulumi.StringOutput
@@ -34,8 +35,8 @@ type Config struct {
 	ReplicationPassword pulumi.StringOutput
 }
 
-// DatabaseConfig configures the PostgreSQL tier.
-type DatabaseConfig struct {
+// Database configures the PostgreSQL tier.
+type Database struct {
 	Image              string
 	ExporterImage      string
 	Name               string
@@ -61,8 +62,8 @@ type DatabaseConfig struct {
 	ReplicaWalKeepSize string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
 }
 
-// BackendConfig configures the API tier.
-type BackendConfig struct {
+// Backend configures the API tier.
+type Backend struct {
 	Image                   string
 	EnvoyImage              string
 	PgBouncerImage          string
@@ -92,11 +93,11 @@ type BackendConfig struct {
 	RequestTimeoutSeconds   int
 }
 
-// FrontendConfig configures the nginx tier and its blue/green releases.
-type FrontendConfig struct {
+// Frontend configures the nginx tier and its blue/green releases.
+type Frontend struct {
 	ActiveColor            string
-	Blue                   ColorConfig
-	Green                  ColorConfig
+	Blue                   Release
+	Green                  Release
 	ServiceType            string
 	NodePort               int
 	BluePreviewNodePort    int
@@ -120,8 +121,8 @@ type FrontendConfig struct {
 	PromotionCheckImage    string // an image with sh and curl
 }
 
-// QuotaConfig sizes the namespace's ResourceQuota.
-type QuotaConfig struct {
+// Quota sizes the namespace's ResourceQuota.
+type Quota struct {
 	RequestsCPU    string
 	RequestsMemory string
 	LimitsCPU      string
@@ -130,8 +131,8 @@ type QuotaConfig struct {
 	Pods           int
 }
 
-// ColorConfig is one blue/green release: its own image, version and size.
-type ColorConfig struct {
+// Release is one blue/green release: its own image, version and size.
+type Release struct {
 	Image    string
 	Version  string
 	Replicas int
@@ -153,9 +154,9 @@ const (
 	kindBool   settingKind = "boolean"
 )
 
-// ConfigKey describes one stack config key. The table below is the single source of
+// Key describes one stack config key. The table below is the single source of
 // defaults; a test keeps Pulumi.yaml's declarations equal to it.
-type ConfigKey struct {
+type Key struct {
 	Key         string
 	Type        string // string, integer or boolean, as Pulumi.yaml spells them
 	Default     string
@@ -164,16 +165,16 @@ type ConfigKey struct {
 	bind        func(*Config) any
 }
 
-func str(key, def, desc string, bind func(*Config) *string) ConfigKey {
-	return ConfigKey{Key: key, Type: string(kindString), Default: def, Description: desc, bind: func(c *Config) any { return bind(c) }}
+func str(key, def, desc string, bind func(*Config) *string) Key {
+	return Key{Key: key, Type: string(kindString), Default: def, Description: desc, bind: func(c *Config) any { return bind(c) }}
 }
 
-func num(key string, def int, desc string, bind func(*Config) *int) ConfigKey {
-	return ConfigKey{Key: key, Type: string(kindInt), Default: strconv.Itoa(def), Description: desc, bind: func(c *Config) any { return bind(c) }}
+func num(key string, def int, desc string, bind func(*Config) *int) Key {
+	return Key{Key: key, Type: string(kindInt), Default: strconv.Itoa(def), Description: desc, bind: func(c *Config) any { return bind(c) }}
 }
 
-func flag(key string, def bool, desc string, bind func(*Config) *bool) ConfigKey {
-	return ConfigKey{Key: key, Type: string(kindBool), Default: strconv.FormatBool(def), Description: desc, bind: func(c *Config) any { return bind(c) }}
+func flag(key string, def bool, desc string, bind func(*Config) *bool) Key {
+	return Key{Key: key, Type: string(kindBool), Default: strconv.FormatBool(def), Description: desc, bind: func(c *Config) any { return bind(c) }}
 }
 
 // secretKeys are required and must be set with `pulumi config set --secret`.
@@ -191,21 +192,21 @@ var secretKeys = []struct {
 		func(c *Config) *pulumi.StringOutput { return &c.ReplicationPassword }, func(c *Config) bool { return c.Database.Replicas > 0 }},
 }
 
-// ConfigSchema lists every config key with its type, default and description.
-func ConfigSchema() []ConfigKey {
-	keys := append([]ConfigKey(nil), configKeys...)
+// Schema lists every config key with its type, default and description.
+func Schema() []Key {
+	keys := append([]Key(nil), configKeys...)
 	for _, s := range secretKeys {
-		keys = append(keys, ConfigKey{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true})
+		keys = append(keys, Key{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true})
 	}
 	return keys
 }
 
-// LoadConfig reads and validates the stack config. It reports every problem at once.
-func LoadConfig(ctx *pulumi.Context) (*Config, error) {
+// Load reads and validates the stack config. It reports every problem at once.
+func Load(ctx *pulumi.Context) (*Config, error) {
 	var problems problemList
 	cfg := &Config{}
 	for _, k := range configKeys {
-		raw, err := config.Try(ctx, k.Key)
+		raw, err := pulumiconfig.Try(ctx, k.Key)
 		if err != nil {
 			raw = k.Default
 		}
@@ -232,7 +233,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	}
 	for _, s := range secretKeys {
 		full := ctx.Project() + ":" + s.key
-		raw, err := config.Try(ctx, s.key)
+		raw, err := pulumiconfig.Try(ctx, s.key)
 		switch {
 		case (err != nil || raw == "") && s.required != nil && !s.required(cfg):
 			*s.bind(cfg) = pulumi.ToSecret(pulumi.String("")).(pulumi.StringOutput)
@@ -254,9 +255,9 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	return cfg, nil
 }
 
-// DefaultConfig is the config with every key at its default and no secrets, for tests and
+// Defaults is the config with every key at its default and no secrets, for tests and
 // documentation.
-func DefaultConfig() Config {
+func Defaults() Config {
 	cfg := Config{}
 	for _, k := range configKeys {
 		switch target := k.bind(&cfg).(type) {
@@ -302,4 +303,26 @@ func (p problemList) err() error {
 		msg += "\n  - " + line
 	}
 	return fmt.Errorf("%s", msg)
+}
+
+// The two blue/green colors.
+const (
+	Blue  = "blue"
+	Green = "green"
+)
+
+// ImageTag is the tag of an image reference ("" when it has none).
+func ImageTag(image string) string {
+	_, tag := splitImage(image)
+	return tag
+}
+
+// sortedKeys gives map keys in a stable order, so messages are stable.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

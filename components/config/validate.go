@@ -1,4 +1,4 @@
-package components
+package config
 
 import (
 	"fmt"
@@ -50,7 +50,7 @@ func (c *Config) Validate() []string {
 	return v
 }
 
-func (d *DatabaseConfig) validate(v *problemList) {
+func (d *Database) validate(v *problemList) {
 	v.image("databaseImage", d.Image)
 	v.image("databaseExporterImage", d.ExporterImage)
 	v.oneOf("databaseName", d.Name, pgIdent.MatchString(d.Name), "a lower-case SQL identifier")
@@ -73,7 +73,7 @@ func (d *DatabaseConfig) validate(v *problemList) {
 	v.pgMemory("databaseReplicaWalKeepSize", d.ReplicaWalKeepSize)
 }
 
-func (b *BackendConfig) validate(v *problemList) {
+func (b *Backend) validate(v *problemList) {
 	v.image("backendImage", b.Image)
 	v.image("envoyImage", b.EnvoyImage)
 	v.image("pgbouncerImage", b.PgBouncerImage)
@@ -103,7 +103,7 @@ func (b *BackendConfig) validate(v *problemList) {
 	v.resources("backend", b.Resources)
 }
 
-func (f *FrontendConfig) validate(v *problemList) {
+func (f *Frontend) validate(v *problemList) {
 	v.oneOf("activeColor", f.ActiveColor, f.ActiveColor == Blue || f.ActiveColor == Green, "blue or green")
 	for _, color := range []string{Blue, Green} {
 		c := f.Color(color)
@@ -141,7 +141,7 @@ func (f *FrontendConfig) validate(v *problemList) {
 }
 
 // Color returns the release config of a color, or nil for an unknown color.
-func (f *FrontendConfig) Color(color string) *ColorConfig {
+func (f *Frontend) Color(color string) *Release {
 	switch color {
 	case Blue:
 		return &f.Blue
