@@ -59,7 +59,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	for _, color := range []string{Blue, Green} {
 		f, err := NewFrontend(ctx, name+"-"+color, &FrontendArgs{
 			Namespace: ns, Identity: id.WithColor(color), Security: args.Security,
-			Release: *s.Color(color), Settings: s, ServiceAccount: sa.Metadata.Name().Elem(),
+			Release: *s.Color(color), Pod: colorPod(s), ServiceAccount: sa.Metadata.Name().Elem(),
 			BackendHost: args.BackendHost, BackendPort: args.BackendPort, Spread: args.Spread,
 		}, parent)
 		if err != nil {

@@ -34,7 +34,7 @@ type FrontendArgs struct {
 	Identity       Identity // with its Color set
 	Security       PodSecurity
 	Release        config.Release
-	Settings       config.Frontend
+	Pod            ColorPod // what the color's pods are made of
 	ServiceAccount pulumi.StringInput
 	BackendHost    pulumi.StringInput // from the Backend's Output
 	BackendPort    int
@@ -50,6 +50,28 @@ type Frontend struct {
 	DeploymentName pulumi.StringOutput
 }
 
+// ColorPod is what one color's pods are made of, and nothing else of the tier: not the active
+// color and not the other color's release, so no change of those can reach this color's
+// Deployment.
+type ColorPod struct {
+	RateLimitPerSecond, RateLimitBurst, LoginRatePerMinute, UpstreamTimeoutSeconds int
+	TrustedProxies                                                                 []string
+	TLSSecret                                                                      string // "" = no HTTPS
+	Resources                                                                      config.Resources
+	FluentBitImage, ExporterImage                                                  string
+	TerminationGraceSec                                                            int
+}
+
+// colorPod takes a color's pod settings out of the tier's config.
+func colorPod(s config.Frontend) ColorPod {
+	return ColorPod{
+		RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
+		LoginRatePerMinute: s.LoginRatePerMinute, UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
+		TrustedProxies: config.CIDRList(s.TrustedProxies), TLSSecret: s.TLSSecret, Resources: s.Resources,
+		FluentBitImage: s.FluentBitImage, ExporterImage: s.ExporterImage, TerminationGraceSec: s.TerminationGraceSec,
+	}
+}
+
 // NewFrontend creates one color's release.
 func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...pulumi.ResourceOption) (*Frontend, error) {
 	f := &Frontend{}
@@ -57,7 +79,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		return nil, err
 	}
 	parent := pulumi.Parent(f)
-	s, ns, id, release := args.Settings, args.Namespace, args.Identity, args.Release
+	s, ns, id, release := args.Pod, args.Namespace, args.Identity, args.Release
 	// Only the Deployment carries the version: a release on this color rolls the
 	// Deployment and touches nothing else.
 	labels := id.TierLabels()
@@ -121,13 +143,13 @@ type frontendFiles struct {
 }
 
 func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.StringInput, labels pulumi.StringMap, args *FrontendArgs, parent pulumi.ResourceOption) (frontendFiles, error) {
-	s, color := args.Settings, args.Identity.Color
+	s, color := args.Pod, args.Identity.Color
 	nginxConf := args.BackendHost.ToStringOutput().ApplyT(func(host string) (string, error) {
 		settings := assets.NginxSettings{
 			ListenPort: FrontendPort, StatusPort: nginxStatusPort,
 			BackendHost: host, BackendPort: args.BackendPort,
 			RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
-			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: config.CIDRList(s.TrustedProxies),
+			LoginRatePerMinute: s.LoginRatePerMinute, TrustedProxies: s.TrustedProxies,
 			UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
 			Color:                  color,
 			HTMLRoot:               nginxHTMLRoot, AccessLogSyslog: accessLogSyslog, RuntimeDir: "/tmp", ReleaseDir: nginxReleaseDir,
