@@ -73,8 +73,9 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 			readOnlyMount("secrets", postgresSecretsDir),
 			mount("tmp", "/tmp"),
 		},
-		Resources:       requirements(initResources),
-		SecurityContext: j.Security.containerSecurityContext(),
+		Resources:                requirements(initResources),
+		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
+		SecurityContext:          j.Security.containerSecurityContext(),
 	}
 	meta := workloadMeta("database-credentials", j.Namespace, labels)
 	// A run that failed runs again on the next `pulumi up`, not only when the inputs change.

@@ -112,7 +112,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
 		Image: s.Image, User: s.User, Database: s.Name, Host: host,
 		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config,
-		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword), DatabasePods: id.Selector(),
+		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))
 	if err != nil {
 		return nil, err

@@ -186,3 +186,27 @@ func TestCredentialRotationChangesExactlyThese(t *testing.T) {
 		})
 	}
 }
+
+// The owner's and the replication passwords go to the database side only: the Secret and the
+// credentials Job (which sets the replicator's password, and refuses a changed owner
+// password with the procedure), and for replication the replicas' pods; never the backend.
+func TestDatabaseSideCredentialChanges(t *testing.T) {
+	for key, want := range map[string][]string{
+		"dbPassword": {"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
+		"replicationPassword": {"kubernetes:apps/v1:StatefulSet database-replica-statefulset",
+			"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
+	} {
+		t.Run(key, func(t *testing.T) {
+			before := snapshot(mustRun(t, "prod", nil))
+			after := snapshot(mustRun(t, "prod", map[string]string{key: testSecrets[key] + "-rotated-0123456789"}))
+			var diff []string
+			for k, v := range after {
+				if before[k] != v {
+					diff = append(diff, k)
+				}
+			}
+			sort.Strings(diff)
+			assert.Equal(t, want, diff)
+		})
+	}
+}

@@ -3,6 +3,8 @@ package tests
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -116,4 +118,32 @@ func poolQuery(ctx context.Context, conn string) error {
 		var n int
 		return tx.QueryRow(cctx, "SELECT count(*) FROM api.products").Scan(&n)
 	})
+}
+
+// A changed owner password (dbPassword) is not rotated by the credentials job (it logs in
+// with it): the job fails loudly, naming the procedure, instead of an outage nobody sees.
+func TestRotationOfTheOwnerPasswordIsRefusedWithTheProcedure(t *testing.T) {
+	s := pgStartLoaded(t, false)
+	run := func(ownerPassword string) (string, error) {
+		dir := t.TempDir()
+		for name, value := range map[string]string{"owner": ownerPassword, "authenticator": pgAuthenticatorPassword, "jwt": pgJWTSecret, "replication": ""} {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
+		}
+		script := filepath.Join(dir, "credentials-sync.sh")
+		require.NoError(t, os.WriteFile(script, []byte(assets.CredentialsSyncScript()), 0o600))
+		cmd := exec.Command("sh", script)
+		// Over TCP, as the job's pod connects (the socket trusts local users).
+		cmd.Env = append(s.ClientEnv(pgDatabase, "PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
+			"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"), "JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
+			"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"), "TIMEOUT_SECONDS=10"),
+			"PGHOST=127.0.0.1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("a-new-owner-password-set-in-config")
+	require.Error(t, err)
+	assert.Contains(t, out, "the database owner's password (dbPassword) does not open the database")
+	assert.Contains(t, out, `\password ecommerce`)
+	out, err = run(pgSuperuserPassword)
+	require.NoError(t, err, out)
 }

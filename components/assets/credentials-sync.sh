@@ -46,6 +46,16 @@ until pg_isready --username="$PGUSER" --dbname="$PGDATABASE" --timeout=2 >/dev/n
     sleep 2
 done
 
+# The owner's password is the one thing this job cannot change (it logs in with it): a
+# dbPassword changed in the stack config fails here, loudly, before anything else happens.
+if ! login=$(psql --no-psqlrc --no-password --username="$PGUSER" --dbname="$PGDATABASE" --tuples-only --command='SELECT 1' 2>&1); then
+    case "$login" in
+        *"password authentication failed"*)
+            fail "the database owner's password (dbPassword) does not open the database: it was changed in the stack config. Change it in the database first: kubectl exec database-0 -c postgres -- psql -U $PGUSER -c '\\password $PGUSER', then set the same value with pulumi config set --secret dbPassword and run pulumi up" ;;
+        *) fail "cannot log in as $PGUSER: $login" ;;
+    esac
+fi
+
 psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --quiet --username="$PGUSER" --dbname="$PGDATABASE" <<'EOSQL'
 SET log_statement = 'none';
 SET log_min_duration_statement = -1;
