@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"k8s.io/apimachinery/pkg/api/resource"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The policy suite walks every workload the program registers, in every stack, and holds it
@@ -33,98 +33,103 @@ func TestPolicySuite(t *testing.T) {
 }
 
 func checkWorkload(t *testing.T, r run, w recorded) {
-	tmpl := podTemplate(w)
-	require.NotNil(t, tmpl)
-	spec := dig(tmpl, "spec").(map[string]any)
-
-	pod := dig(spec, "securityContext").(map[string]any)
-	assert.Equal(t, true, pod["runAsNonRoot"], "pod runAsNonRoot")
-	assert.Equal(t, "RuntimeDefault", dig(pod, "seccompProfile", "type"), "pod seccomp")
-	assert.Equal(t, 1000, number(pod["fsGroup"]), "pod fsGroup")
-	assert.Equal(t, false, spec["automountServiceAccountToken"], "no service account token")
-	sa, _ := spec["serviceAccountName"].(string)
-	assert.NotEmpty(t, sa, "a ServiceAccount of its own")
-	assert.NotEqual(t, "default", sa)
-	assert.Nil(t, spec["hostNetwork"])
-	assert.Nil(t, spec["hostPID"])
+	spec := typedPod(t, w).Spec
+	pod := spec.SecurityContext
+	require.NotNil(t, pod, "pod security context")
+	assert.Equal(t, ptr(true), pod.RunAsNonRoot, "pod runAsNonRoot")
+	require.NotNil(t, pod.SeccompProfile)
+	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, pod.SeccompProfile.Type, "pod seccomp")
+	assert.Equal(t, ptr(int64(1000)), pod.FSGroup, "pod fsGroup")
+	assert.Equal(t, ptr(false), spec.AutomountServiceAccountToken, "no service account token")
+	assert.NotEmpty(t, spec.ServiceAccountName, "a ServiceAccount of its own")
+	assert.NotEqual(t, "default", spec.ServiceAccountName)
+	assert.False(t, spec.HostNetwork)
+	assert.False(t, spec.HostPID)
 
 	longRunning := w.Type != tCronJob && w.Type != tJob
-	for _, c := range containersOf(tmpl) {
-		name := c.Name()
-		sc, _ := c.Spec["securityContext"].(map[string]any)
-		require.NotNilf(t, sc, "%s: security context", name)
-		assert.Equalf(t, true, sc["runAsNonRoot"], "%s runAsNonRoot", name)
-		assert.Positivef(t, number(sc["runAsUser"]), "%s runs as a numeric non-root uid", name)
-		assert.Equalf(t, true, sc["readOnlyRootFilesystem"], "%s readOnlyRootFilesystem", name)
-		assert.Equalf(t, false, sc["allowPrivilegeEscalation"], "%s allowPrivilegeEscalation", name)
-		assert.Equalf(t, []any{"ALL"}, dig(sc, "capabilities", "drop"), "%s drops all capabilities", name)
-		assert.Nilf(t, dig(sc, "capabilities", "add"), "%s adds no capability", name)
-		assert.Equalf(t, "RuntimeDefault", dig(sc, "seccompProfile", "type"), "%s seccomp", name)
-		assert.NotEqualf(t, true, sc["privileged"], "%s privileged", name)
-
-		assert.Equalf(t, "Always", c.Spec["imagePullPolicy"], "%s pulls its pinned tag on every start", name)
-		for _, kind := range []string{"requests", "limits"} {
-			for _, res := range []string{"cpu", "memory", "ephemeral-storage"} {
-				q, _ := dig(c.Spec, "resources", kind, res).(string)
-				parsed, err := resource.ParseQuantity(q)
-				if assert.NoErrorf(t, err, "%s %s.%s %q", name, kind, res, q) {
-					assert.Positivef(t, parsed.Sign(), "%s %s.%s", name, kind, res)
-				}
-			}
-		}
-
-		image, _ := c.Spec["image"].(string)
-		slash, colon := strings.LastIndex(image, "/"), strings.LastIndex(image, ":")
-		if assert.Greaterf(t, colon, slash, "%s image %q has a tag", name, image) {
-			assert.NotEqualf(t, "latest", image[colon+1:], "%s image %q pinned", name, image)
-		}
-
-		if longRunning && !c.Init {
-			assert.NotNilf(t, c.Spec["readinessProbe"], "%s readiness probe", name)
-			assert.NotNilf(t, c.Spec["livenessProbe"], "%s liveness probe", name)
-			assert.NotNilf(t, c.Spec["startupProbe"], "%s startup probe", name)
-			assert.NotEqualf(t, c.Spec["readinessProbe"], c.Spec["livenessProbe"],
-				"%s: liveness must not fail for what readiness checks (a dependency)", name)
-		}
-		for _, e := range list(c.Spec["env"]) {
-			envName := dig(e, "name").(string)
-			if strings.Contains(envName, "PASSWORD") || strings.Contains(envName, "SECRET") {
-				if strings.HasSuffix(envName, "_FILE") {
-					continue
-				}
-				v, _ := dig(e, "value").(string)
-				assert.Truef(t, v == "" || strings.HasPrefix(v, "$("), "%s env %s must come from a Secret, not a literal", name, envName)
-			}
-		}
+	for i, c := range typedContainers(spec) {
+		init := i < len(spec.InitContainers)
+		checkContainer(t, c, longRunning && !init)
 	}
 
 	// Every writable path is an emptyDir or a claim: count the mounts that are not read-only.
-	volumes := map[string]map[string]any{}
-	for _, v := range list(spec["volumes"]) {
-		m := v.(map[string]any)
-		volumes[m["name"].(string)] = m
+	writable := map[string]bool{}
+	for _, v := range spec.Volumes {
+		writable[v.Name] = v.EmptyDir != nil || v.PersistentVolumeClaim != nil
 	}
-	for _, claim := range list(dig(w.Inputs, "spec", "volumeClaimTemplates")) {
-		volumes[dig(claim, "metadata", "name").(string)] = map[string]any{"persistentVolumeClaim": true}
+	claims := list(dig(w.Inputs, "spec", "volumeClaimTemplates"))
+	for _, claim := range claims {
+		writable[dig(claim, "metadata", "name").(string)] = true
 	}
-	for _, c := range containersOf(tmpl) {
-		for _, m := range list(c.Spec["volumeMounts"]) {
-			vm := m.(map[string]any)
-			vol := volumes[vm["name"].(string)]
-			require.NotNilf(t, vol, "%s mounts unknown volume %s", c.Name(), vm["name"])
-			if vm["readOnly"] == true {
-				continue
+	for _, c := range typedContainers(spec) {
+		for _, m := range c.VolumeMounts {
+			known := false
+			for _, v := range spec.Volumes {
+				known = known || v.Name == m.Name
 			}
-			writable := vol["emptyDir"] != nil || vol["persistentVolumeClaim"] != nil
-			assert.Truef(t, writable, "%s mounts %s writable but it is not an emptyDir or a claim", c.Name(), vm["name"])
+			for _, claim := range claims {
+				known = known || dig(claim, "metadata", "name") == m.Name
+			}
+			require.Truef(t, known, "%s mounts unknown volume %s", c.Name, m.Name)
+			if !m.ReadOnly {
+				assert.Truef(t, writable[m.Name], "%s mounts %s writable but it is not an emptyDir or a claim", c.Name, m.Name)
+			}
 		}
 	}
 	if longRunning {
-		assert.Positivef(t, number(spec["terminationGracePeriodSeconds"]), "graceful shutdown period")
+		require.NotNil(t, spec.TerminationGracePeriodSeconds)
+		assert.Positivef(t, *spec.TerminationGracePeriodSeconds, "graceful shutdown period")
 	} else if w.Type == tCronJob {
 		assert.Positivef(t, number(dig(w.Inputs, "spec", "startingDeadlineSeconds")), "a missed run has a deadline")
 	}
 }
+
+// checkContainer holds one container to the hardening, sizing, image and probe rules.
+func checkContainer(t *testing.T, c corev1.Container, longRunning bool) {
+	name, sc := c.Name, c.SecurityContext
+	require.NotNilf(t, sc, "%s: security context", name)
+	assert.Equalf(t, ptr(true), sc.RunAsNonRoot, "%s runAsNonRoot", name)
+	require.NotNilf(t, sc.RunAsUser, "%s runs as a numeric uid", name)
+	assert.Positivef(t, *sc.RunAsUser, "%s runs as a numeric non-root uid", name)
+	assert.Equalf(t, ptr(true), sc.ReadOnlyRootFilesystem, "%s readOnlyRootFilesystem", name)
+	assert.Equalf(t, ptr(false), sc.AllowPrivilegeEscalation, "%s allowPrivilegeEscalation", name)
+	require.NotNilf(t, sc.Capabilities, "%s capabilities", name)
+	assert.Equalf(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop, "%s drops all capabilities", name)
+	assert.Emptyf(t, sc.Capabilities.Add, "%s adds no capability", name)
+	require.NotNilf(t, sc.SeccompProfile, "%s seccomp", name)
+	assert.Equalf(t, corev1.SeccompProfileTypeRuntimeDefault, sc.SeccompProfile.Type, "%s seccomp", name)
+	assert.NotEqualf(t, ptr(true), sc.Privileged, "%s privileged", name)
+
+	assert.Equalf(t, corev1.PullAlways, c.ImagePullPolicy, "%s pulls its pinned tag on every start", name)
+	for kind, list := range map[string]corev1.ResourceList{"requests": c.Resources.Requests, "limits": c.Resources.Limits} {
+		for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage} {
+			q, ok := list[res]
+			if assert.Truef(t, ok, "%s %s.%s", name, kind, res) {
+				assert.Positivef(t, q.Sign(), "%s %s.%s", name, kind, res)
+			}
+		}
+	}
+
+	slash, colon := strings.LastIndex(c.Image, "/"), strings.LastIndex(c.Image, ":")
+	if assert.Greaterf(t, colon, slash, "%s image %q has a tag", name, c.Image) {
+		assert.NotEqualf(t, "latest", c.Image[colon+1:], "%s image %q pinned", name, c.Image)
+	}
+
+	if longRunning {
+		require.NotNilf(t, c.ReadinessProbe, "%s readiness probe", name)
+		require.NotNilf(t, c.LivenessProbe, "%s liveness probe", name)
+		assert.NotNilf(t, c.StartupProbe, "%s startup probe", name)
+		assert.NotEqualf(t, c.ReadinessProbe, c.LivenessProbe,
+			"%s: liveness must not fail for what readiness checks (a dependency)", name)
+	}
+	for _, e := range c.Env {
+		if (strings.Contains(e.Name, "PASSWORD") || strings.Contains(e.Name, "SECRET")) && !strings.HasSuffix(e.Name, "_FILE") {
+			assert.Truef(t, e.Value == "" || strings.HasPrefix(e.Value, "$("), "%s env %s must come from a Secret, not a literal", name, e.Name)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // Default deny in both directions for every pod, DNS egress, and every workload's pods
 // covered by a policy of their own.
