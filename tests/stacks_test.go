@@ -6,6 +6,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
@@ -59,31 +65,36 @@ func TestStackShapes(t *testing.T) {
 				}
 			}
 
-			assert.Equal(t, tc.blue, number(dig(r.object(t, tDeployment, "frontend-blue").Inputs, "spec", "replicas")))
-			assert.Equal(t, tc.green, number(dig(r.object(t, tDeployment, "frontend-green").Inputs, "spec", "replicas")))
-			backend := r.object(t, tDeployment, "backend")
+			deployment := func(name string) appsv1.Deployment {
+				return decodeAs[appsv1.Deployment](t, r.object(t, tDeployment, name).Inputs)
+			}
+			assert.Equal(t, ptr(int32(tc.blue)), deployment("frontend-blue").Spec.Replicas)
+			assert.Equal(t, ptr(int32(tc.green)), deployment("frontend-green").Spec.Replicas)
+			backend := deployment("backend")
 			if tc.backendReplicas == nil {
-				assert.Nil(t, dig(backend.Inputs, "spec", "replicas"), "the HPA owns the count: the Deployment must not set it")
-				hpa := r.object(t, tHPA, "backend")
-				assert.Equal(t, tc.hpa[0], number(dig(hpa.Inputs, "spec", "minReplicas")))
-				assert.Equal(t, tc.hpa[1], number(dig(hpa.Inputs, "spec", "maxReplicas")))
-				assert.Equal(t, tc.hpa[2], number(dig(hpa.Inputs, "spec", "metrics", 0, "resource", "target", "averageUtilization")))
-				assert.Equal(t, "backend", dig(hpa.Inputs, "spec", "scaleTargetRef", "name"))
-				assert.Equal(t, "Deployment", dig(hpa.Inputs, "spec", "scaleTargetRef", "kind"))
+				assert.Nil(t, backend.Spec.Replicas, "the HPA owns the count: the Deployment must not set it")
+				hpa := decodeAs[autoscalingv2.HorizontalPodAutoscaler](t, r.object(t, tHPA, "backend").Inputs)
+				assert.Equal(t, ptr(int32(tc.hpa[0])), hpa.Spec.MinReplicas)
+				assert.Equal(t, int32(tc.hpa[1]), hpa.Spec.MaxReplicas)
+				assert.Equal(t, ptr(int32(tc.hpa[2])), hpa.Spec.Metrics[0].Resource.Target.AverageUtilization)
+				assert.Equal(t, autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "backend", APIVersion: "apps/v1"}, hpa.Spec.ScaleTargetRef)
 			} else {
-				assert.Equal(t, tc.backendReplicas, number(dig(backend.Inputs, "spec", "replicas")))
+				assert.Equal(t, ptr(int32(tc.backendReplicas.(int))), backend.Spec.Replicas)
 				assert.Empty(t, r.ofType(tHPA))
 			}
 
-			db := r.object(t, tStatefulSet, "database")
-			assert.Equal(t, 1, number(dig(db.Inputs, "spec", "replicas")))
-			assert.Equal(t, "database-service", dig(db.Inputs, "spec", "serviceName"))
-			claim := dig(db.Inputs, "spec", "volumeClaimTemplates", 0).(map[string]any)
-			assert.Equal(t, tc.storageClass, dig(claim, "spec", "storageClassName"))
-			assert.Equal(t, tc.storageSize, dig(claim, "spec", "resources", "requests", "storage"))
-			assert.Equal(t, map[string]any{"whenDeleted": tc.retention, "whenScaled": tc.retention},
-				dig(db.Inputs, "spec", "persistentVolumeClaimRetentionPolicy"))
-			assert.Equal(t, tc.storageClass, dig(r.object(t, tPVC, "database-backups").Inputs, "spec", "storageClassName"))
+			db := decodeAs[appsv1.StatefulSet](t, r.object(t, tStatefulSet, "database").Inputs)
+			assert.Equal(t, ptr(int32(1)), db.Spec.Replicas)
+			assert.Equal(t, "database-service", db.Spec.ServiceName)
+			require.Len(t, db.Spec.VolumeClaimTemplates, 1)
+			claim := db.Spec.VolumeClaimTemplates[0]
+			assert.Equal(t, ptr(tc.storageClass), claim.Spec.StorageClassName)
+			assert.Equal(t, resource.MustParse(tc.storageSize), claim.Spec.Resources.Requests[corev1.ResourceStorage])
+			retention := appsv1.PersistentVolumeClaimRetentionPolicyType(tc.retention)
+			assert.Equal(t, &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{WhenDeleted: retention, WhenScaled: retention},
+				db.Spec.PersistentVolumeClaimRetentionPolicy)
+			backups := decodeAs[corev1.PersistentVolumeClaim](t, r.object(t, tPVC, "database-backups").Inputs)
+			assert.Equal(t, ptr(tc.storageClass), backups.Spec.StorageClassName)
 
 			// Protection: the database's data and the namespace holding it.
 			for _, res := range r.Resources {
@@ -97,9 +108,9 @@ func TestStackShapes(t *testing.T) {
 			}
 
 			assert.Equal(t, tc.services, r.names(tService))
-			assert.Equal(t, tc.frontendType, dig(r.object(t, tService, "frontend-service").Inputs, "spec", "type"))
+			assert.Equal(t, corev1.ServiceType(tc.frontendType), typedService(t, r, "frontend-service").Spec.Type)
 
-			initdb := stringMap(dig(r.object(t, tConfigMap, "database-initdb").Inputs, "data"))
+			initdb := typedConfigMap(t, r, "database-initdb").Data
 			hasSeed := false
 			for name := range initdb {
 				hasSeed = hasSeed || strings.HasPrefix(name, assets.DevSeedPrefix)
@@ -107,10 +118,10 @@ func TestStackShapes(t *testing.T) {
 			assert.Equal(t, tc.seedScript, hasSeed, "demo data only in dev")
 
 			for _, w := range r.workloads() {
-				spread := dig(podTemplate(w), "spec", "topologySpreadConstraints")
 				if w.Type == tCronJob || w.Type == tJob {
 					continue
 				}
+				spread := typedPod(t, w).Spec.TopologySpreadConstraints
 				assert.Equalf(t, tc.spreadsAcrossNode, spread != nil, "topology spread of %s", w.K8sName())
 			}
 		})
@@ -125,13 +136,13 @@ func TestDevNodePorts(t *testing.T) {
 		"backend-nodeport": 30081, "database-nodeport": 30432,
 	}
 	for name, port := range want {
-		svc := r.object(t, tService, name)
-		assert.Equal(t, "NodePort", dig(svc.Inputs, "spec", "type"), name)
-		assert.Equal(t, port, number(dig(svc.Inputs, "spec", "ports", 0, "nodePort")), name)
+		svc := typedService(t, r, name)
+		assert.Equal(t, corev1.ServiceTypeNodePort, svc.Spec.Type, name)
+		assert.Equal(t, int32(port), svc.Spec.Ports[0].NodePort, name)
 	}
 	prod := mustRun(t, "prod", nil)
 	for _, name := range []string{"frontend-blue-preview", "frontend-green-preview"} {
-		assert.Equal(t, "ClusterIP", dig(prod.object(t, tService, name).Inputs, "spec", "type"))
+		assert.Equal(t, corev1.ServiceTypeClusterIP, typedService(t, prod, name).Spec.Type)
 	}
 }
 
@@ -139,13 +150,14 @@ func TestDevNodePorts(t *testing.T) {
 // headless Service's properties.
 func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	r := mustRun(t, "prod", map[string]string{"databaseMaxConnections": "250", "backupSchedule": "30 3 * * 1", "backupKeep": "14"})
-	conf := stringMap(dig(r.object(t, tConfigMap, "database-config").Inputs, "data"))["postgresql.conf"]
+	conf := typedConfigMap(t, r, "database-config").Data["postgresql.conf"]
 	assert.Contains(t, conf, "max_connections = 250")
 	assert.Contains(t, conf, "shared_buffers = '256MB'")
 
 	cron := r.object(t, tCronJob, "database-backup")
-	assert.Equal(t, "30 3 * * 1", dig(cron.Inputs, "spec", "schedule"))
-	assert.Equal(t, "Forbid", dig(cron.Inputs, "spec", "concurrencyPolicy"))
+	typedCron := decodeAs[batchv1.CronJob](t, cron.Inputs)
+	assert.Equal(t, "30 3 * * 1", typedCron.Spec.Schedule)
+	assert.Equal(t, batchv1.ForbidConcurrent, typedCron.Spec.ConcurrencyPolicy)
 	c := containersOf(podTemplate(cron))
 	require.Len(t, c, 1)
 	assert.Equal(t, []any{"sh", "/scripts/backup.sh"}, c[0].Spec["command"])
@@ -153,15 +165,15 @@ func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	assert.Equal(t, "14", envs["BACKUP_KEEP"])
 	assert.Equal(t, "database-service", envs["PGHOST"])
 	assert.Equal(t, components.BackupDir, envs["BACKUP_DIR"])
-	assert.Equal(t, assets.BackupScript(), stringMap(dig(r.object(t, tConfigMap, "database-config").Inputs, "data"))["backup.sh"])
+	assert.Equal(t, assets.BackupScript(), typedConfigMap(t, r, "database-config").Data["backup.sh"])
 
-	headless := r.object(t, tService, "database-service")
-	assert.Equal(t, "None", dig(headless.Inputs, "spec", "clusterIP"))
-	assert.Equal(t, true, dig(headless.Inputs, "spec", "publishNotReadyAddresses"))
-	assert.Equal(t, "ClusterIP", dig(r.object(t, tService, "database-readonly").Inputs, "spec", "type"))
+	headless := typedService(t, r, "database-service")
+	assert.Equal(t, "None", headless.Spec.ClusterIP)
+	assert.True(t, headless.Spec.PublishNotReadyAddresses)
+	assert.Equal(t, corev1.ServiceTypeClusterIP, typedService(t, r, "database-readonly").Spec.Type)
 
 	pod := podTemplate(r.object(t, tStatefulSet, "database"))
-	annotations := stringMap(dig(pod, "metadata", "annotations"))
+	annotations := typedPod(t, r.object(t, tStatefulSet, "database")).Annotations
 	assert.Equal(t, "true", annotations["prometheus.io/scrape"])
 	assert.Equal(t, "9187", annotations["prometheus.io/port"])
 	pg := containerNamed(t, pod, "postgres")
@@ -204,11 +216,13 @@ func TestIngressFromConfig(t *testing.T) {
 	r := mustRun(t, "prod", map[string]string{
 		"ingressEnabled": "true", "ingressHost": "shop.example.com", "ingressClass": "public", "ingressTlsSecret": "shop-tls",
 	})
-	ing := r.object(t, tIngress, "frontend")
-	assert.Equal(t, "public", dig(ing.Inputs, "spec", "ingressClassName"))
-	assert.Equal(t, "shop.example.com", dig(ing.Inputs, "spec", "rules", 0, "host"))
-	assert.Equal(t, "frontend-service", dig(ing.Inputs, "spec", "rules", 0, "http", "paths", 0, "backend", "service", "name"))
-	assert.Equal(t, 80, number(dig(ing.Inputs, "spec", "rules", 0, "http", "paths", 0, "backend", "service", "port", "number")))
-	assert.Equal(t, []any{map[string]any{"hosts": []any{"shop.example.com"}, "secretName": "shop-tls"}}, dig(ing.Inputs, "spec", "tls"))
-	assert.NotContains(t, stringMap(dig(ing.Inputs, "metadata", "labels")), "app.kubernetes.io/version", "a release must not touch the Ingress")
+	ing := decodeAs[networkingv1.Ingress](t, r.object(t, tIngress, "frontend").Inputs)
+	assert.Equal(t, ptr("public"), ing.Spec.IngressClassName)
+	require.Len(t, ing.Spec.Rules, 1)
+	assert.Equal(t, "shop.example.com", ing.Spec.Rules[0].Host)
+	backend := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+	assert.Equal(t, "frontend-service", backend.Name)
+	assert.Equal(t, int32(80), backend.Port.Number)
+	assert.Equal(t, []networkingv1.IngressTLS{{Hosts: []string{"shop.example.com"}, SecretName: "shop-tls"}}, ing.Spec.TLS)
+	assert.NotContains(t, ing.Labels, "app.kubernetes.io/version", "a release must not touch the Ingress")
 }

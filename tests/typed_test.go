@@ -54,3 +54,7 @@ func typedConfigMap(t testing.TB, r run, name string) corev1.ConfigMap {
 func typedSecret(t testing.TB, r run, name string) corev1.Secret {
 	return decodeAs[corev1.Secret](t, r.object(t, tSecret, name).Inputs)
 }
+
+func typedService(t testing.TB, r run, name string) corev1.Service {
+	return decodeAs[corev1.Service](t, r.object(t, tService, name).Inputs)
+}
