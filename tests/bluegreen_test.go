@@ -8,7 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // changed lists the Pulumi names of resources whose inputs differ between two runs, plus
@@ -62,8 +64,8 @@ func TestColorSwitchChangesOnlyProductionSelectors(t *testing.T) {
 			for _, name := range tc.want {
 				before := serviceByPulumiName(t, blue, name)
 				after := serviceByPulumiName(t, green, name)
-				assert.Equal(t, "blue", stringMap(dig(before.Inputs, "spec", "selector"))["ecommerce-platform/color"])
-				assert.Equal(t, "green", stringMap(dig(after.Inputs, "spec", "selector"))["ecommerce-platform/color"])
+				assert.Equal(t, "blue", decodeAs[corev1.Service](t, before.Inputs).Spec.Selector["ecommerce-platform/color"])
+				assert.Equal(t, "green", decodeAs[corev1.Service](t, after.Inputs).Spec.Selector["ecommerce-platform/color"])
 				// Only the selector: compare everything else.
 				delete(before.Inputs["spec"].(map[string]any), "selector")
 				delete(after.Inputs["spec"].(map[string]any), "selector")
@@ -85,8 +87,9 @@ func TestReleaseOnIdleColorChangesOnlyItsDeployment(t *testing.T) {
 	})
 	assert.Equal(t, []string{"frontend-green-deployment"}, changed(before, after))
 	d := after.object(t, tDeployment, "frontend-green")
-	assert.Equal(t, "nginxinc/nginx-unprivileged:1.27.5-alpine", dig(podTemplate(d), "spec", "containers", 0, "image"))
-	assert.Equal(t, "1.1.0", stringMap(dig(podTemplate(d), "metadata", "labels"))["app.kubernetes.io/version"])
+	pod := typedPod(t, d)
+	assert.Equal(t, "nginxinc/nginx-unprivileged:1.27.5-alpine", pod.Spec.Containers[0].Image)
+	assert.Equal(t, "1.1.0", pod.Labels["app.kubernetes.io/version"])
 }
 
 // Scaling the idle color down is a normal change; the idle color keeps its Deployment.
@@ -94,16 +97,16 @@ func TestIdleColorCanBeScaledDown(t *testing.T) {
 	before := mustRun(t, "prod", nil)
 	after := mustRun(t, "prod", map[string]string{"greenReplicas": "0"})
 	assert.Equal(t, []string{"frontend-green-deployment"}, changed(before, after))
-	assert.Equal(t, 0, number(dig(after.object(t, tDeployment, "frontend-green").Inputs, "spec", "replicas")))
+	assert.Equal(t, ptr(int32(0)), decodeAs[appsv1.Deployment](t, after.object(t, tDeployment, "frontend-green").Inputs).Spec.Replicas)
 	// Its preview keeps existing with no endpoints, so Pulumi must not wait for any there;
 	// production Services wait for the Deployment and the check instead of the endpoint
 	// settle, and a LoadBalancer for its address.
 	preview := after.object(t, tService, "frontend-green-preview")
-	assert.Equal(t, "true", stringMap(dig(preview.Inputs, "metadata", "annotations"))["pulumi.com/skipAwait"])
+	assert.Equal(t, "true", decodeAs[corev1.Service](t, preview.Inputs).Annotations["pulumi.com/skipAwait"])
 	assert.Equal(t, map[string]string{"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress}"},
-		stringMap(dig(after.object(t, tService, "frontend-service").Inputs, "metadata", "annotations")))
+		typedService(t, after, "frontend-service").Annotations)
 	assert.Equal(t, map[string]string{"pulumi.com/skipAwait": "true"},
-		stringMap(dig(after.object(t, tService, "frontend-internal").Inputs, "metadata", "annotations")))
+		typedService(t, after, "frontend-internal").Annotations)
 }
 
 // A color with no replicas cannot take production traffic.
@@ -122,11 +125,11 @@ func TestConfigChangeRollsPodsInPlace(t *testing.T) {
 	for _, color := range []string{"blue", "green"} {
 		b := before.object(t, tDeployment, "frontend-"+color)
 		a := after.object(t, tDeployment, "frontend-"+color)
-		bSum := stringMap(dig(podTemplate(b), "metadata", "annotations"))["checksum/config"]
-		aSum := stringMap(dig(podTemplate(a), "metadata", "annotations"))["checksum/config"]
+		bSum := typedPod(t, b).Annotations["checksum/config"]
+		aSum := typedPod(t, a).Annotations["checksum/config"]
 		assert.Len(t, bSum, 64)
 		assert.NotEqual(t, bSum, aSum, "a new nginx.conf must roll %s", color)
-		assert.Equal(t, dig(b.Inputs, "spec", "selector"), dig(a.Inputs, "spec", "selector"))
+		assert.Equal(t, workloadSelector(t, b), workloadSelector(t, a))
 	}
 	assert.Equal(t, []string{
 		"frontend-blue-config", "frontend-blue-deployment", "frontend-green-config", "frontend-green-deployment",

@@ -4,6 +4,10 @@ import (
 	"net"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+
 	"github.com/stretchr/testify/assert"
 )
 
@@ -15,7 +19,7 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 			r := mustRun(t, stack, nil)
 			pods := map[string]map[string]string{}
 			for _, w := range r.workloads() {
-				pods[w.K8sName()] = stringMap(dig(podTemplate(w), "metadata", "labels"))
+				pods[w.K8sName()] = typedPod(t, w).Labels
 			}
 			// Clients outside the namespace, with the address they come from.
 			outside := map[string]string{"ip": "203.0.113.9"}  // the internet
@@ -84,7 +88,7 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 				default:
 					external = false
 				}
-				got := allowed(r, from, external, pods[tc.to], tc.port)
+				got := allowed(t, r, from, external, pods[tc.to], tc.port)
 				assert.Equalf(t, tc.want, got, "%s -> %s:%d", tc.from, tc.to, tc.port)
 			}
 		})
@@ -93,22 +97,23 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 
 // allowed evaluates the policies for one connection. Sources outside the namespace carry
 // a pseudo label "namespace" naming theirs.
-func allowed(r run, from map[string]string, fromOutside bool, to map[string]string, port int) bool {
+func allowed(t testing.TB, r run, from map[string]string, fromOutside bool, to map[string]string, port int) bool {
 	egressOK := fromOutside // egress of pods outside the namespace is not ours to judge
 	ingressOK := false
-	for _, p := range r.ofType(tNetPol) {
-		sel := stringMap(dig(p.Inputs, "spec", "podSelector", "matchLabels"))
+	for _, rec := range r.ofType(tNetPol) {
+		p := decodeAs[networkingv1.NetworkPolicy](t, rec.Inputs)
+		sel := p.Spec.PodSelector.MatchLabels
 		all := len(sel) == 0
 		if !fromOutside && (all || selects(sel, from)) {
-			for _, rule := range list(dig(p.Inputs, "spec", "egress")) {
-				if ruleMatches(rule, "to", to, false, port) {
+			for _, rule := range p.Spec.Egress {
+				if ruleMatches(rule.Ports, rule.To, to, false, port) {
 					egressOK = true
 				}
 			}
 		}
 		if all || selects(sel, to) {
-			for _, rule := range list(dig(p.Inputs, "spec", "ingress")) {
-				if ruleMatches(rule, "from", from, fromOutside, port) {
+			for _, rule := range p.Spec.Ingress {
+				if ruleMatches(rule.Ports, rule.From, from, fromOutside, port) {
 					ingressOK = true
 				}
 			}
@@ -117,31 +122,30 @@ func allowed(r run, from map[string]string, fromOutside bool, to map[string]stri
 	return egressOK && ingressOK
 }
 
-func ruleMatches(rule any, peersKey string, peer map[string]string, peerOutside bool, port int) bool {
+func ruleMatches(ports []networkingv1.NetworkPolicyPort, peers []networkingv1.NetworkPolicyPeer, peer map[string]string, peerOutside bool, port int) bool {
 	portOK := false
-	for _, p := range list(dig(rule, "ports")) {
-		if number(dig(p, "port")) == port {
+	for _, p := range ports {
+		if p.Port != nil && p.Port.IntValue() == port {
 			portOK = true
 		}
 	}
 	if !portOK {
 		return false
 	}
-	for _, p := range list(dig(rule, peersKey)) {
-		if cidr, ok := dig(p, "ipBlock", "cidr").(string); ok {
-			if peerOutside && inCIDR(peer["ip"], cidr) {
+	for _, p := range peers {
+		switch {
+		case p.IPBlock != nil:
+			if peerOutside && inCIDR(peer["ip"], p.IPBlock.CIDR) {
 				return true
 			}
-			continue
-		}
-		if ns := stringMap(dig(p, "namespaceSelector", "matchLabels")); len(ns) > 0 {
-			if peerOutside && ns["kubernetes.io/metadata.name"] == peer["namespace"] && peer["namespace"] != "" {
+		case p.NamespaceSelector != nil && len(p.NamespaceSelector.MatchLabels) > 0:
+			if peerOutside && p.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == peer["namespace"] && peer["namespace"] != "" {
 				return true
 			}
-			continue
-		}
-		if pods := stringMap(dig(p, "podSelector", "matchLabels")); !peerOutside && selects(pods, peer) {
-			return true
+		case p.PodSelector != nil:
+			if !peerOutside && selects(p.PodSelector.MatchLabels, peer) {
+				return true
+			}
 		}
 	}
 	return false
@@ -161,12 +165,12 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 			r := mustRun(t, stack, map[string]string{"activeColor": "green"})
 			pods := map[string]map[string]string{}
 			for _, w := range r.workloads() {
-				labels := stringMap(dig(podTemplate(w), "metadata", "labels"))
+				labels := typedPod(t, w).Labels
 				pods[w.K8sName()] = labels
 				if w.Type == tCronJob || w.Type == tJob {
 					continue
 				}
-				sel := stringMap(dig(w.Inputs, "spec", "selector", "matchLabels"))
+				sel := workloadSelector(t, w)
 				assert.Truef(t, selects(sel, labels), "%s selector %v does not match its pods %v", w.K8sName(), sel, labels)
 				assert.NotContainsf(t, sel, "app.kubernetes.io/version", "%s selector must not change with a release", w.K8sName())
 			}
@@ -190,7 +194,7 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 			}
 			assert.Len(t, r.ofType(tService), len(want))
 			for name, workloads := range want {
-				sel := stringMap(dig(r.object(t, tService, name).Inputs, "spec", "selector"))
+				sel := typedService(t, r, name).Spec.Selector
 				var got []string
 				for w, labels := range pods {
 					if selects(sel, labels) {
@@ -200,7 +204,7 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 				assert.ElementsMatchf(t, workloads, got, "pods selected by %s", name)
 			}
 			for _, pdb := range r.ofType(tPDB) {
-				sel := stringMap(dig(pdb.Inputs, "spec", "selector", "matchLabels"))
+				sel := decodeAs[policyv1.PodDisruptionBudget](t, pdb.Inputs).Spec.Selector.MatchLabels
 				n := 0
 				for _, labels := range pods {
 					if selects(sel, labels) {
@@ -211,4 +215,12 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 			}
 		})
 	}
+}
+
+// workloadSelector is a Deployment's or StatefulSet's pod selector.
+func workloadSelector(t testing.TB, w recorded) map[string]string {
+	if w.Type == tStatefulSet {
+		return decodeAs[appsv1.StatefulSet](t, w.Inputs).Spec.Selector.MatchLabels
+	}
+	return decodeAs[appsv1.Deployment](t, w.Inputs).Spec.Selector.MatchLabels
 }

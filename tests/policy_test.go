@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // The policy suite walks every workload the program registers, in every stack, and holds it
@@ -135,22 +136,25 @@ func ptr[T any](v T) *T { return &v }
 // covered by a policy of their own.
 func checkNetworkPolicies(t *testing.T, r run) {
 	policies := r.ofType(tNetPol)
-	deny := r.object(t, tNetPol, "default-deny-all")
-	assert.Equal(t, map[string]any{}, dig(deny.Inputs, "spec", "podSelector"))
-	assert.Equal(t, []any{"Ingress", "Egress"}, dig(deny.Inputs, "spec", "policyTypes"))
-	assert.Nil(t, dig(deny.Inputs, "spec", "ingress"))
-	assert.Nil(t, dig(deny.Inputs, "spec", "egress"))
-	dns := r.object(t, tNetPol, "allow-dns-egress")
-	assert.ElementsMatch(t, []any{
-		map[string]any{"protocol": "UDP", "port": float64(53)},
-		map[string]any{"protocol": "TCP", "port": float64(53)},
-	}, dig(dns.Inputs, "spec", "egress", 0, "ports"))
+	deny := decodeAs[networkingv1.NetworkPolicy](t, r.object(t, tNetPol, "default-deny-all").Inputs)
+	assert.Empty(t, deny.Spec.PodSelector.MatchLabels, "every pod")
+	assert.Empty(t, deny.Spec.PodSelector.MatchExpressions, "every pod")
+	assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, deny.Spec.PolicyTypes)
+	assert.Nil(t, deny.Spec.Ingress)
+	assert.Nil(t, deny.Spec.Egress)
+	dns := decodeAs[networkingv1.NetworkPolicy](t, r.object(t, tNetPol, "allow-dns-egress").Inputs)
+	require.Len(t, dns.Spec.Egress, 1)
+	var dnsPorts []string
+	for _, p := range dns.Spec.Egress[0].Ports {
+		dnsPorts = append(dnsPorts, string(*p.Protocol)+"/"+p.Port.String())
+	}
+	assert.ElementsMatch(t, []string{"UDP/53", "TCP/53"}, dnsPorts)
 
 	for _, w := range r.workloads() {
-		podLabels := stringMap(dig(podTemplate(w), "metadata", "labels"))
+		podLabels := typedPod(t, w).Labels
 		covered := 0
 		for _, p := range policies {
-			sel := stringMap(dig(p.Inputs, "spec", "podSelector", "matchLabels"))
+			sel := decodeAs[networkingv1.NetworkPolicy](t, p.Inputs).Spec.PodSelector.MatchLabels
 			if selects(sel, podLabels) {
 				covered++
 			}
