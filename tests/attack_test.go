@@ -275,7 +275,7 @@ func TestAttackWeakPasswordsRefused(t *testing.T) {
 func TestAttackProductionPathIsTLS(t *testing.T) {
 	var tlsPort, redirectPort int
 	ngx, _ := nginxBackedBy(t, nginxEchoBackend, func(s *assets.NginxSettings) {
-		tlsPort, redirectPort = nginxFreePort(t), nginxFreePort(t)
+		tlsPort, redirectPort = freePort(t), freePort(t)
 		s.TLSPort, s.RedirectPort, s.TLSDir = tlsPort, redirectPort, nginxTLSFiles(t)
 	})
 	client := &http.Client{

@@ -150,15 +150,6 @@ func nginxOutput(t testing.TB, cmd *exec.Cmd) (string, error) {
 	return out.String(), err
 }
 
-// nginxFreePort asks the kernel for a free TCP port on the loopback interface.
-func nginxFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // nginxServer is a running nginx.
 type nginxServer struct {
 	Base      string // http://127.0.0.1:<ListenPort>
@@ -226,8 +217,8 @@ func (b *nginxSyncBuffer) String() string {
 func nginxStart(t testing.TB, s assets.NginxSettings) *nginxServer {
 	t.Helper()
 	bin := requireEngine(t, "nginx")
-	s.ListenPort = nginxFreePort(t)
-	s.StatusPort = nginxFreePort(t)
+	s.ListenPort = freePort(t)
+	s.StatusPort = freePort(t)
 	syslog := nginxListenSyslog(t)
 	s.AccessLogSyslog = syslog.Addr
 	dirs := nginxPrepare(t, &s)
@@ -623,7 +614,7 @@ func TestNginxAnswersItself(t *testing.T) {
 // dashboard shows the backend down) while nginx's own /health stays 200.
 func TestNginxBackendDown(t *testing.T) {
 	s := nginxDeployedSettings()
-	s.BackendHost, s.BackendPort = "127.0.0.1", nginxFreePort(t)
+	s.BackendHost, s.BackendPort = "127.0.0.1", freePort(t)
 	ngx := nginxStart(t, s)
 
 	resp, body := nginxDo(t, "GET", ngx.Base+"/api/health", nil, "")

@@ -30,7 +30,7 @@ func TestPgBouncerPooledApiAccess(t *testing.T) {
 	pgWriteFile(t, filepath.Join(s.Dir, "userlist.txt"), components.PgBouncerUserlist("authenticator", pgAuthenticatorPassword), 0o600)
 	settings := assets.PgBouncerSettings{
 		ListenAddr:      "127.0.0.1",
-		ListenPort:      pgFreePort(t),
+		ListenPort:      freePort(t),
 		DatabaseName:    pgDatabase,
 		DatabaseHost:    "127.0.0.1",
 		DatabasePort:    s.Port,

@@ -41,7 +41,7 @@ func newReplica(t *testing.T, primary *pgServer, name string) *pgReplica {
 	t.Cleanup(func() { _ = os.RemoveAll(sock) })
 	require.NoError(t, os.Chmod(sock, 0o755))
 	pgGiveToServer(t, sock)
-	return &pgReplica{Name: name, Dir: dir, Data: filepath.Join(dir, "pgdata"), SocketDir: sock, Port: pgFreePort(t), primary: primary}
+	return &pgReplica{Name: name, Dir: dir, Data: filepath.Join(dir, "pgdata"), SocketDir: sock, Port: freePort(t), primary: primary}
 }
 
 // Bootstrap runs the deployed replica-bootstrap.sh as the server user, with the pod's env.

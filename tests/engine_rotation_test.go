@@ -32,7 +32,7 @@ func TestRotationKeepsTheAPIAnswering(t *testing.T) {
 		dir := pgServerDir(t)
 		userlist := filepath.Join(dir, "userlist.txt")
 		pgWriteFile(t, userlist, components.PgBouncerUserlist("authenticator", password), 0o600)
-		port := pgFreePort(t)
+		port := freePort(t)
 		ini, err := assets.RenderPgBouncerIni(assets.PgBouncerSettings{
 			ListenAddr: "127.0.0.1", ListenPort: port, DatabaseName: pgDatabase, DatabaseHost: "127.0.0.1",
 			DatabasePort: s.Port, AuthFile: userlist, DefaultPoolSize: 4, ReservePoolSize: 1, MaxClientConn: 50, MaxDBConns: 5,

@@ -2,11 +2,14 @@ package tests
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // engineDirs are searched after PATH: Debian installs PostgreSQL's server programs off PATH.
@@ -51,4 +54,15 @@ func reportSkip(t testing.TB, engine string) {
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "skipped\t%s\t%s\n", t.Name(), engine)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago (for a server a test
+// starts).
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	return port
 }

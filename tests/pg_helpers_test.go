@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -114,16 +113,6 @@ func pgServerDir(t testing.TB) string {
 		pgGiveToServer(t, dir)
 	}
 	return dir
-}
-
-// pgFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func pgFreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
 }
 
 // pgProcess is a server process (postgres, pgbouncer) started by a test.
@@ -267,7 +256,7 @@ func pgStart(t testing.TB) *pgServer {
 	hbaPath := filepath.Join(dir, "pg_hba.conf")
 	pgWriteFile(t, hbaPath, assets.PostgresHBA(), 0o600)
 
-	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: pgFreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf"),
+	s := &pgServer{Dir: dir, SocketDir: sockDir, Port: freePort(t), ConfPath: filepath.Join(dir, "postgresql.conf"),
 		Path: strings.Join(path, string(os.PathListSeparator)), psql: psql}
 	s.Settings = pgDeployedSettings
 	s.Settings.Port = s.Port
