@@ -80,11 +80,11 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	labels := id.Labels(versionOf(s.Image))
 
-	sa, err := newServiceAccount(ctx, name+"-serviceaccount", "backend", ns, labels, parent)
+	sa, err := newServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
 	if err != nil {
 		return nil, fmt.Errorf("backend service account: %w", err)
 	}
-	secret, err := newBackendSecret(ctx, name, ns, labels, args.APIPassword, args.JWTSecret, parent)
+	secret, err := newBackendSecret(ctx, name, id, ns, labels, args.APIPassword, args.JWTSecret, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -134,12 +134,12 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 
 // newBackendSecret holds what the backend's containers read: the JWT key, the API role's
 // password and PgBouncer's auth file. It returns the Secret's name.
-func newBackendSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, apiPassword, jwtSecret pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+func newBackendSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, apiPassword, jwtSecret pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	userlist := apiPassword.ToStringOutput().ApplyT(func(password string) string {
 		return PgBouncerUserlist(authenticatorRole, password)
 	}).(pulumi.StringOutput)
 	secret, err := corev1.NewSecret(ctx, name+"-secrets", &corev1.SecretArgs{
-		Metadata: meta("backend-secrets", ns, labels),
+		Metadata: meta(id.Object("secrets"), ns, labels),
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
 			"jwt-secret":   jwtSecret,
@@ -178,7 +178,7 @@ func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		})
 	}).(pulumi.StringOutput)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta("backend-config", ns, labels),
+		Metadata: meta(args.Identity.Object("config"), ns, labels),
 		Data:     pulumi.StringMap{"envoy.yaml": pulumi.String(envoyYAML), "pgbouncer.ini": pgbouncerIni},
 	}, opts...)
 	if err != nil {
@@ -204,7 +204,7 @@ func newBackendDeployment(ctx *pulumi.Context, name string, args *BackendArgs, l
 		spec.Replicas = pulumi.Int(s.Replicas)
 	}
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
-		Metadata: workloadMeta("backend", ns, labels),
+		Metadata: workloadMeta(id.Object(), ns, labels),
 		Spec:     spec,
 	}, parent, pulumi.DependsOn(args.StartAfter))
 	if err != nil {
@@ -221,7 +221,7 @@ func newBackendDeployment(ctx *pulumi.Context, name string, args *BackendArgs, l
 func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labels pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	svc, err := newService(ctx, ns, labels, service{
-		Resource: name + "-service", Name: "backend-service", Type: "ClusterIP", Selector: id.Selector(),
+		Resource: name + "-service", Name: id.Object("service"), Type: "ClusterIP", Selector: id.Selector(),
 		Port: BackendPort, TargetPort: BackendPort, PortName: "http",
 	}, parent)
 	if err != nil {
@@ -230,18 +230,18 @@ func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labe
 	callers := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods)}
 	if args.ExposeNodePort {
 		if _, err := newService(ctx, ns, labels, service{
-			Resource: name + "-nodeport", Name: "backend-nodeport", Type: "NodePort", Selector: id.Selector(),
+			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: id.Selector(),
 			Port: BackendPort, TargetPort: BackendPort, NodePort: s.NodePort, PortName: "http",
 		}, parent); err != nil {
 			return nil, fmt.Errorf("backend node port service: %w", err)
 		}
 		callers = append(callers, fromCIDRs(args.NodePortFrom)...)
 	}
-	if err := newDisruptionBudget(ctx, name+"-pdb", "backend", ns, labels, id.Selector(), maxOneUnavailable(), parent); err != nil {
+	if err := newDisruptionBudget(ctx, name+"-pdb", id.Object(), ns, labels, id.Selector(), maxOneUnavailable(), parent); err != nil {
 		return nil, fmt.Errorf("backend disruption budget: %w", err)
 	}
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: name + "-netpol", Name: "backend", Labels: labels, Pods: id.Selector(),
+		Resource: name + "-netpol", Name: id.Object(), Labels: labels, Pods: id.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(BackendPort, callers...)},
 		Egress:  networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, databasePeers(args)...)},
 	}, parent); err != nil {
@@ -253,7 +253,7 @@ func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labe
 // newCPUAutoscaler is the seed's `kubectl autoscale --cpu-percent --min --max`.
 func newCPUAutoscaler(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, target *appsv1.Deployment, s config.Backend, opts ...pulumi.ResourceOption) error {
 	_, err := autoscalingv2.NewHorizontalPodAutoscaler(ctx, resource, &autoscalingv2.HorizontalPodAutoscalerArgs{
-		Metadata: meta("backend", ns, labels),
+		Metadata: &metav1.ObjectMetaArgs{Name: target.Metadata.Name().Elem(), Namespace: ns, Labels: labels},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpecArgs{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReferenceArgs{
 				ApiVersion: pulumi.String("apps/v1"),

@@ -37,7 +37,7 @@ func newBackup(ctx *pulumi.Context, b backupJob, parent pulumi.ResourceOption) e
 
 	volume, err := corev1.NewPersistentVolumeClaim(ctx, name+"-backups", &corev1.PersistentVolumeClaimArgs{
 		Metadata: &metav1.ObjectMetaArgs{
-			Name: pulumi.String("database-backups"), Namespace: ns, Labels: labels,
+			Name: pulumi.String(b.Identity.Object("backups")), Namespace: ns, Labels: labels,
 			// With WaitForFirstConsumer classes the claim binds only when the first backup
 			// runs; Pulumi must not wait for that.
 			Annotations: pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")},
@@ -56,7 +56,7 @@ func newBackup(ctx *pulumi.Context, b backupJob, parent pulumi.ResourceOption) e
 
 	dump := pgDumpContainer(s, b.Host, b.Security)
 	if _, err := batchv1.NewCronJob(ctx, name+"-backup", &batchv1.CronJobArgs{
-		Metadata: workloadMeta("database-backup", ns, labels),
+		Metadata: workloadMeta(b.Identity.Object("backup"), ns, labels),
 		Spec: batchv1.CronJobSpecArgs{
 			Schedule: pulumi.String(s.BackupSchedule),
 			// A run missed while the controller was down still starts within the hour;
@@ -96,7 +96,7 @@ func newBackup(ctx *pulumi.Context, b backupJob, parent pulumi.ResourceOption) e
 	}
 
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: name + "-backup-netpol", Name: "database-backup", Labels: labels, Pods: b.Identity.Selector(),
+		Resource: name + "-backup-netpol", Name: b.Identity.Object("backup"), Labels: labels, Pods: b.Identity.Selector(),
 		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(b.DatabasePods))},
 	}, parent); err != nil {
 		return fmt.Errorf("backup network policy: %w", err)

@@ -51,7 +51,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	active := s.ActiveColor
 	labels := id.TierLabels()
 
-	sa, err := newServiceAccount(ctx, name+"-serviceaccount", "frontend", ns, labels, parent)
+	sa, err := newServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
 	if err != nil {
 		return nil, fmt.Errorf("frontend service account: %w", err)
 	}
@@ -88,7 +88,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		}
 		gate = append(gate, check)
 	}
-	frontendService, err := newProductionServices(ctx, name, ns, labels, id.WithColor(active).Selector(), s, args.ExposeNodePorts,
+	frontendService, err := newProductionServices(ctx, name, id, ns, labels, id.WithColor(active).Selector(), s, args.ExposeNodePorts,
 		parent, pulumi.DependsOn(gate))
 	if err != nil {
 		return nil, err
@@ -98,13 +98,13 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		return nil, err
 	}
 	if s.IngressEnabled {
-		if err := newIngress(ctx, name+"-ingress", ns, labels, s, frontendService, parent); err != nil {
+		if err := newIngress(ctx, name+"-ingress", id.Object(), ns, labels, s, frontendService, parent); err != nil {
 			return nil, err
 		}
 	}
 
 	bg.ActiveColor = pulumi.String(active).ToStringOutput()
-	bg.ProductionAddress = productionAddress(frontendService, s, ns)
+	bg.ProductionAddress = productionAddress(frontendService, id.Object("service"), s, ns)
 	bg.PreviewAddresses = previews.ToStringMapOutput()
 	if err := ctx.RegisterResourceOutputs(bg, pulumi.Map{
 		"activeColor":       bg.ActiveColor,
@@ -127,7 +127,7 @@ func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput,
 		serviceType = "NodePort"
 	}
 	for _, color := range []string{Blue, Green} {
-		svcName := "frontend-" + color + "-preview"
+		svcName := id.Object(color, "preview")
 		svc, err := newService(ctx, ns, id.WithColor(color).TierLabels(), service{
 			Resource: name + "-" + color + "-preview", Name: svcName, Type: serviceType, Selector: id.WithColor(color).Selector(),
 			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: ports[color],
@@ -147,8 +147,8 @@ func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput,
 // provider's endpoint settle (a fixed 10 s after every update that proves nothing): opts
 // make them wait for the active Deployment and the promotion check instead, and a
 // LoadBalancer waits only for its address.
-func newProductionServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s config.Frontend, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
-	public := productionService(name, s, activePods)
+func newProductionServices(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s config.Frontend, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+	public := productionService(name, id, s, activePods)
 	public.SkipAwait = s.ServiceType != "LoadBalancer"
 	if !public.SkipAwait {
 		public.WaitFor = "jsonpath={.status.loadBalancer.ingress}"
@@ -158,14 +158,14 @@ func newProductionServices(ctx *pulumi.Context, name string, ns pulumi.StringInp
 		return nil, fmt.Errorf("frontend-service: %w", err)
 	}
 	if _, err := newService(ctx, ns, labels, service{
-		Resource: name + "-internal", Name: "frontend-internal", Type: "ClusterIP", Selector: activePods,
+		Resource: name + "-internal", Name: id.Object("internal"), Type: "ClusterIP", Selector: activePods,
 		Port: servicePort, TargetPort: FrontendPort, PortName: "http", SkipAwait: true,
 	}, opts...); err != nil {
 		return nil, fmt.Errorf("frontend-internal: %w", err)
 	}
 	if nodePorts {
 		if _, err := newService(ctx, ns, labels, service{
-			Resource: name + "-nodeport", Name: "frontend-nodeport", Type: "NodePort", Selector: activePods,
+			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: activePods,
 			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort, SkipAwait: true,
 		}, opts...); err != nil {
 			return nil, fmt.Errorf("frontend-nodeport: %w", err)
@@ -183,9 +183,9 @@ func clusterAddress(name string, ns pulumi.StringInput, serviceType string, node
 }
 
 // productionAddress is the LoadBalancer's address once assigned, else the cluster address.
-func productionAddress(svc *corev1.Service, s config.Frontend, ns pulumi.StringInput) pulumi.StringOutput {
+func productionAddress(svc *corev1.Service, svcName string, s config.Frontend, ns pulumi.StringInput) pulumi.StringOutput {
 	if s.ServiceType != "LoadBalancer" {
-		return clusterAddress("frontend-service", ns, s.ServiceType, s.NodePort)
+		return clusterAddress(svcName, ns, s.ServiceType, s.NodePort)
 	}
 	return svc.Status.ApplyT(func(st *corev1.ServiceStatus) string {
 		if st == nil || st.LoadBalancer == nil || len(st.LoadBalancer.Ingress) == 0 {
@@ -206,9 +206,9 @@ func productionAddress(svc *corev1.Service, s config.Frontend, ns pulumi.StringI
 // productionService is frontend-service. As a LoadBalancer (the internet's way in) it serves
 // HTTPS on 443 (nginx's TLS port, with HSTS) and, on 80, only a redirect to HTTPS; as a
 // ClusterIP or NodePort Service it serves plain HTTP on 80.
-func productionService(name string, s config.Frontend, selector pulumi.StringMap) service {
+func productionService(name string, id Identity, s config.Frontend, selector pulumi.StringMap) service {
 	svc := service{
-		Resource: name + "-service", Name: "frontend-service", Type: s.ServiceType, Selector: selector,
+		Resource: name + "-service", Name: id.Object("service"), Type: s.ServiceType, Selector: selector,
 		Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
 	}
 	if s.ServiceType == "LoadBalancer" && s.TLSSecret != "" {
@@ -219,7 +219,7 @@ func productionService(name string, s config.Frontend, selector pulumi.StringMap
 }
 
 // newIngress publishes frontend-service under a host name, with TLS when a Secret is named.
-func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, labels pulumi.StringMap, s config.Frontend, svc *corev1.Service, opts ...pulumi.ResourceOption) error {
+func newIngress(ctx *pulumi.Context, resource, objectName string, ns pulumi.StringInput, labels pulumi.StringMap, s config.Frontend, svc *corev1.Service, opts ...pulumi.ResourceOption) error {
 	spec := networkingv1.IngressSpecArgs{
 		IngressClassName: pulumi.String(s.IngressClass),
 		Rules: networkingv1.IngressRuleArray{networkingv1.IngressRuleArgs{
@@ -241,7 +241,7 @@ func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, lab
 		}}
 	}
 	_, err := networkingv1.NewIngress(ctx, resource, &networkingv1.IngressArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("frontend"), Namespace: ns, Labels: labels},
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(objectName), Namespace: ns, Labels: labels},
 		Spec:     spec,
 	}, opts...)
 	if err != nil {
@@ -255,7 +255,7 @@ func newIngress(ctx *pulumi.Context, resource string, ns pulumi.StringInput, lab
 // may call the backend only.
 func newFrontendPolicy(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, id Identity, args *BlueGreenArgs, parent pulumi.ResourceOption) error {
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: name + "-netpol", Name: "frontend", Labels: labels, Pods: id.Selector(),
+		Resource: name + "-netpol", Name: id.Object(), Labels: labels, Pods: id.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			networkingv1.NetworkPolicyIngressRuleArgs{
 				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),

@@ -77,7 +77,7 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 		SecurityContext:          j.Security.containerSecurityContext(),
 	}
-	meta := workloadMeta("database-credentials", j.Namespace, labels)
+	meta := workloadMeta(j.Identity.Object("credentials"), j.Namespace, labels)
 	// A run that failed runs again on the next `pulumi up`, not only when the inputs change.
 	meta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
 	job, err := batchv1.NewJob(ctx, j.Resource, &batchv1.JobArgs{
@@ -105,7 +105,7 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 		return nil, fmt.Errorf("database credentials job: %w", err)
 	}
 	if err := newAllowPolicy(ctx, j.Namespace, allowPolicy{
-		Resource: j.Resource + "-netpol", Name: "database-credentials", Labels: labels, Pods: j.Identity.Selector(),
+		Resource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"), Labels: labels, Pods: j.Identity.Selector(),
 		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(j.DatabasePods))},
 	}, opts...); err != nil {
 		return nil, fmt.Errorf("credentials job network policy: %w", err)

@@ -71,7 +71,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	labels := id.Labels(versionOf(s.Image))
 
-	sa, err := newServiceAccount(ctx, name+"-serviceaccount", "database", ns, labels, parent)
+	sa, err := newServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
 	if err != nil {
 		return nil, fmt.Errorf("database service account: %w", err)
 	}
@@ -80,7 +80,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	files, err := newDatabaseFiles(ctx, name, ns, labels, s, parent)
+	files, err := newDatabaseFiles(ctx, name, id, ns, labels, s, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 // as files for the database pod and its jobs. It returns the Secret's name.
 func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *DatabaseArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	secret, err := corev1.NewSecret(ctx, name+"-credentials", &corev1.SecretArgs{
-		Metadata: meta("database-credentials", ns, labels),
+		Metadata: meta(args.Identity.Object("credentials"), ns, labels),
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
 			"username":               pulumi.String(args.Settings.User),
@@ -168,7 +168,7 @@ type databaseFiles struct {
 	ConfHash       string
 }
 
-func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
+func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
 	postgresConf, err := assets.RenderPostgresConf(assets.PostgresSettings{
 		Port:                    PostgresPort,
 		MaxConnections:          s.MaxConnections,
@@ -188,7 +188,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
 	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta("database-config", ns, labels),
+		Metadata: meta(id.Object("config"), ns, labels),
 		Data:     pulumi.ToStringMap(configData),
 	}, opts...)
 	if err != nil {
@@ -199,7 +199,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		return databaseFiles{}, err
 	}
 	initdb, err := corev1.NewConfigMap(ctx, name+"-initdb", &corev1.ConfigMapArgs{
-		Metadata: meta("database-initdb", ns, labels),
+		Metadata: meta(id.Object("initdb"), ns, labels),
 		Data:     pulumi.ToStringMap(scripts),
 	}, opts...)
 	if err != nil {
@@ -213,14 +213,14 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels, readonlyPods pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	headless, err := newService(ctx, ns, labels, service{
-		Resource: name + "-service", Name: "database-service", Type: "Headless", Selector: id.Selector(),
+		Resource: name + "-service", Name: id.Object("service"), Type: "Headless", Selector: id.Selector(),
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
 		return nil, nil, fmt.Errorf("database headless service: %w", err)
 	}
 	readonly, err := newService(ctx, ns, labels, service{
-		Resource: name + "-readonly", Name: "database-readonly", Type: "ClusterIP", Selector: readonlyPods,
+		Resource: name + "-readonly", Name: id.Object("readonly"), Type: "ClusterIP", Selector: readonlyPods,
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
@@ -228,7 +228,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 	}
 	if args.ExposeNodePort {
 		if _, err := newService(ctx, ns, labels, service{
-			Resource: name + "-nodeport", Name: "database-nodeport", Type: "NodePort", Selector: id.Selector(),
+			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: id.Selector(),
 			Port: PostgresPort, TargetPort: PostgresPort, NodePort: s.NodePort, PortName: "postgres",
 		}, parent); err != nil {
 			return nil, nil, fmt.Errorf("database node port service: %w", err)
@@ -245,7 +245,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 	annotations["checksum/config"] = files.ConfHash
 	retention := pulumi.String(s.PVCRetention)
 	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
-		Metadata: workloadMeta("database", ns, labels),
+		Metadata: workloadMeta(id.Object(), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:         headless.Metadata.Name().Elem(),
 			Replicas:            pulumi.Int(1),
@@ -272,7 +272,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 	if err != nil {
 		return nil, fmt.Errorf("database statefulset: %w", err)
 	}
-	if err := newDisruptionBudget(ctx, name+"-pdb", "database", ns, labels, id.Selector(),
+	if err := newDisruptionBudget(ctx, name+"-pdb", id.Object(), ns, labels, id.Selector(),
 		policyv1.PodDisruptionBudgetSpecArgs{MinAvailable: pulumi.Int(1)}, parent); err != nil {
 		return nil, fmt.Errorf("database disruption budget: %w", err)
 	}
@@ -315,7 +315,7 @@ func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 		clients = append(clients, fromCIDRs(args.NodePortFrom)...)
 	}
 	if err := newAllowPolicy(ctx, args.Namespace, allowPolicy{
-		Resource: name + "-netpol", Name: "database", Labels: labels, Pods: args.Identity.Selector(),
+		Resource: name + "-netpol", Name: args.Identity.Object(), Labels: labels, Pods: args.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			ingressRule(PostgresPort, clients...),
 			ingressRule(postgresMetricsPort, fromNamespace(args.MonitoringNamespace)),

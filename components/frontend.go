@@ -84,7 +84,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	// Deployment and touches nothing else.
 	labels := id.TierLabels()
 	podLabels := id.Labels(release.Version)
-	objectName := "frontend-" + id.Color
+	objectName := id.Object(id.Color)
 	tls := s.TLSSecret != ""
 
 	files, err := newFrontendFiles(ctx, name, objectName, ns, labels, args, parent)

@@ -1,6 +1,8 @@
 package components
 
 import (
+	"strings"
+
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
@@ -63,6 +65,13 @@ func (id Identity) WithComponent(component string) Identity {
 // versionOf is the version label of an image: its tag.
 func versionOf(image string) string {
 	return config.ImageTag(image)
+}
+
+// Object is the Kubernetes name of one of the workload's objects: the tier's name, then the
+// parts ("database", "database-service", "frontend-blue-preview"). Names derive from the
+// identity, never from literals, so a component with another identity names its objects apart.
+func (id Identity) Object(parts ...string) string {
+	return strings.Join(append([]string{id.Name}, parts...), "-")
 }
 
 // TierLabels label objects that serve a whole tier across releases (the frontend's

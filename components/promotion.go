@@ -44,12 +44,12 @@ type promotionCheck struct {
 // and may reach only the active color's pods on the nginx port.
 func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
 	labels := p.Identity.TierLabels()
-	sa, err := newServiceAccount(ctx, p.Resource+"-serviceaccount", "frontend-promotion-check", p.Namespace, labels, opts...)
+	sa, err := newServiceAccount(ctx, p.Resource+"-serviceaccount", p.Identity.Object("promotion-check"), p.Namespace, labels, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("promotion check service account: %w", err)
 	}
 	script, err := corev1.NewConfigMap(ctx, p.Resource+"-script", &corev1.ConfigMapArgs{
-		Metadata: meta("frontend-promotion-check", p.Namespace, labels),
+		Metadata: meta(p.Identity.Object("promotion-check"), p.Namespace, labels),
 		Data:     pulumi.StringMap{"promotion-check.sh": pulumi.String(assets.PromotionCheckScript())},
 	}, opts...)
 	if err != nil {
@@ -70,7 +70,7 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 		SecurityContext:          p.Security.containerSecurityContext(),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 	}
-	jobMeta := workloadMeta("frontend-promotion-check", p.Namespace, labels)
+	jobMeta := workloadMeta(p.Identity.Object("promotion-check"), p.Namespace, labels)
 	jobMeta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
 	job, err := batchv1.NewJob(ctx, p.Resource+"-job", &batchv1.JobArgs{
 		Metadata: jobMeta,
@@ -96,7 +96,7 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 		return nil, fmt.Errorf("promotion check job: %w", err)
 	}
 	if err := newAllowPolicy(ctx, p.Namespace, allowPolicy{
-		Resource: p.Resource + "-netpol", Name: "frontend-promotion-check", Labels: labels, Pods: p.Identity.Selector(),
+		Resource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"), Labels: labels, Pods: p.Identity.Selector(),
 		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(FrontendPort, fromPods(p.ColorPods))},
 	}, opts...); err != nil {
 		return nil, fmt.Errorf("promotion check network policy: %w", err)

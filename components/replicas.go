@@ -36,7 +36,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	s, ns := a.Settings, a.Namespace
 	labels := r.Identity.Labels(versionOf(s.Image))
 	headless, err := newService(ctx, ns, labels, service{
-		Resource: r.Resource + "-service", Name: "database-replica", Type: "Headless", Selector: r.Identity.Selector(),
+		Resource: r.Resource + "-service", Name: r.Identity.Object("replica"), Type: "Headless", Selector: r.Identity.Selector(),
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, opts...)
 	if err != nil {
@@ -50,7 +50,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	templateAnnotations["checksum/credentials"] = credentialsHash(a.ReplicationPassword)
 	retention := pulumi.String(s.PVCRetention)
 	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
-		Metadata: workloadMeta("database-replica", ns, labels),
+		Metadata: workloadMeta(r.Identity.Object("replica"), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:         headless.Metadata.Name().Elem(),
 			Replicas:            pulumi.Int(s.Replicas),
@@ -80,11 +80,11 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	}, opts...); err != nil {
 		return fmt.Errorf("replica statefulset: %w", err)
 	}
-	if err := newDisruptionBudget(ctx, r.Resource+"-pdb", "database-replica", ns, labels, r.Identity.Selector(), maxOneUnavailable(), opts...); err != nil {
+	if err := newDisruptionBudget(ctx, r.Resource+"-pdb", r.Identity.Object("replica"), ns, labels, r.Identity.Selector(), maxOneUnavailable(), opts...); err != nil {
 		return fmt.Errorf("replica disruption budget: %w", err)
 	}
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: r.Resource + "-netpol", Name: "database-replica", Labels: labels, Pods: r.Identity.Selector(),
+		Resource: r.Resource + "-netpol", Name: r.Identity.Object("replica"), Labels: labels, Pods: r.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			ingressRule(PostgresPort, fromPods(a.ClientPods)),
 			ingressRule(postgresMetricsPort, fromNamespace(a.MonitoringNamespace)),
