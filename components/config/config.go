@@ -163,6 +163,36 @@ type Key struct {
 	Description string
 	Secret      bool
 	bind        func(*Config) any
+	check       func(*problemList, *Config) // this key's own validation, if any
+}
+
+// between allows an integer key values from lo to hi.
+func (k Key) between(lo, hi int) Key {
+	k.check = func(p *problemList, c *Config) { p.intRange(k.Key, *k.bind(c).(*int), lo, hi) }
+	return k
+}
+
+// checked validates a string key with one of problemList's checks.
+func (k Key) checked(f func(p *problemList, key, value string)) Key {
+	k.check = func(p *problemList, c *Config) { f(p, k.Key, *k.bind(c).(*string)) }
+	return k
+}
+
+// quantity requires a positive Kubernetes quantity.
+func (k Key) quantity() Key { return k.checked((*problemList).quantity) }
+
+// memory requires a PostgreSQL memory size (kB, MB, GB, TB).
+func (k Key) memory() Key { return k.checked((*problemList).pgMemory) }
+
+// image requires a pinned image reference.
+func (k Key) image() Key { return k.checked((*problemList).image) }
+
+// cron requires a five-field cron schedule.
+func (k Key) cron() Key { return k.checked((*problemList).cron) }
+
+// cidrList requires comma-separated CIDRs (none at all only when emptyOK).
+func (k Key) cidrList(emptyOK bool) Key {
+	return k.checked(func(p *problemList, key, value string) { p.cidrs(key, value, emptyOK) })
 }
 
 func str(key, def, desc string, bind func(*Config) *string) Key {

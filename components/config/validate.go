@@ -23,18 +23,15 @@ var (
 // one line per problem, each naming the key, the bad value and what is allowed.
 func (c *Config) Validate() []string {
 	v := problemList{}
+	// Checks of one key alone are declared in its row of the table (keys.go); the rules
+	// below are those that are not (dynamic names, several keys together, patterns).
+	for _, k := range configKeys {
+		if k.check != nil {
+			k.check(&v, c)
+		}
+	}
 	v.oneOf("namespace", c.Namespace, dnsLabel.MatchString(c.Namespace) && len(c.Namespace) <= 63, "a DNS label (lower-case letters, digits, '-')")
 	v.oneOf("monitoringNamespace", c.MonitoringNamespace, dnsLabel.MatchString(c.MonitoringNamespace), "a DNS label")
-	v.intRange("runAsUser", c.RunAsUser, 1, 2147483647)
-	v.intRange("runAsGroup", c.RunAsGroup, 1, 2147483647)
-	v.intRange("fsGroup", c.FSGroup, 1, 2147483647)
-	v.quantity("quotaRequestsCpu", c.Quota.RequestsCPU)
-	v.quantity("quotaRequestsMemory", c.Quota.RequestsMemory)
-	v.quantity("quotaLimitsCpu", c.Quota.LimitsCPU)
-	v.quantity("quotaLimitsMemory", c.Quota.LimitsMemory)
-	v.quantity("quotaStorage", c.Quota.Storage)
-	v.intRange("quotaPods", c.Quota.Pods, 1, 10000)
-	v.cidrs("nodePortSourceRanges", c.NodePortSources, false)
 	c.Database.validate(&v)
 	c.Backend.validate(&v)
 	c.Frontend.validate(&v)
@@ -51,55 +48,22 @@ func (c *Config) Validate() []string {
 }
 
 func (d *Database) validate(v *problemList) {
-	v.image("databaseImage", d.Image)
-	v.image("databaseExporterImage", d.ExporterImage)
 	v.oneOf("databaseName", d.Name, pgIdent.MatchString(d.Name), "a lower-case SQL identifier")
 	v.oneOf("databaseUser", d.User, pgIdent.MatchString(d.User) && d.User != "postgres", "a lower-case SQL identifier other than postgres")
 	v.oneOf("databaseStorageClass", d.StorageClass, dnsName.MatchString(d.StorageClass), "a StorageClass name")
 	v.oneOf("backupStorageClass", d.BackupStorageClass, dnsName.MatchString(d.BackupStorageClass), "a StorageClass name")
-	v.quantity("databaseStorageSize", d.StorageSize)
-	v.quantity("backupStorageSize", d.BackupStorageSize)
 	v.oneOf("databasePvcRetention", d.PVCRetention, d.PVCRetention == "Retain" || d.PVCRetention == "Delete", "Retain or Delete")
-	v.intRange("databaseMaxConnections", d.MaxConnections, 10, 10000)
-	v.pgMemory("databaseSharedBuffers", d.SharedBuffers)
-	v.pgMemory("databaseWorkMem", d.WorkMem)
-	v.pgMemory("databaseEffectiveCacheSize", d.EffectiveCacheSize)
-	v.intRange("databaseLogMinDurationMs", d.LogMinDurationMs, -1, 3600000)
 	v.resources("database", d.Resources)
-	v.cron("backupSchedule", d.BackupSchedule)
-	v.intRange("backupKeep", d.BackupKeep, 1, 1000)
-	v.intRange("databaseReplicas", d.Replicas, 0, 10)
-	v.intRange("databaseReplicaMaxLagSeconds", d.ReplicaMaxLagSecs, 1, 86400)
-	v.pgMemory("databaseReplicaWalKeepSize", d.ReplicaWalKeepSize)
 }
 
 func (b *Backend) validate(v *problemList) {
-	v.image("backendImage", b.Image)
-	v.image("envoyImage", b.EnvoyImage)
-	v.image("pgbouncerImage", b.PgBouncerImage)
-	v.intRange("backendReplicas", b.Replicas, 1, 100)
-	v.intRange("backendMinReplicas", b.MinReplicas, 1, 100)
 	v.intRange("backendMaxReplicas", b.MaxReplicas, max(b.MinReplicas, 1), 100)
-	v.intRange("backendCpuTargetPercent", b.CPUTargetPercent, 1, 100)
-	v.intRange("apiRateLimit", b.APIRateLimit, 1, 1000000)
 	v.oneOf("logLevel", b.LogLevel, slices.Contains([]string{"crit", "error", "warn", "info"}, b.LogLevel), "crit, error, warn or info")
-	v.intRange("apiDbPoolSize", b.DBPoolSize, 1, 1000)
 	for _, s := range strings.Split(b.DBSchemas, ",") {
 		v.oneOf("apiDbSchemas", b.DBSchemas, pgIdent.MatchString(strings.TrimSpace(s)), "comma-separated lower-case SQL identifiers")
 	}
 	v.oneOf("apiAnonRole", b.AnonRole, pgIdent.MatchString(b.AnonRole), "a lower-case SQL role name")
-	v.intRange("pgbouncerPoolSize", b.PoolSize, 1, 1000)
 	v.intRange("pgbouncerMaxClientConn", b.MaxClientConn, max(b.DBPoolSize, 1), 100000)
-	v.intRange("circuitMaxConnections", b.CircuitMaxConnections, 1, 1000000)
-	v.intRange("circuitMaxPendingRequests", b.CircuitMaxPending, 1, 1000000)
-	v.intRange("circuitMaxRequests", b.CircuitMaxRequests, 1, 1000000)
-	v.intRange("circuitMaxRetries", b.CircuitMaxRetries, 0, 1000)
-	v.intRange("outlierConsecutive5xx", b.OutlierConsecutive5xx, 1, 1000)
-	v.intRange("outlierIntervalSeconds", b.OutlierIntervalSeconds, 1, 3600)
-	v.intRange("outlierBaseEjectionSeconds", b.OutlierEjectionSeconds, 1, 3600)
-	v.intRange("apiRequestTimeoutSeconds", b.RequestTimeoutSeconds, 1, 600)
-	v.intRange("dbWaitTimeoutSeconds", b.DBWaitTimeoutSeconds, 5, 3600)
-	v.intRange("backendTerminationGraceSeconds", b.TerminationGraceSeconds, 5, 600)
 	v.resources("backend", b.Resources)
 }
 
@@ -115,14 +79,6 @@ func (f *Frontend) validate(v *problemList) {
 		v.addf("activeColor", "%q has %sReplicas = %d; the active color needs at least 1 replica (scale it up first, or keep the other color active)", f.ActiveColor, f.ActiveColor, active.Replicas)
 	}
 	v.oneOf("frontendServiceType", f.ServiceType, slices.Contains([]string{"LoadBalancer", "ClusterIP", "NodePort"}, f.ServiceType), "LoadBalancer, ClusterIP or NodePort")
-	v.intRange("frontendRateLimit", f.RateLimitPerSecond, 1, 100000)
-	v.intRange("frontendRateBurst", f.RateLimitBurst, 0, 100000)
-	v.intRange("upstreamTimeoutSeconds", f.UpstreamTimeoutSeconds, 1, 600)
-	v.intRange("loginRateLimitPerMinute", f.LoginRatePerMinute, 1, 10000)
-	v.cidrs("trustedProxies", f.TrustedProxies, true)
-	v.intRange("frontendTerminationGraceSeconds", f.TerminationGraceSec, 5, 600)
-	v.image("fluentBitImage", f.FluentBitImage)
-	v.image("nginxExporterImage", f.ExporterImage)
 	v.resources("frontend", f.Resources)
 	if f.IngressEnabled || f.IngressHost != "" {
 		v.oneOf("ingressHost", f.IngressHost, dnsName.MatchString(f.IngressHost), "a DNS host name (required when ingressEnabled)")
@@ -132,8 +88,6 @@ func (f *Frontend) validate(v *problemList) {
 	} else if f.ServiceType == "LoadBalancer" {
 		v.addf("tlsSecret", "is required when frontendServiceType is LoadBalancer (traffic from the internet must be encrypted); name a kubernetes.io/tls Secret, for example one cert-manager issues")
 	}
-	v.intRange("promotionCheckTimeoutSeconds", f.PromotionCheckTimeout, 10, 3600)
-	v.image("promotionCheckImage", f.PromotionCheckImage)
 	v.oneOf("ingressClass", f.IngressClass, dnsName.MatchString(f.IngressClass), "an IngressClass name")
 	if f.IngressTLSSecret != "" {
 		v.oneOf("ingressTlsSecret", f.IngressTLSSecret, dnsName.MatchString(f.IngressTLSSecret), "a Secret name")
