@@ -1,13 +1,10 @@
 package components
 
 import (
-	"fmt"
 	"strconv"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
-	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -77,38 +74,21 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 		SecurityContext:          j.Security.containerSecurityContext(),
 	}
-	meta := workloadMeta(j.Identity.Object("credentials"), j.Namespace, labels)
-	// A run that failed runs again on the next `pulumi up`, not only when the inputs change.
-	meta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
-	job, err := batchv1.NewJob(ctx, j.Resource, &batchv1.JobArgs{
-		Metadata: meta,
-		Spec: batchv1.JobSpecArgs{
-			BackoffLimit:          pulumi.Int(2),
-			ActiveDeadlineSeconds: pulumi.Int(credentialsSyncTimeoutSeconds + 120),
-			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{"checksum/credentials": j.Credentials}},
-				Spec: podOptions{
-					ServiceAccount: j.ServiceAccount,
-					Security:       j.Security,
-					Containers:     corev1.ContainerArray{sync},
-					RestartPolicy:  "Never",
-					Volumes: corev1.VolumeArray{
-						configMapVolume("config", j.Config),
-						secretVolume("secrets", j.Secret),
-						emptyDir("tmp", "16Mi"),
-					},
-				}.spec(),
+	return newGateJob(ctx, gateJob{
+		JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
+		Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
+		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials},
+		Pod: podOptions{
+			ServiceAccount: j.ServiceAccount,
+			Security:       j.Security,
+			Containers:     corev1.ContainerArray{sync},
+			Volumes: corev1.VolumeArray{
+				configMapVolume("config", j.Config),
+				secretVolume("secrets", j.Secret),
+				emptyDir("tmp", "16Mi"),
 			},
 		},
+		BackoffLimit: 2, Deadline: credentialsSyncTimeoutSeconds + 120,
+		Reaches: j.DatabasePods, Port: PostgresPort,
 	}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("database credentials job: %w", err)
-	}
-	if err := newAllowPolicy(ctx, j.Namespace, allowPolicy{
-		Resource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"), Labels: labels, Pods: j.Identity.Selector(),
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(j.DatabasePods))},
-	}, opts...); err != nil {
-		return nil, fmt.Errorf("credentials job network policy: %w", err)
-	}
-	return job, nil
 }

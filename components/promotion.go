@@ -6,8 +6,6 @@ import (
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
-	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
-	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
@@ -70,36 +68,20 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 		SecurityContext:          p.Security.containerSecurityContext(),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 	}
-	jobMeta := workloadMeta(p.Identity.Object("promotion-check"), p.Namespace, labels)
-	jobMeta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
-	job, err := batchv1.NewJob(ctx, p.Resource+"-job", &batchv1.JobArgs{
-		Metadata: jobMeta,
-		Spec: batchv1.JobSpecArgs{
-			BackoffLimit:          pulumi.Int(0),
-			ActiveDeadlineSeconds: pulumi.Int(p.TimeoutSeconds),
-			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.StringMap{
-					promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
-					promotionImageKey: pulumi.String(p.Release.Image),
-				}},
-				Spec: podOptions{
-					ServiceAccount: sa.Metadata.Name().Elem(),
-					Security:       p.Security,
-					Containers:     corev1.ContainerArray{check},
-					RestartPolicy:  "Never",
-					Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
-				}.spec(),
-			},
+	return newGateJob(ctx, gateJob{
+		JobResource: p.Resource + "-job", PolicyResource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"),
+		Namespace: p.Namespace, Identity: p.Identity, Labels: labels,
+		Inputs: pulumi.StringMap{
+			promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
+			promotionImageKey: pulumi.String(p.Release.Image),
 		},
+		Pod: podOptions{
+			ServiceAccount: sa.Metadata.Name().Elem(),
+			Security:       p.Security,
+			Containers:     corev1.ContainerArray{check},
+			Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
+		},
+		BackoffLimit: 0, Deadline: p.TimeoutSeconds,
+		Reaches: p.ColorPods, Port: FrontendPort,
 	}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("promotion check job: %w", err)
-	}
-	if err := newAllowPolicy(ctx, p.Namespace, allowPolicy{
-		Resource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"), Labels: labels, Pods: p.Identity.Selector(),
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(FrontendPort, fromPods(p.ColorPods))},
-	}, opts...); err != nil {
-		return nil, fmt.Errorf("promotion check network policy: %w", err)
-	}
-	return job, nil
 }

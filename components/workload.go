@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -125,7 +126,7 @@ func secretVolume(name string, secret pulumi.StringInput) corev1.VolumeArgs {
 // process can read what release it is without its config changing per release.
 func labelFilesVolume(name string, files map[string]string) corev1.VolumeArgs {
 	items := corev1.DownwardAPIVolumeFileArray{}
-	for _, path := range sortedKeys(files) {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
 		items = append(items, corev1.DownwardAPIVolumeFileArgs{
 			Path:     pulumi.String(path),
 			FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.Sprintf("metadata.labels['%s']", files[path])},
@@ -176,7 +177,7 @@ func checksum(texts ...string) string {
 // checksumOfData hashes a ConfigMap's data in key order.
 func checksumOfData(data map[string]string) string {
 	var parts []string
-	for _, k := range sortedKeys(data) {
+	for _, k := range slices.Sorted(maps.Keys(data)) {
 		parts = append(parts, k, data[k])
 	}
 	return checksum(parts...)
@@ -196,14 +197,4 @@ func rollingUpdate() *appsv1.DeploymentStrategyArgs {
 			MaxSurge:       pulumi.Int(1),
 		},
 	}
-}
-
-// sortedKeys gives map keys in a stable order, so rendered text and hashes are stable.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

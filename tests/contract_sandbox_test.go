@@ -23,12 +23,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -229,7 +231,7 @@ func (p *sandboxPod) writeItems(t testing.TB, dir string, data map[string]string
 	t.Helper()
 	require.NoError(t, os.MkdirAll(dir, 0o755))
 	if len(items) == 0 {
-		for _, k := range sortedMapKeys(data) {
+		for _, k := range slices.Sorted(maps.Keys(data)) {
 			items = append(items, corev1.KeyToPath{Key: k, Path: k})
 		}
 	}
@@ -249,15 +251,6 @@ func (p *sandboxPod) writeItems(t testing.TB, dir string, data map[string]string
 		require.NoError(t, os.Chown(path, 0, int(fsGroup)))
 		require.NoError(t, os.Chmod(path, mode))
 	}
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // field is a downward API field of the pod.
@@ -561,7 +554,7 @@ func throughSymlinks(dest string) string {
 }
 
 func sortedByLength(set map[string]bool) []string {
-	out := sortedMapKeys(set)
+	out := slices.Sorted(maps.Keys(set))
 	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) < len(out[j]) })
 	return out
 }

@@ -10,9 +10,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -245,7 +247,7 @@ func contractStack(t *testing.T, stack string) {
 		assert.Equal(t, []string{"envoy", "log-collector", "log-collector", "postgrest", "promotion-check"}, notRun)
 	})
 
-	names := sortedMapKeys(timings)
+	names := slices.Sorted(maps.Keys(timings))
 	for _, n := range names {
 		t.Logf("contract timing %s: %s %.1fs", stack, n, timings[n].Seconds())
 	}

@@ -36,12 +36,7 @@ type pgReplica struct {
 // newReplica prepares a replica's folders (nothing runs yet).
 func newReplica(t *testing.T, primary *pgServer, name string) *pgReplica {
 	dir := pgServerDir(t)
-	sock, err := os.MkdirTemp("", "pgrsock")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(sock) })
-	require.NoError(t, os.Chmod(sock, 0o755))
-	pgGiveToServer(t, sock)
-	return &pgReplica{Name: name, Dir: dir, Data: filepath.Join(dir, "pgdata"), SocketDir: sock, Port: freePort(t), primary: primary}
+	return &pgReplica{Name: name, Dir: dir, Data: filepath.Join(dir, "pgdata"), SocketDir: pgSocketDir(t), Port: freePort(t), primary: primary}
 }
 
 // Bootstrap runs the deployed replica-bootstrap.sh as the server user, with the pod's env.

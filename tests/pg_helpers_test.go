@@ -102,6 +102,18 @@ func pgMkdirForServer(t testing.TB, dir string) {
 	pgGiveToServer(t, dir)
 }
 
+// pgSocketDir is a folder for a server's Unix socket, owned by the server user: a short path
+// of its own, since Unix socket paths are limited to about 100 bytes.
+func pgSocketDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgsock")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	pgGiveToServer(t, dir)
+	return dir
+}
+
 // pgServerDir returns a fresh folder of the test that the server user owns and can reach.
 func pgServerDir(t testing.TB) string {
 	t.Helper()
@@ -238,12 +250,7 @@ func pgStart(t testing.TB) *pgServer {
 	path = append(path, os.Getenv("PATH"))
 
 	dir := pgServerDir(t)
-	// A short path of its own: Unix socket paths are limited to about 100 bytes.
-	sockDir, err := os.MkdirTemp("", "pgsock")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	require.NoError(t, os.Chmod(sockDir, 0o755))
-	pgGiveToServer(t, sockDir)
+	sockDir := pgSocketDir(t)
 
 	dataDir := filepath.Join(dir, "data")
 	cmd := exec.Command(initdb, "--pgdata", dataDir, "--username", pgSuperuser, "--auth", "trust",

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -345,14 +344,4 @@ const (
 func ImageTag(image string) string {
 	_, tag := splitImage(image)
 	return tag
-}
-
-// sortedKeys gives map keys in a stable order, so messages are stable.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

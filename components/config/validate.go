@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -197,7 +198,7 @@ func (p *problemList) cron(key, value string) {
 
 func (p *problemList) nodePorts(ports map[string]int) {
 	seen := map[int]string{}
-	for _, key := range sortedKeys(ports) {
+	for _, key := range slices.Sorted(maps.Keys(ports)) {
 		port := ports[key]
 		p.intRange(key, port, 30000, 32767)
 		if other, dup := seen[port]; dup {
