@@ -95,12 +95,12 @@ func randomHex(t testing.TB, n int) string {
 }
 
 // sandboxCluster holds what pods share: the recorded objects, the network, the claims and
-// which address answers for which Service name.
+// the pods, whose addresses answer for the Services that select them.
 type sandboxCluster struct {
 	run      run
 	net      *sandboxNet
 	claims   map[string]string // claim name -> host folder (outlives pods)
-	hosts    map[string]string // Service or pod name -> address
+	pods     []*sandboxPod
 	scratch  string
 	mu       sync.Mutex
 	services []corev1.Service
@@ -117,7 +117,7 @@ func newSandboxCluster(t testing.TB, r run) *sandboxCluster {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
-	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, hosts: map[string]string{}, scratch: dir,
+	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, scratch: dir,
 		external: map[string]map[string]string{}}
 	for _, s := range r.ofType(tService) {
 		c.services = append(c.services, decodeAs[corev1.Service](t, s.Inputs))
@@ -179,9 +179,8 @@ func (c *sandboxCluster) newPod(t testing.TB, name string, tmpl corev1.PodTempla
 		p.volumes[claim] = c.claim(t, full, fsGroup)
 	}
 	c.mu.Lock()
-	c.hosts[name] = ip
+	c.pods = append(c.pods, p)
 	c.mu.Unlock()
-	p.register()
 	return p
 }
 
@@ -301,31 +300,12 @@ func (p *sandboxPod) etcFiles(t testing.TB) {
 // serviceAddress is the address of the first sandbox pod a Service's selector matches
 // (callers hold c.mu).
 func (c *sandboxCluster) serviceAddress(svc corev1.Service) string {
-	for _, pod := range c.podsByName() {
+	for _, pod := range c.pods {
 		if selects(svc.Spec.Selector, pod.Labels) {
 			return pod.IP
 		}
 	}
 	return ""
-}
-
-// pods registered so far, for Service addresses.
-var sandboxPods = struct {
-	sync.Mutex
-	byCluster map[*sandboxCluster][]*sandboxPod
-}{byCluster: map[*sandboxCluster][]*sandboxPod{}}
-
-func (c *sandboxCluster) podsByName() []*sandboxPod {
-	sandboxPods.Lock()
-	defer sandboxPods.Unlock()
-	return sandboxPods.byCluster[c]
-}
-
-// register makes the pod answer for the Services that select it.
-func (p *sandboxPod) register() {
-	sandboxPods.Lock()
-	defer sandboxPods.Unlock()
-	sandboxPods.byCluster[p.cluster] = append(sandboxPods.byCluster[p.cluster], p)
 }
 
 // container finds a container (or init container) of the pod by name.
