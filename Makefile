@@ -23,7 +23,7 @@ include make/tools.mk
 .PHONY: up down preview switch rollback outputs render test test-mocked integration bench deps vet kube-score clean-secrets
 
 # Tests that need an engine, a browser or a cluster; the rest is the mocked suite.
-ENGINE_TESTS := ^Test(Nginx|Postgres|PgBouncerPooled|Envoy|Auth|Backup|Dashboard|BrowserStandIn|Integration|Replica|Rotat|Promotion|Attack)|Contract
+ENGINE_TESTS := ^Test(Nginx|Postgres|PgBouncerPooled|Envoy|Auth|Backup|Dashboard|BrowserStandIn|Integration|ReplicaStreaming|Rotation|PromotionCheckScript|Attack)|Contract
 
 up: tools $(if $(KUBECONFIG),,cluster-up)
 	$(PLATFORM) $(if $(filter dev,$(STACK)),-generate-secrets,) up

@@ -262,5 +262,6 @@ func TestReplicaConfig(t *testing.T) {
 		})
 	}
 	dev := mustRun(t, "dev", map[string]string{"replicationPassword": unset})
-	assert.Empty(t, dev.names(tStatefulSet)[1:], "dev: the primary only")
+	assert.Equal(t, []string{"database"}, dev.names(tStatefulSet), "dev: the primary only")
+	assert.Equal(t, []string{"database", "database-replica"}, mustRun(t, "prod", nil).names(tStatefulSet))
 }

@@ -167,7 +167,9 @@ func TestIntegration(t *testing.T) {
 		changes, err := dev.Switch(ctx, "green")
 		require.NoError(t, err)
 		timing(t, "switch up", start)
-		t.Logf("integration timing: %-28s %6.1fs", "traffic moved", (<-moved).Seconds())
+		movedAfter := <-moved
+		require.Positive(t, movedAfter, "frontend-service's endpoints moved to green")
+		t.Logf("integration timing: %-28s %6.1fs", "traffic moved", movedAfter.Seconds())
 		assert.Equal(t, changedResources(planned), changedResources(changes))
 		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
 		assertServesOnly(t, k, ns, "frontend-internal", "frontend-green-")
@@ -184,7 +186,9 @@ func TestIntegration(t *testing.T) {
 		changes, err := dev.Switch(ctx, "blue")
 		require.NoError(t, err)
 		timing(t, "switch back", start)
-		t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", (<-moved).Seconds())
+		movedAfter := <-moved
+		require.Positive(t, movedAfter, "frontend-service's endpoints moved back to blue")
+		t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", movedAfter.Seconds())
 		assert.Len(t, changedResources(changes), 5)
 		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
 	})
