@@ -65,13 +65,15 @@ vet:
 	go vet ./...
 	go vet -tags integration ./tests/
 
-# The real Pulumi engine and Kubernetes provider against a fresh local control plane.
+# The real Pulumi engine and Kubernetes provider against a fresh local control plane of its
+# own (.cluster-integration/), so a dev cluster that `make up` started keeps running.
+INTEGRATION_CLUSTER := $(ROOT)/.cluster-integration
 integration: tools
-	$(MAKE) --no-print-directory cluster-down >/dev/null 2>&1 || true
-	$(MAKE) --no-print-directory cluster-up
-	ECOMMERCE_TOOLS=$(ROOT)/.tools ECOMMERCE_KUBECONFIG=$(LOCAL_KUBECONFIG) \
+	CLUSTER_DIR=$(INTEGRATION_CLUSTER) $(MAKE) --no-print-directory cluster-down >/dev/null 2>&1 || true
+	CLUSTER_DIR=$(INTEGRATION_CLUSTER) $(MAKE) --no-print-directory cluster-up
+	ECOMMERCE_TOOLS=$(ROOT)/.tools ECOMMERCE_KUBECONFIG=$(INTEGRATION_CLUSTER)/kubeconfig \
 		go test -tags integration ./tests/ -count=1 -run Integration -timeout 40m -v 2>&1 | tee .integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+integration_test)' ; \
-		status=$${PIPESTATUS[0]}; $(MAKE) --no-print-directory cluster-down; exit $$status
+		status=$${PIPESTATUS[0]}; CLUSTER_DIR=$(INTEGRATION_CLUSTER) $(MAKE) --no-print-directory cluster-down; exit $$status
 
 # Skipped engine tests are listed at the end (scripts/test-summary.sh), never silently.
 test: vet
@@ -85,8 +87,7 @@ test: vet
 kube-score: tools
 	bash scripts/kube-score.sh
 
-# The mocked suite only (no engines, no cluster): what CI runs again over the stack file
-# that `make up` left, to prove the order "make up, then make test".
+# The mocked suite only: no engine, no cluster, under a second.
 test-mocked:
 	go test ./tests/ -count=1 -skip '$(ENGINE_TESTS)'
 
