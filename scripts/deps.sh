@@ -5,7 +5,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap libnss-wrapper \
+for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap libnss-wrapper curl \
   prometheus-postgres-exporter prometheus-nginx-exporter; do
   have "$pkg" || need+=("$pkg")
 done

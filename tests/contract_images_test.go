@@ -38,6 +38,7 @@ const debianPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 //     off;', uid 101. The entrypoint's helper scripts (listen on IPv6, envsubst templates,
 //     worker tuning) are not run here; nginx.conf is mounted over the image's, so they change
 //     nothing the program deploys. Debian's nginx 1.22 here.
+//   - curlimages/curl: alpine with curl and busybox sh; its command is overridden.
 //   - postgrest/postgrest (scratch, no shell), envoyproxy/envoy, fluent/fluent-bit: no
 //     binary here.
 var contractImages = map[string]contractImage{
@@ -74,9 +75,10 @@ var contractImages = map[string]contractImage{
 	},
 	"postgrest/postgrest": {Covered: "TestPostgres* and TestAuth* run its SQL in PostgreSQL 15 under its roles and JWT claims; " +
 		"TestPgBouncerPooledApiAccess runs its transaction through PgBouncer; the mocked suite checks its env, probes and ports"},
-	"curlimages/curl": {Covered: "TestPromotionCheckScript runs the deployed promotion-check.sh with the Job's recorded env " +
-		"(Debian's sh and curl) against a real nginx with the project's config: passes on a good color, names the failing check otherwise. " +
-		"Here the sandbox has no Service port mapping (port 80 -> 8080) and the API (PostgREST, Envoy) cannot run"},
+	"curlimages/curl": {
+		Runnable: true, Path: debianPath, Entrypoint: []string{"/entrypoint.sh"}, Cmd: []string{"curl"},
+		Note: "Debian's curl and sh (the image: alpine with curl and busybox sh)",
+	},
 	"envoyproxy/envoy": {Covered: "TestEnvoyConfigIsAValidBootstrap decodes envoy.yaml into Envoy's bootstrap v3 types and validates it"},
 	"fluent/fluent-bit": {Covered: "TestNginxFluentBitReceivesTheAccessLog checks fluent-bit.conf against what nginx sends, " +
 		"and its parsers against real nginx syslog lines (TestNginxAccessLogJSON)"},

@@ -46,14 +46,15 @@ import (
 // sandboxNet is a bridge on the host with one network namespace per pod attached to it.
 type sandboxNet struct {
 	bridge, prefix string // e.g. ctr1a2b, 10.213.7
-	next           int
+	next           int    // next pod address
+	nextVIP        int    // next Service address (from .200)
 }
 
 func newSandboxNet(t testing.TB) *sandboxNet {
 	t.Helper()
 	requireEngine(t, "ip")
 	id := randomHex(t, 3)
-	n := &sandboxNet{bridge: "cbr" + id, prefix: fmt.Sprintf("10.%d.%d", 100+int(id[0])%100, int(id[1])*7%250), next: 2}
+	n := &sandboxNet{bridge: "cbr" + id, prefix: fmt.Sprintf("10.%d.%d", 100+int(id[0])%100, int(id[1])*7%250), next: 2, nextVIP: 200}
 	sandboxIP(t, "link", "add", n.bridge, "type", "bridge")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", n.bridge).Run() })
 	sandboxIP(t, "addr", "add", n.prefix+".1/24", "dev", n.bridge)
@@ -80,6 +81,46 @@ func (n *sandboxNet) addPod(t testing.TB) (nsPath, ip string) {
 	return "/var/run/netns/" + ns, ip
 }
 
+// serviceIP gives a ClusterIP Service an address of its own on the bridge and forwards each
+// of its ports to the target port of one pod that the Service selects, as kube-proxy would
+// (one endpoint is enough here). It returns the address.
+func (n *sandboxNet) serviceIP(t testing.TB, svc corev1.Service, podIP string) string {
+	t.Helper()
+	vip := fmt.Sprintf("%s.%d", n.prefix, n.nextVIP)
+	n.nextVIP++
+	sandboxIP(t, "addr", "add", vip+"/32", "dev", n.bridge)
+	for _, port := range svc.Spec.Ports {
+		l, err := net.Listen("tcp", net.JoinHostPort(vip, strconv.Itoa(int(port.Port))))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = l.Close() })
+		target := net.JoinHostPort(podIP, strconv.Itoa(port.TargetPort.IntValue()))
+		go func() {
+			for {
+				in, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go forward(in, target)
+			}
+		}()
+	}
+	return vip
+}
+
+// forward copies a connection both ways to target, closing both when either side ends.
+func forward(in net.Conn, target string) {
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+	<-done
+}
+
 func sandboxIP(t testing.TB, args ...string) {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -101,6 +142,7 @@ type sandboxCluster struct {
 	net      *sandboxNet
 	claims   map[string]string // claim name -> host folder (outlives pods)
 	pods     []*sandboxPod
+	vips     map[string]string // Service name -> its address (ClusterIP Services)
 	scratch  string
 	mu       sync.Mutex
 	services []corev1.Service
@@ -117,7 +159,7 @@ func newSandboxCluster(t testing.TB, r run) *sandboxCluster {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
-	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, scratch: dir,
+	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, vips: map[string]string{}, scratch: dir,
 		external: map[string]map[string]string{}}
 	for _, s := range r.ofType(tService) {
 		c.services = append(c.services, decodeAs[corev1.Service](t, s.Inputs))
@@ -279,7 +321,7 @@ func (p *sandboxPod) etcFiles(t testing.TB) {
 	c := p.cluster
 	c.mu.Lock()
 	for _, svc := range c.services {
-		if ip := c.serviceAddress(svc); ip != "" {
+		if ip := c.serviceAddress(t, svc); ip != "" {
 			ns := svc.Namespace
 			hosts = append(hosts, fmt.Sprintf("%s %s %s.%s %s.%s.svc.cluster.local", ip, svc.Name, svc.Name, ns, svc.Name, ns))
 		}
@@ -297,13 +339,22 @@ func (p *sandboxPod) etcFiles(t testing.TB) {
 	}
 }
 
-// serviceAddress is the address of the first sandbox pod a Service's selector matches
-// (callers hold c.mu).
-func (c *sandboxCluster) serviceAddress(svc corev1.Service) string {
+// serviceAddress is what cluster DNS answers for a Service: for a headless one, the address of
+// the pod it selects; for any other, its own address, whose ports lead to that pod's target
+// ports. "" while no sandbox pod matches (callers hold c.mu).
+func (c *sandboxCluster) serviceAddress(t testing.TB, svc corev1.Service) string {
+	if vip, ok := c.vips[svc.Name]; ok {
+		return vip
+	}
 	for _, pod := range c.pods {
-		if selects(svc.Spec.Selector, pod.Labels) {
+		if !selects(svc.Spec.Selector, pod.Labels) {
+			continue
+		}
+		if svc.Spec.ClusterIP == corev1.ClusterIPNone {
 			return pod.IP
 		}
+		c.vips[svc.Name] = c.net.serviceIP(t, svc, pod.IP)
+		return c.vips[svc.Name]
 	}
 	return ""
 }
