@@ -690,7 +690,7 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 	require.NoError(t, err)
 	c.cmd.ExtraFiles = []*os.File{infoW}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdioDone := ctrStdio(t, c.cmd, c.out, uid, gid)
+	stdioDone := ownedStdio(t, c.cmd, c.out, uid, gid)
 	require.NoError(t, c.cmd.Start(), "start %s", name)
 	_ = infoW.Close()
 	go func() {
@@ -712,19 +712,6 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 		}
 	})
 	return c
-}
-
-// ctrStdio gives the container a stdout/stderr pipe owned by its uid, as runc does, so a
-// process may reopen /dev/stdout (nginx's access log).
-func ctrStdio(t testing.TB, cmd *exec.Cmd, w io.Writer, uid, gid int64) func() {
-	t.Helper()
-	r, pw, err := os.Pipe()
-	require.NoError(t, err)
-	require.NoError(t, pw.Chown(int(uid), int(gid)))
-	cmd.Stdout, cmd.Stderr = pw, pw
-	copied := make(chan struct{})
-	go func() { _, _ = io.Copy(w, r); close(copied) }()
-	return func() { _ = pw.Close(); <-copied; _ = r.Close() }
 }
 
 // Exited tells whether the container has ended.

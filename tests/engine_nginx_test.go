@@ -124,20 +124,29 @@ func nginxCommand(bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// nginxStdio gives a command a stdout/stderr pipe owned by the uid it runs as, as runc does
-// for a container's stdio: nginx reopens /dev/stdout for its access log, which an
-// unprivileged process may do only on a pipe it owns. What it writes goes to w.
-func nginxStdio(t testing.TB, cmd *exec.Cmd, w io.Writer) (wait func()) {
+// ownedStdio gives a command a stdout/stderr pipe owned by the uid and gid it runs as, as runc
+// does for a container's stdio: nginx reopens /dev/stdout for its access log, which an
+// unprivileged process may do only on a pipe it owns. What it writes goes to w; the returned
+// function closes the pipe once the command has ended and waits for the last bytes.
+func ownedStdio(t testing.TB, cmd *exec.Cmd, w io.Writer, uid, gid int64) func() {
 	t.Helper()
 	r, pw, err := os.Pipe()
 	require.NoError(t, err)
-	if cred := cmd.SysProcAttr; cred != nil && cred.Credential != nil {
-		require.NoError(t, pw.Chown(int(cred.Credential.Uid), int(cred.Credential.Gid)))
-	}
+	require.NoError(t, pw.Chown(int(uid), int(gid)))
 	cmd.Stdout, cmd.Stderr = pw, pw
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(w, r); close(copied) }()
 	return func() { _ = pw.Close(); <-copied; _ = r.Close() }
+}
+
+// nginxStdio is ownedStdio for an nginx command, as the uid it runs as.
+func nginxStdio(t testing.TB, cmd *exec.Cmd, w io.Writer) (wait func()) {
+	t.Helper()
+	uid, gid := int64(os.Geteuid()), int64(os.Getegid())
+	if cred := cmd.SysProcAttr; cred != nil && cred.Credential != nil {
+		uid, gid = int64(cred.Credential.Uid), int64(cred.Credential.Gid)
+	}
+	return ownedStdio(t, cmd, w, uid, gid)
 }
 
 // nginxOutput runs a short nginx command (nginx -t) and returns what it printed.

@@ -84,6 +84,7 @@ func TestIntegration(t *testing.T) {
 	})
 	dev := open("dev")
 	const ns = "ecommerce-dev"
+	traffic := deploy.Traffic{Kubectl: filepath.Join(tools, "bin", "kubectl"), Kubeconfig: kubeconfig, Namespace: ns}
 
 	t.Run("bad config fails and creates nothing", func(t *testing.T) {
 		before := namespaces(t, k)
@@ -163,7 +164,7 @@ func TestIntegration(t *testing.T) {
 		}, changedResources(planned))
 
 		start = time.Now()
-		moved := watchTrafficMoves(t, k, ns, "frontend-service", "frontend-green-", start)
+		moved := watchTrafficMoves(traffic, "frontend-service", "frontend-green-", start)
 		changes, err := dev.Switch(ctx, "green")
 		require.NoError(t, err)
 		timing(t, "switch up", start)
@@ -182,7 +183,7 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("switch back restores blue", func(t *testing.T) {
 		start := time.Now()
-		moved := watchTrafficMoves(t, k, ns, "frontend-service", "frontend-blue-", start)
+		moved := watchTrafficMoves(traffic, "frontend-service", "frontend-blue-", start)
 		changes, err := dev.Switch(ctx, "blue")
 		require.NoError(t, err)
 		timing(t, "switch back", start)
@@ -457,23 +458,16 @@ func changedResources(changes []deploy.Change) []string {
 }
 
 // watchTrafficMoves reports how long after start a Service's ready endpoints first were only
-// pods with the prefix (the moment production traffic moved), polling every 50 ms.
-func watchTrafficMoves(t *testing.T, k *kube, ns, service, podPrefix string, start time.Time) <-chan time.Duration {
+// pods with the prefix (the moment production traffic moved), measured with the driver's own
+// check (deploy.Traffic, the one `platform switch` reports); -1 if that never happened.
+func watchTrafficMoves(tr deploy.Traffic, service, podPrefix string, start time.Time) <-chan time.Duration {
 	done := make(chan time.Duration, 1)
 	go func() {
-		for time.Since(start) < 3*time.Minute {
-			pods := readyEndpointPods(t, k, ns, service)
-			only := len(pods) > 0
-			for _, p := range pods {
-				only = only && strings.HasPrefix(p, podPrefix)
-			}
-			if only {
-				done <- time.Since(start)
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
+		moved, err := tr.WaitServedOnlyBy(context.Background(), service, podPrefix, start, 3*time.Minute)
+		if err != nil {
+			moved = -1
 		}
-		done <- -1
+		done <- moved
 	}()
 	return done
 }
