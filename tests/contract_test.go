@@ -240,6 +240,8 @@ func contractStack(t *testing.T, stack string) {
 				require.Truef(t, ok, "%s (%s): the contract suite must know this image", c.Name, c.Image)
 				if img.Runnable {
 					assert.Truef(t, ran.set[c.Name], "%s/%s is runnable here but did not run", w.K8sName(), c.Name)
+					require.NotEmptyf(t, img.Note, "%s: say how this machine's program differs from the image's", c.Image)
+					t.Logf("ran: %s/%s (%s): %s", w.K8sName(), c.Name, c.Image, img.Note)
 					continue
 				}
 				require.NotEmpty(t, img.Covered)
