@@ -44,14 +44,35 @@ func integrationEnv(t *testing.T) (tools, kubeconfig string) {
 
 // copyProject copies the project's own Pulumi.yaml and stack files into a temporary folder,
 // so config changes made by the tests (activeColor, generated secrets) stay out of the repo.
+// Secrets a user's `make up` stored in a stack file are encrypted with that user's passphrase:
+// the copies leave them (and the encryption salt) out, and the tests generate their own.
 func copyProject(t *testing.T) string {
 	dir := t.TempDir()
 	for _, name := range []string{"Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"} {
 		b, err := os.ReadFile(filepath.Join("..", name))
 		require.NoError(t, err)
+		if name != "Pulumi.yaml" {
+			b = withoutSecrets(t, b)
+		}
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
 	}
 	return dir
+}
+
+// withoutSecrets is a stack file without its encryption salt and `secure:` values.
+func withoutSecrets(t *testing.T, stackFile []byte) []byte {
+	var doc map[string]any
+	require.NoError(t, yaml.Unmarshal(stackFile, &doc))
+	delete(doc, "encryptionsalt")
+	cfg, _ := doc["config"].(map[string]any)
+	for key, value := range cfg {
+		if m, ok := value.(map[string]any); ok && m["secure"] != nil {
+			delete(cfg, key)
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	require.NoError(t, err)
+	return out
 }
 
 // timing records a measured duration for the closing report.
