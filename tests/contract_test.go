@@ -223,7 +223,7 @@ func contractStack(t *testing.T, stack string) {
 			grown := contractWritable(t, pod) - before
 			assert.Less(t, grown, int64(64<<10), "%d requests grew the pod's writable volumes by %d bytes", burst, grown)
 			assert.Eventually(t, func() bool { return strings.Count(nginx.Output(), `"uri":"/release/version"`) == burst },
-				5*time.Second, 50*time.Millisecond, "every request is in the container log (stdout)")
+				30*time.Second, 50*time.Millisecond, "every request is in the container log (stdout)")
 
 			grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
 			took := nginx.preStop(t, grace)
