@@ -118,6 +118,10 @@ func TestReplicaStreaming(t *testing.T) {
 	primary.SyncCredentialsWithReplication(t, pgDatabase, pgAuthenticatorPassword, pgJWTSecret, pgReplicationPassword)
 	admin := primary.Connect(t, pgDatabase)
 	ctx := context.Background()
+	// The test server runs with synchronous_commit=off, which holds WAL back from the
+	// senders for up to wal_writer_delay; the deployed primary commits synchronously.
+	_, err := admin.Exec(ctx, "SET synchronous_commit = on")
+	require.NoError(t, err)
 	insert := func(name string) time.Time {
 		_, err := admin.Exec(ctx, "INSERT INTO shop.products (name, price, stock) VALUES ($1, 1, 1)", name)
 		require.NoError(t, err)
