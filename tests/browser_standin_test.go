@@ -2,8 +2,8 @@ package tests
 
 import (
 	"context"
+	"ecommerce-platform/components/assets"
 	"encoding/json"
-	"os"
 	"regexp"
 	"sort"
 	"testing"
@@ -16,13 +16,12 @@ import (
 // path it serves is a view or function of schema api (02-api.sql), and the rows it returns
 // have exactly the columns the real views have in PostgreSQL 15.
 func TestBrowserStandInMatchesTheAPISQL(t *testing.T) {
-	sql, err := os.ReadFile("../components/assets/sql/02-api.sql")
-	require.NoError(t, err)
+	sql := assets.File("sql/02-api.sql")
 	api := map[string]bool{}
-	for _, m := range regexp.MustCompile(`CREATE VIEW api\.(\w+)`).FindAllStringSubmatch(string(sql), -1) {
+	for _, m := range regexp.MustCompile(`CREATE VIEW api\.(\w+)`).FindAllStringSubmatch(sql, -1) {
 		api["GET /"+m[1]] = true
 	}
-	for _, m := range regexp.MustCompile(`CREATE FUNCTION api\.(\w+)`).FindAllStringSubmatch(string(sql), -1) {
+	for _, m := range regexp.MustCompile(`CREATE FUNCTION api\.(\w+)`).FindAllStringSubmatch(sql, -1) {
 		api["POST /rpc/"+m[1]] = true
 	}
 	for _, route := range []string{"GET /products", "GET /stats", "GET /orders", "POST /rpc/login", "POST /rpc/place_order"} {

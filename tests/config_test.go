@@ -2,7 +2,6 @@ package tests
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 // Pulumi.yaml declares every key the program reads, with the program's own type, default
 // and description, and nothing else: the Go table is the single source.
 func TestPulumiYAMLDeclaresEveryConfigKey(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "Pulumi.yaml"))
+	raw, err := os.ReadFile(projectFile(t, "Pulumi.yaml"))
 	require.NoError(t, err)
 	var projectFile struct {
 		Name    string `yaml:"name"`
@@ -82,7 +81,7 @@ func TestStackFilesSetOnlyDeclaredPlainKeys(t *testing.T) {
 		for key := range cfg {
 			assert.Truef(t, declared[key], "Pulumi.%s.yaml sets undeclared key %s", stack, key)
 		}
-		file := readStackFile(t, filepath.Join("..", "Pulumi."+stack+".yaml"))
+		file := readStackFile(t, projectFile(t, "Pulumi."+stack+".yaml"))
 		for key := range file.Values {
 			bare := strings.TrimPrefix(key, project+":")
 			if _, isSecret := testSecrets[bare]; isSecret {

@@ -646,7 +646,7 @@ type ctr struct {
 	Spec corev1.Container
 	PID  int // the container's PID 1, as the host sees it
 	Env  []string
-	out  *nginxSyncBuffer
+	out  *syncBuffer
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
@@ -684,7 +684,7 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 	args = append(args, "--chdir", wd, "--")
 	args = append(args, setprivArgs(uid, gid, groups, argv)...)
 
-	c := &ctr{Name: name, Pod: p, Spec: spec, Env: env, out: &nginxSyncBuffer{}, done: make(chan struct{}), uid: uid, gid: gid, grp: groups}
+	c := &ctr{Name: name, Pod: p, Spec: spec, Env: env, out: &syncBuffer{}, done: make(chan struct{}), uid: uid, gid: gid, grp: groups}
 	c.cmd = exec.Command("nsenter", args...)
 	infoR, infoW, err := os.Pipe()
 	require.NoError(t, err)

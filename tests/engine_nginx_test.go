@@ -1,20 +1,11 @@
 package tests
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,348 +14,6 @@ import (
 
 	"ecommerce-platform/components/assets"
 )
-
-// The real nginx (Debian's 1.22 here; the image runs 1.27) runs the nginx.conf the program
-// deploys. When the tests run as root, nginx runs as nobody, like the container's uid 101:
-// that proves nginx writes nothing outside RuntimeDir. Its access log goes to stdout and to a
-// syslog listener standing in for the log collector sidecar.
-
-const (
-	nginxUnprivilegedUID = 65534 // nobody
-	nginxUnprivilegedGID = 65534 // nogroup
-	nginxDashboardAssets = "../components/assets/dashboard"
-	nginxFluentBitConf   = "../components/assets/fluent-bit.conf"
-	nginxFluentBitParser = "../components/assets/fluent-bit-parsers.conf"
-)
-
-// nginxDeployedSettings are the values the program renders nginx.conf with (stack
-// defaults), except for the paths, which tests point into a temporary folder.
-func nginxDeployedSettings() assets.NginxSettings {
-	return assets.NginxSettings{
-		ListenPort:             8080,
-		StatusPort:             8081,
-		BackendHost:            "backend-service",
-		BackendPort:            8080,
-		RateLimitPerSecond:     20,
-		RateLimitBurst:         40,
-		LoginRatePerMinute:     10,
-		UpstreamTimeoutSeconds: 30,
-		Color:                  "blue",
-		ReleaseDir:             "/etc/nginx/release",
-		HTMLRoot:               "/usr/share/nginx/html",
-		AccessLogSyslog:        "127.0.0.1:5140",
-		RuntimeDir:             "/tmp",
-	}
-}
-
-// nginxDirs is one nginx's private folder tree.
-type nginxDirs struct {
-	Root, HTML, Run, Release, Conf string
-}
-
-// nginxPrepare points the settings' paths into a fresh temporary folder, copies the
-// dashboard there, renders nginx.conf and, when running as root, hands the tree to the
-// unprivileged user nginx will run as.
-func nginxPrepare(t testing.TB, s *assets.NginxSettings) nginxDirs {
-	t.Helper()
-	root := t.TempDir()
-	d := nginxDirs{
-		Root: root,
-		HTML: filepath.Join(root, "html"),
-		Run:  filepath.Join(root, "run"),
-		// The pod's labels as the downward API mounts them.
-		Release: filepath.Join(root, "release"),
-		Conf:    filepath.Join(root, "nginx.conf"),
-	}
-	for _, dir := range []string{d.HTML, d.Run, d.Release} {
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-	}
-	nginxWriteRelease(t, d, s.Color, "1.0.0")
-	entries, err := os.ReadDir(nginxDashboardAssets)
-	require.NoError(t, err)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(nginxDashboardAssets, e.Name()))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(d.HTML, e.Name()), b, 0o644))
-	}
-	s.HTMLRoot, s.RuntimeDir, s.ReleaseDir = d.HTML, d.Run, d.Release
-	conf, err := assets.RenderNginxConf(*s)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(d.Conf, []byte(conf), 0o644))
-
-	if os.Geteuid() == 0 {
-		// t.TempDir's parent is private to root: let nobody through, and own the tree.
-		require.NoError(t, os.Chmod(filepath.Dir(root), 0o755))
-		require.NoError(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(p, nginxUnprivilegedUID, nginxUnprivilegedGID)
-		}))
-	}
-	return d
-}
-
-// nginxWriteRelease writes the color and version label files the downward API mounts.
-func nginxWriteRelease(t testing.TB, d nginxDirs, color, version string) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(filepath.Join(d.Release, "color"), []byte(color), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(d.Release, "version"), []byte(version), 0o644))
-}
-
-// nginxCommand builds an nginx command line that logs to stderr and, as root, runs as
-// nobody (the conf has no `user` directive, as in the unprivileged image).
-func nginxCommand(bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, append([]string{"-e", "stderr"}, args...)...)
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: nginxUnprivilegedUID, Gid: nginxUnprivilegedGID},
-		}
-	}
-	return cmd
-}
-
-// ownedStdio gives a command a stdout/stderr pipe owned by the uid and gid it runs as, as runc
-// does for a container's stdio: nginx reopens /dev/stdout for its access log, which an
-// unprivileged process may do only on a pipe it owns. What it writes goes to w; the returned
-// function closes the pipe once the command has ended and waits for the last bytes.
-func ownedStdio(t testing.TB, cmd *exec.Cmd, w io.Writer, uid, gid int64) func() {
-	t.Helper()
-	r, pw, err := os.Pipe()
-	require.NoError(t, err)
-	require.NoError(t, pw.Chown(int(uid), int(gid)))
-	cmd.Stdout, cmd.Stderr = pw, pw
-	copied := make(chan struct{})
-	go func() { _, _ = io.Copy(w, r); close(copied) }()
-	return func() { _ = pw.Close(); <-copied; _ = r.Close() }
-}
-
-// nginxStdio is ownedStdio for an nginx command, as the uid it runs as.
-func nginxStdio(t testing.TB, cmd *exec.Cmd, w io.Writer) (wait func()) {
-	t.Helper()
-	uid, gid := int64(os.Geteuid()), int64(os.Getegid())
-	if cred := cmd.SysProcAttr; cred != nil && cred.Credential != nil {
-		uid, gid = int64(cred.Credential.Uid), int64(cred.Credential.Gid)
-	}
-	return ownedStdio(t, cmd, w, uid, gid)
-}
-
-// nginxOutput runs a short nginx command (nginx -t) and returns what it printed.
-func nginxOutput(t testing.TB, cmd *exec.Cmd) (string, error) {
-	t.Helper()
-	var out nginxSyncBuffer
-	done := nginxStdio(t, cmd, &out)
-	err := cmd.Run()
-	done()
-	return out.String(), err
-}
-
-// nginxServer is a running nginx.
-type nginxServer struct {
-	Base      string // http://127.0.0.1:<ListenPort>
-	StatusURL string // http://127.0.0.1:<StatusPort>/stub_status
-	Dirs      nginxDirs
-	Syslog    *nginxSyslog // stands in for the log collector's syslog input
-	stderr    *nginxSyncBuffer
-}
-
-// nginxSyslog is a UDP syslog listener: what the log collector sidecar receives.
-type nginxSyslog struct {
-	Addr string
-	mu   sync.Mutex
-	msgs []string
-}
-
-func nginxListenSyslog(t testing.TB) *nginxSyslog {
-	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	l := &nginxSyslog{Addr: conn.LocalAddr().String()}
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.msgs = append(l.msgs, string(buf[:n]))
-			l.mu.Unlock()
-		}
-	}()
-	return l
-}
-
-// Messages are the datagrams received so far.
-func (l *nginxSyslog) Messages() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.msgs...)
-}
-
-type nginxSyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *nginxSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *nginxSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// nginxStart renders the settings (ports chosen here), starts nginx in the foreground and
-// waits until it answers /health. It is stopped gracefully (SIGQUIT, as the pod's
-// preStop `nginx -s quit`) when the test ends.
-func nginxStart(t testing.TB, s assets.NginxSettings) *nginxServer {
-	t.Helper()
-	bin := requireEngine(t, "nginx")
-	s.ListenPort = freePort(t)
-	s.StatusPort = freePort(t)
-	syslog := nginxListenSyslog(t)
-	s.AccessLogSyslog = syslog.Addr
-	dirs := nginxPrepare(t, &s)
-
-	stderr := &nginxSyncBuffer{}
-	cmd := nginxCommand(bin, "-c", dirs.Conf, "-g", "daemon off;")
-	stdioDone := nginxStdio(t, cmd, stderr)
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { err := cmd.Wait(); stdioDone(); exited <- err }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("nginx stderr:\n%s", stderr.String())
-		}
-	})
-
-	srv := &nginxServer{
-		Syslog:    syslog,
-		Base:      fmt.Sprintf("http://127.0.0.1:%d", s.ListenPort),
-		StatusURL: fmt.Sprintf("http://127.0.0.1:%d/stub_status", s.StatusPort),
-		Dirs:      dirs,
-		stderr:    stderr,
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			exited <- err
-			require.FailNowf(t, "nginx exited", "%v\n%s", err, stderr.String())
-		default:
-		}
-		resp, err := http.Get(srv.Base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return srv
-			}
-		}
-		if time.Now().After(deadline) {
-			require.FailNowf(t, "nginx did not answer /health", "last error %v\n%s", err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// nginxUpstreamRequest is what the stand-in backend received from nginx.
-type nginxUpstreamRequest struct {
-	Method     string
-	RequestURI string
-	Path       string
-	RawQuery   string
-	Header     http.Header
-	Body       string
-}
-
-// nginxUpstream stands in for the backend Service (Envoy + PostgREST): it records every
-// request, then lets a handler answer.
-type nginxUpstream struct {
-	Server *httptest.Server
-	mu     sync.Mutex
-	reqs   []nginxUpstreamRequest
-}
-
-func nginxStartUpstream(t testing.TB, next http.Handler) *nginxUpstream {
-	t.Helper()
-	u := &nginxUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, nginxUpstreamRequest{
-			Method: r.Method, RequestURI: r.RequestURI, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-			Header: r.Header.Clone(), Body: string(body),
-		})
-		u.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
-	}))
-	t.Cleanup(u.Server.Close)
-	return u
-}
-
-func (u *nginxUpstream) Port() int { return u.Server.Listener.Addr().(*net.TCPAddr).Port }
-
-// Take returns the recorded requests and forgets them.
-func (u *nginxUpstream) Take() []nginxUpstreamRequest {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	reqs := u.reqs
-	u.reqs = nil
-	return reqs
-}
-
-// nginxEchoBackend answers every request like PostgREST answers a read: a JSON array.
-var nginxEchoBackend = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Range", "0-0/*")
-	_, _ = fmt.Fprintf(w, `[{"upstream_path":%q}]`, r.URL.Path)
-})
-
-// nginxBackedBy starts a stand-in backend and an nginx in front of it.
-func nginxBackedBy(t testing.TB, handler http.Handler, adjust func(*assets.NginxSettings)) (*nginxServer, *nginxUpstream) {
-	t.Helper()
-	up := nginxStartUpstream(t, handler)
-	s := nginxDeployedSettings()
-	s.BackendHost = "127.0.0.1"
-	s.BackendPort = up.Port()
-	if adjust != nil {
-		adjust(&s)
-	}
-	return nginxStart(t, s), up
-}
-
-func nginxDo(t testing.TB, method, url string, header map[string]string, body string) (*http.Response, string) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	require.NoError(t, err)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, string(b)
-}
 
 // TestNginxConfigTest: `nginx -t` accepts the rendered nginx.conf, for the deployed values
 // and the edges of what config validation allows.
@@ -701,7 +350,7 @@ func nginxReadAccessLog(t testing.TB, l *nginxSyslog) []nginxAccessLine {
 // regexp reads the same for this expression).
 func nginxSyslogRegexp(t testing.TB) *regexp.Regexp {
 	t.Helper()
-	parser := nginxFluentBitKeys(t, nginxFluentBitParser)
+	parser := nginxFluentBitKeys(t, "fluent-bit-parsers.conf")
 	re, err := regexp.Compile(parser["PARSER:nginx_syslog.regex"])
 	require.NoError(t, err)
 	return re
@@ -756,8 +405,8 @@ func TestNginxFluentBitReceivesTheAccessLog(t *testing.T) {
 	require.NotNil(t, m, "nginx sends its access log to the collector over syslog")
 	assert.Regexp(t, `access_log\s+/dev/stdout\s+json;`, conf, "and keeps it in the container log")
 
-	fb := nginxFluentBitKeys(t, nginxFluentBitConf)
-	parsers := nginxFluentBitKeys(t, nginxFluentBitParser)
+	fb := nginxFluentBitKeys(t, "fluent-bit.conf")
+	parsers := nginxFluentBitKeys(t, "fluent-bit-parsers.conf")
 	cases := []struct{ key, want string }{
 		{"INPUT.name", "syslog"},
 		{"INPUT.mode", "udp"},
@@ -776,7 +425,7 @@ func TestNginxFluentBitReceivesTheAccessLog(t *testing.T) {
 		{"SERVICE.http_listen", "0.0.0.0"},
 		{"SERVICE.http_port", "2020"},
 		{"SERVICE.health_check", "On"},
-		{"SERVICE.parsers_file", "/fluent-bit/etc/" + filepath.Base(nginxFluentBitParser)},
+		{"SERVICE.parsers_file", "/fluent-bit/etc/" + "fluent-bit-parsers.conf"},
 		{"PARSER:nginx_syslog.format", "regex"},
 		{"PARSER:nginx_json.format", "json"},
 		{"PARSER:nginx_json.time_key", "time"},
@@ -806,8 +455,7 @@ func TestNginxFluentBitReceivesTheAccessLog(t *testing.T) {
 // exactly like the file's first key, each key with a value.
 func nginxFluentBitKeys(t testing.TB, path string) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
+	b := []byte(assets.File(path))
 	keys := map[string]string{}
 	// Sections of a kind that repeats (PARSER) are told apart by their Name, their first key:
 	// PARSER:<name>.key.

@@ -107,7 +107,23 @@ type run struct {
 // value of unset removes the key. Secrets are the test secrets, marked secret.
 func stackConfig(t testing.TB, stack string, overrides map[string]string) (map[string]string, []string) {
 	t.Helper()
-	return stackConfigFromFile(t, filepath.Join("..", "Pulumi."+stack+".yaml"), overrides)
+	return stackConfigFromFile(t, projectFile(t, "Pulumi."+stack+".yaml"), overrides)
+}
+
+// projectFile is the path of a file at the project's root (Pulumi.yaml, a stack file),
+// found from the test's folder up to go.mod, so every test package reads the same files.
+func projectFile(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, name)
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, dir, parent, "no go.mod above the test's folder")
+		dir = parent
+	}
 }
 
 // stackConfigFromFile reads a stack file the way the Pulumi CLI does and applies overrides.

@@ -49,7 +49,7 @@ func integrationEnv(t *testing.T) (tools, kubeconfig string) {
 func copyProject(t *testing.T) string {
 	dir := t.TempDir()
 	for _, name := range []string{"Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"} {
-		b, err := os.ReadFile(filepath.Join("..", name))
+		b, err := os.ReadFile(projectFile(t, name))
 		require.NoError(t, err)
 		if name != "Pulumi.yaml" {
 			b = withoutSecrets(t, b)

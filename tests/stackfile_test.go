@@ -15,7 +15,7 @@ import (
 // and `secure:` ciphertext under config, keys re-sorted, comments dropped.
 func withSecretsSet(t *testing.T, stack string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "Pulumi."+stack+".yaml"))
+	raw, err := os.ReadFile(projectFile(t, "Pulumi."+stack+".yaml"))
 	require.NoError(t, err)
 	var doc map[string]any
 	require.NoError(t, yaml.Unmarshal(raw, &doc))

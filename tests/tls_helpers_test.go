@@ -9,8 +9,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,17 +37,4 @@ func tlsKeyPair(t testing.TB) (certPEM, keyPEM []byte) {
 	require.NoError(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-}
-
-// nginxTLSFiles writes a key pair as tls.crt and tls.key into a folder nginx's unprivileged
-// user can read, and returns the folder.
-func nginxTLSFiles(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-	require.NoError(t, os.Chmod(dir, 0o755))
-	cert, key := tlsKeyPair(t)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.crt"), cert, 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.key"), key, 0o644))
-	return dir
 }

@@ -46,6 +46,18 @@ func typedContainers(pod corev1.PodSpec) []corev1.Container {
 	return append(append([]corev1.Container(nil), pod.InitContainers...), pod.Containers...)
 }
 
+// typedContainer is the container (or init container) of that name in a pod.
+func typedContainer(t testing.TB, pod corev1.PodSpec, name string) corev1.Container {
+	t.Helper()
+	for _, c := range typedContainers(pod) {
+		if c.Name == name {
+			return c
+		}
+	}
+	require.FailNowf(t, "no such container", "%s", name)
+	return corev1.Container{}
+}
+
 // typedConfigMap and typedSecret read recorded data objects (a Secret's stringData included).
 func typedConfigMap(t testing.TB, r run, name string) corev1.ConfigMap {
 	return decodeAs[corev1.ConfigMap](t, r.object(t, tConfigMap, name).Inputs)
