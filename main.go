@@ -1,6 +1,8 @@
 // Command ecommerce-platform is the Pulumi program; all of it lives in package components.
 package main
 
+//go:generate go run ./cmd/pulumi-yaml Pulumi.yaml
+
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 

@@ -1,0 +1,334 @@
+package contract
+
+// Container contract suite: every container of every workload the program registers, for
+// each stack, whose program exists on this machine, run the way the kubelet runs it (see
+// contract_sandbox_test.go), against each other: the database pod, the backend pod's init
+// testkit.Container and PgBouncer against it, the backup job and a restore of its dump, the frontend
+// pod's nginx and exporter. Containers that cannot run here are listed with what covers them.
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+
+	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
+	"ecommerce-platform/tests/testkit"
+)
+
+// contractRan records which containers ran, per stack, for the not-run listing.
+type contractRan struct {
+	mu  sync.Mutex
+	set map[string]bool
+}
+
+func (c *contractRan) add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set[name] = true
+}
+
+func TestContainerContract(t *testing.T) {
+	if os.Geteuid() != 0 {
+		msg := "the container contract sandbox needs root (network namespaces, setpriv to other uids)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		testkit.ReportSkip(t, "root")
+		t.Skip(msg)
+	}
+	for _, stack := range []string{"dev", "prod"} {
+		t.Run(stack, func(t *testing.T) { contractStack(t, stack) })
+	}
+}
+
+func contractStack(t *testing.T, stack string) {
+	r := testkit.MustRun(t, stack, nil)
+	cluster := newSandboxCluster(t, r)
+	cert, key := testkit.TLSKeyPair(t)
+	cluster.external["frontend-tls"] = map[string]string{"tls.crt": string(cert), "tls.key": string(key)}
+	ran := &contractRan{set: map[string]bool{}}
+	timings := map[string]time.Duration{}
+
+	// The database pod: database-0 of the StatefulSet, with its claim.
+	dbSet := r.Object(t, testkit.StatefulSet, "database")
+	dbPod := cluster.newPod(t, "database-0", testkit.TypedPod(t, dbSet), map[string]string{"data": "data-database-0"})
+	postgres := dbPod.start(t, "postgres")
+	timings["postgres"] = postgres.awaitStarted(t)
+	postgres.requireReadyAndLive(t)
+	ran.add("postgres")
+	exporter := dbPod.start(t, "postgres-exporter")
+	timings["postgres-exporter"] = exporter.awaitStarted(t)
+	exporter.requireReadyAndLive(t)
+	ran.add("postgres-exporter")
+	assert.Contains(t, contractGet(t, dbPod.IP, 9187, "/metrics"), "pg_up 1", "the exporter reaches the database with its mounted password")
+	psql := func(sql string) string {
+		code, out := postgres.exec(10*time.Second, "psql", "--username=ecommerce", "--dbname=ecommerce", "--no-psqlrc", "-At", "-c", sql)
+		require.Zerof(t, code, "psql %s: %s", sql, out)
+		return strings.TrimSpace(out)
+	}
+	products := psql("SELECT count(*) FROM shop.products")
+
+	t.Run("credentials job sets the API password and the signing key", func(t *testing.T) {
+		for run := 1; run <= 2; run++ { // and again: it is safe to repeat
+			pod := cluster.newPod(t, fmt.Sprintf("database-credentials-%d", run), testkit.TypedPod(t, r.Object(t, testkit.Job, "database-credentials")), nil)
+			job := pod.start(t, "credentials-sync")
+			code := job.wait(2 * time.Minute)
+			require.Zerof(t, code, "credentials job exited %d:\n%s", code, job.Output())
+			assert.Contains(t, job.Output(), "are current")
+			ran.add("credentials-sync")
+		}
+		assert.Equal(t, "1", psql("SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testkit.TestSecrets["jwtSecret"]+"'"))
+	})
+
+	if len(r.Names(testkit.StatefulSet)) > 1 {
+		t.Run("a read replica bootstraps from the primary and streams", func(t *testing.T) {
+			set := r.Object(t, testkit.StatefulSet, "database-replica")
+			pod := cluster.newPod(t, "database-replica-0", testkit.TypedPod(t, set), map[string]string{"data": "data-database-replica-0"})
+			boot := pod.start(t, "replica-bootstrap")
+			code := boot.wait(2 * time.Minute)
+			require.Zerof(t, code, "replica-bootstrap exited %d:\n%s", code, boot.Output())
+			assert.Contains(t, boot.Output(), "copying the primary")
+			ran.add("replica-bootstrap")
+			replica := pod.start(t, "postgres")
+			timings["replica postgres"] = replica.awaitStarted(t)
+			replica.requireReadyAndLive(t)
+			exporter := pod.start(t, "postgres-exporter")
+			exporter.awaitStarted(t)
+			exporter.requireReadyAndLive(t)
+			psql("INSERT INTO shop.products (name, price, stock) VALUES ('streamed to the replica', 1, 1)")
+			assert.Eventually(t, func() bool {
+				code, out := replica.exec(10*time.Second, "psql", "--host=/var/run/postgresql", "--username=ecommerce",
+					"--dbname=ecommerce", "--no-psqlrc", "-At", "-c", "SELECT count(*) FROM shop.products WHERE name = 'streamed to the replica'")
+				return code == 0 && strings.TrimSpace(out) == "1"
+			}, 30*time.Second, 100*time.Millisecond, "the row reaches the replica")
+			psql("DELETE FROM shop.products WHERE name = 'streamed to the replica'")
+		})
+	}
+
+	t.Run("backend init container completes against the database pod", func(t *testing.T) {
+		backend := cluster.newPod(t, "backend-0", testkit.TypedPod(t, r.Object(t, testkit.Deployment, "backend")), nil)
+		start := time.Now()
+		wait := backend.start(t, "wait-for-database")
+		code := wait.wait(2 * time.Minute)
+		require.Zerof(t, code, "wait-for-database exited %d:\n%s", code, wait.Output())
+		assert.Contains(t, wait.Output(), "accepts connections")
+		timings["wait-for-database"] = time.Since(start)
+		ran.add("wait-for-database")
+
+		pool := backend.start(t, "pgbouncer")
+		timings["pgbouncer"] = pool.awaitStarted(t)
+		pool.requireReadyAndLive(t)
+		ran.add("pgbouncer")
+		apiPassword := testkit.TestSecrets["apiDbPassword"]
+		query := func(c *ctr) (int, string) {
+			return c.execEnv([]string{"PGPASSWORD=" + apiPassword}, 10*time.Second, "psql",
+				"host=127.0.0.1 port=6432 dbname=ecommerce user=authenticator", "--no-psqlrc", "-qAt",
+				"-c", "SET ROLE web_anon; SELECT count(*) FROM api.products")
+		}
+		code, out := query(pool)
+		require.Zerof(t, code, "a query through PgBouncer: %s", out)
+		assert.Equal(t, products, strings.TrimSpace(out))
+
+		// An unclean kill (OOM, SIGKILL at the end of the grace period), then the kubelet
+		// starts the container again in the same pod, with the same volumes.
+		pool.signal(syscall.SIGKILL)
+		require.NotEqual(t, -1, pool.wait(10*time.Second), "SIGKILL ends PgBouncer")
+		again := backend.start(t, "pgbouncer")
+		timings["pgbouncer after SIGKILL"] = again.awaitStarted(t)
+		again.requireReadyAndLive(t)
+		code, out = query(again)
+		require.Zerof(t, code, "a query after the restart: %s", out)
+	})
+
+	t.Run("backup job writes a dump the restore command reads back", func(t *testing.T) {
+		job := r.Object(t, testkit.CronJob, "database-backup")
+		backupPod := cluster.newPod(t, "database-backup-1", testkit.TypedPod(t, job), nil)
+		dump := backupPod.start(t, "pg-dump")
+		code := dump.wait(2 * time.Minute)
+		require.Zerof(t, code, "backup job exited %d:\n%s", code, dump.Output())
+		ran.add("pg-dump")
+		claim := backupPod.volumes["backups"]
+		dumps, err := filepath.Glob(filepath.Join(claim, "ecommerce-*.dump"))
+		require.NoError(t, err)
+		require.Len(t, dumps, 1, "one dump in the backup claim:\n%s", dump.Output())
+
+		// The README's restore procedure: a pod of the postgres image with the backup volume
+		// and the credentials, running assets.RestoreCommand.
+		psql("INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
+		restore := contractRestorePod(t, cluster, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
+		out := restore.start(t, "pg-dump")
+		code = out.wait(2 * time.Minute)
+		require.Zerof(t, code, "restore exited %d:\n%s", code, out.Output())
+		assert.Equal(t, products, psql("SELECT count(*) FROM shop.products"), "the restore brings back the dumped rows exactly")
+	})
+
+	t.Run("backup job names a wrong password and a missing file", func(t *testing.T) {
+		job := testkit.TypedPod(t, r.Object(t, testkit.CronJob, "database-backup"))
+		wrong := cluster.newPod(t, "database-backup-wrong", job, nil)
+		require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "password"), []byte("not-the-password"), 0o440))
+		c := wrong.start(t, "pg-dump")
+		assert.NotZero(t, c.wait(time.Minute))
+		assert.Contains(t, c.Output(), `password authentication failed for user "ecommerce"`)
+
+		missing := cluster.newPod(t, "database-backup-missing", job, nil)
+		require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "password")))
+		c = missing.start(t, "pg-dump")
+		assert.NotZero(t, c.wait(time.Minute))
+		assert.Contains(t, c.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
+	})
+
+	t.Run("frontend: nginx and its exporter ready, log bounded, graceful stop", func(t *testing.T) {
+		for _, color := range []string{components.Blue, components.Green} {
+			deployment := r.Object(t, testkit.Deployment, "frontend-"+color)
+			pod := cluster.newPod(t, "frontend-"+color+"-0", testkit.TypedPod(t, deployment), nil)
+			nginx := pod.start(t, "nginx")
+			timings["nginx "+color] = nginx.awaitStarted(t)
+			nginx.requireReadyAndLive(t)
+			ran.add("nginx")
+			metrics := pod.start(t, "metrics-exporter")
+			timings["metrics-exporter "+color] = metrics.awaitStarted(t)
+			metrics.requireReadyAndLive(t)
+			ran.add("metrics-exporter")
+			assert.Contains(t, contractGet(t, pod.IP, 9113, "/metrics"), "nginx_up 1")
+			assert.Equal(t, color, contractGet(t, pod.IP, components.FrontendPort, "/release/color"))
+			if stack == "prod" {
+				contractHTTPS(t, pod.IP)
+			}
+			if color == components.Blue { // the active color: its promotion check runs now
+				contractPromotionCheck(t, cluster, r)
+				ran.add("promotion-check")
+			}
+
+			// A bounded burst: nothing it logs lands in the pod's writable volumes.
+			// Its requests carry their own query so earlier requests (the
+			// promotion check's) do not count towards it.
+			before := contractWritable(t, pod)
+			const burst = 2000
+			const burstURI = "/release/version?burst"
+			for i := 0; i < burst; i++ {
+				contractGet(t, pod.IP, components.FrontendPort, burstURI)
+			}
+			grown := contractWritable(t, pod) - before
+			assert.Less(t, grown, int64(64<<10), "%d requests grew the pod's writable volumes by %d bytes", burst, grown)
+			assert.Eventually(t, func() bool { return strings.Count(nginx.Output(), `"uri":"`+burstURI+`"`) == burst },
+				30*time.Second, 50*time.Millisecond, "every request is in the container log (stdout)")
+
+			grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+			took := nginx.preStop(t, grace)
+			assert.NotEqual(t, time.Duration(-1), took, "nginx stops within its grace period after preStop")
+			timings["nginx preStop "+color] = took
+		}
+	})
+
+	t.Run("containers not run here are named with what covers them", func(t *testing.T) {
+		var notRun []string
+		for _, w := range r.Workloads() {
+			for _, c := range testkit.TypedContainers(testkit.TypedPod(t, w).Spec) {
+				img, ok := contractImageOf(c.Image)
+				require.Truef(t, ok, "%s (%s): the contract suite must know this image", c.Name, c.Image)
+				if img.Runnable {
+					assert.Truef(t, ran.set[c.Name], "%s/%s is runnable here but did not run", w.K8sName(), c.Name)
+					require.NotEmptyf(t, img.Note, "%s: say how this machine's program differs from the image's", c.Image)
+					t.Logf("ran: %s/%s (%s): %s", w.K8sName(), c.Name, c.Image, img.Note)
+					continue
+				}
+				require.NotEmpty(t, img.Covered)
+				notRun = append(notRun, c.Name)
+				t.Logf("not run: %s/%s (%s): %s", w.K8sName(), c.Name, c.Image, img.Covered)
+			}
+		}
+		sort.Strings(notRun)
+		assert.Equal(t, []string{"envoy", "log-collector", "log-collector", "postgrest"}, notRun)
+	})
+
+	names := slices.Sorted(maps.Keys(timings))
+	for _, n := range names {
+		t.Logf("contract timing %s: %s %.1fs", stack, n, timings[n].Seconds())
+	}
+}
+
+// contractRestorePod is the backup job's pod with its container running the README's restore
+// command (assets.RestoreCommand) on one dump instead of backup.sh.
+func contractRestorePod(t *testing.T, cluster *sandboxCluster, job testkit.Recorded, dump string) *sandboxPod {
+	t.Helper()
+	tmpl := testkit.TypedPod(t, job)
+	c := &tmpl.Spec.Containers[0]
+	c.Command = []string{"sh", "-c", `PGPASSWORD=$(cat "$PGPASSWORD_FILE") && export PGPASSWORD && ` + assets.RestoreCommand}
+	c.Env = append(c.Env, corev1.EnvVar{Name: "DUMP", Value: dump})
+	return cluster.newPod(t, "database-restore", tmpl, nil)
+}
+
+// contractGet is an HTTP GET to a pod's address that must answer 200; it returns the body.
+func contractGet(t testing.TB, ip string, port int, path string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s:%d%s", ip, port, path))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equalf(t, http.StatusOK, resp.StatusCode, "GET %s: %s", path, b)
+	return string(b)
+}
+
+// contractWritable is the size of everything in a pod's writable volumes.
+func contractWritable(t testing.TB, p *sandboxPod) int64 {
+	t.Helper()
+	var total int64
+	for _, v := range p.Spec.Volumes {
+		if v.EmptyDir != nil || v.PersistentVolumeClaim != nil {
+			total += dirSize(t, p.volumes[v.Name])
+		}
+	}
+	return total
+}
+
+// contractHTTPS checks nginx's HTTPS listener with the mounted certificate: HSTS on every
+// answer, and the redirect port sends plain HTTP there.
+func contractHTTPS(t testing.TB, ip string) {
+	t.Helper()
+	client := &http.Client{
+		Timeout:       5 * time.Second,
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get(fmt.Sprintf("https://%s:%d/release/color", ip, components.FrontendTLSPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Strict-Transport-Security"))
+	resp, err = client.Get(fmt.Sprintf("http://%s:%d/", ip, components.FrontendRedirectPort))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusPermanentRedirect, resp.StatusCode)
+}
+
+// contractPromotionCheck runs the promotion check Job's pod against the active color through
+// its preview Service (port 80 to nginx's 8080). Everything the frontend serves itself passes;
+// the API cannot (PostgREST and Envoy do not run here, so nginx answers 502), and the check
+// must say exactly that, and fail.
+func contractPromotionCheck(t *testing.T, cluster *sandboxCluster, r testkit.Run) {
+	t.Helper()
+	job := testkit.TypedPod(t, r.Object(t, testkit.Job, "frontend-promotion-check"))
+	pod := cluster.newPod(t, "frontend-promotion-check-1", job, nil)
+	check := pod.start(t, "promotion-check")
+	code := check.wait(2 * time.Minute)
+	assert.Equal(t, 1, code, "the check fails on an API that cannot answer:\n%s", check.Output())
+	assert.Contains(t, check.Output(), "promotion check FAILED for blue at http://frontend-blue-preview:80: /api/health answered 502",
+		"/health, the dashboard, /release/color and /release/version passed first")
+}

@@ -1,0 +1,511 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+
+	"ecommerce-platform/deploy"
+	"ecommerce-platform/tests/testkit"
+)
+
+// integrationEnv finds the tools and the cluster `make integration` prepared.
+func integrationEnv(t *testing.T) (tools, kubeconfig string) {
+	tools, kubeconfig = os.Getenv("ECOMMERCE_TOOLS"), os.Getenv("ECOMMERCE_KUBECONFIG")
+	if tools == "" || kubeconfig == "" {
+		msg := "ECOMMERCE_TOOLS and ECOMMERCE_KUBECONFIG are not set: run `make integration`"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return tools, kubeconfig
+}
+
+// copyProject copies the project's own Pulumi.yaml and stack files into a temporary folder,
+// so config changes made by the tests (activeColor, generated secrets) stay out of the repo.
+// Secrets a user's `make up` stored in a stack file are encrypted with that user's passphrase:
+// the copies leave them (and the encryption salt) out, and the tests generate their own.
+func copyProject(t *testing.T) string {
+	dir := t.TempDir()
+	for _, name := range []string{"Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"} {
+		b, err := os.ReadFile(testkit.ProjectFile(t, name))
+		require.NoError(t, err)
+		if name != "Pulumi.yaml" {
+			b = withoutSecrets(t, b)
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o600))
+	}
+	return dir
+}
+
+// withoutSecrets is a stack file without its encryption salt and `secure:` values.
+func withoutSecrets(t *testing.T, stackFile []byte) []byte {
+	var doc map[string]any
+	require.NoError(t, yaml.Unmarshal(stackFile, &doc))
+	delete(doc, "encryptionsalt")
+	cfg, _ := doc["config"].(map[string]any)
+	for key, value := range cfg {
+		if m, ok := value.(map[string]any); ok && m["secure"] != nil {
+			delete(cfg, key)
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	require.NoError(t, err)
+	return out
+}
+
+// timing records a measured duration for the closing report.
+func timing(t *testing.T, what string, since time.Time) {
+	t.Logf("integration timing: %-28s %6.1fs", what, time.Since(since).Seconds())
+}
+
+// TestIntegration drives the real Pulumi engine and Kubernetes provider, through the same
+// driver `make up` uses, against a real local control plane. The steps build on each other.
+func TestIntegration(t *testing.T) {
+	tools, kubeconfig := integrationEnv(t)
+	ctx := context.Background()
+	k := newKube(t, kubeconfig)
+	project := copyProject(t)
+	var progress bytes.Buffer
+	open := func(stack string) *deploy.Stack {
+		s, err := deploy.Open(ctx, deploy.Options{
+			ProjectDir: project, Stack: stack, StateDir: filepath.Join(project, ".state"),
+			ToolsDir: tools, Kubeconfig: kubeconfig, Passphrase: "integration", Progress: &progress,
+		})
+		require.NoError(t, err)
+		_, err = s.EnsureSecrets(ctx)
+		require.NoError(t, err)
+		return s
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pulumi progress (tail):\n%s", tail(progress.String(), 120))
+		}
+	})
+	dev := open("dev")
+	const ns = "ecommerce-dev"
+	traffic := deploy.Traffic{Kubectl: filepath.Join(tools, "bin", "kubectl"), Kubeconfig: kubeconfig, Namespace: ns}
+
+	t.Run("bad config fails and creates nothing", func(t *testing.T) {
+		before := namespaces(t, k)
+		require.NoError(t, dev.SetConfig(ctx, "backendReplicas", "0"))
+		_, _, err := dev.Up(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `backendReplicas: "0" is not allowed`)
+		assert.Equal(t, before, namespaces(t, k), "the cluster holds no new namespace")
+		assert.Equal(t, http404, k.get(t, "/api/v1/namespaces/"+ns, nil))
+		require.NoError(t, dev.SetConfig(ctx, "backendReplicas", "1"))
+	})
+
+	t.Run("dev up", func(t *testing.T) {
+		start := time.Now()
+		changes, outputs, err := dev.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "dev up", start)
+		assert.NotEmpty(t, changes)
+		assert.Equal(t, ns, outputs["namespace"].Value)
+		assert.Equal(t, "blue", outputs["activeColor"].Value)
+		assert.Equal(t, "database-service", outputs["databaseService"].Value)
+		assert.Equal(t, "backend-service", outputs["backendService"].Value)
+		assert.Equal(t, "<node-ip>:30180", outputs["previewAddresses"].Value.(map[string]any)["blue"])
+
+		for _, name := range []string{"backend", "frontend-blue", "frontend-green"} {
+			var d appsv1.Deployment
+			k.mustGet(t, nsPath(ns, "deployments")+"/"+name, &d)
+			assert.Truef(t, available(d), "Deployment %s Available", name)
+			assert.Equal(t, int32(1), d.Status.ReadyReplicas, name)
+		}
+		var sts appsv1.StatefulSet
+		k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)
+		assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
+		var job batchv1.Job
+		k.mustGet(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/database-credentials", &job)
+		assert.Equal(t, int32(1), job.Status.Succeeded, "the credentials job ran before the backend")
+		for _, claim := range []string{"data-database-0", "database-backups"} {
+			waitClaimBound(t, k, ns, claim, "standard")
+		}
+		for _, svc := range []string{
+			"database-service", "database-readonly", "database-nodeport", "backend-service", "backend-nodeport",
+			"frontend-service", "frontend-internal", "frontend-nodeport", "frontend-blue-preview", "frontend-green-preview",
+		} {
+			eventually(t, time.Minute, svc+" has ready endpoints", func() error {
+				if len(readyEndpointPods(t, k, ns, svc)) == 0 {
+					return fmt.Errorf("%s has no ready endpoints", svc)
+				}
+				return nil
+			})
+		}
+		var sa corev1.ServiceAccount
+		k.mustGet(t, nsPath(ns, "serviceaccounts")+"/backend", &sa)
+		require.NotNil(t, sa.AutomountServiceAccountToken)
+		assert.False(t, *sa.AutomountServiceAccountToken)
+	})
+
+	t.Run("second up changes nothing", func(t *testing.T) {
+		start := time.Now()
+		changes, _, err := dev.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "no-op up", start)
+		assert.Empty(t, changes)
+	})
+
+	t.Run("switch to green: the check runs, then only the production selectors move", func(t *testing.T) {
+		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
+		start := time.Now()
+		planned, err := dev.Preview(ctx)
+		require.NoError(t, err)
+		timing(t, "switch preview", start)
+		assert.Equal(t, []string{
+			"kubernetes:batch/v1:Job frontend-promotion-job",
+			"kubernetes:core/v1:Service frontend-internal",
+			"kubernetes:core/v1:Service frontend-nodeport",
+			"kubernetes:core/v1:Service frontend-service",
+			"kubernetes:networking.k8s.io/v1:NetworkPolicy frontend-promotion-netpol",
+		}, changedResources(planned))
+
+		start = time.Now()
+		moved := watchTrafficMoves(traffic, "frontend-service", "frontend-green-", start)
+		changes, err := dev.Switch(ctx, "green")
+		require.NoError(t, err)
+		timing(t, "switch up", start)
+		movedAfter := <-moved
+		require.Positive(t, movedAfter, "frontend-service's endpoints moved to green")
+		t.Logf("integration timing: %-28s %6.1fs", "traffic moved", movedAfter.Seconds())
+		assert.Equal(t, changedResources(planned), changedResources(changes))
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
+		assertServesOnly(t, k, ns, "frontend-internal", "frontend-green-")
+		assertServesOnly(t, k, ns, "frontend-blue-preview", "frontend-blue-")
+		var job batchv1.Job
+		k.mustGet(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/frontend-promotion-check", &job)
+		assert.Equal(t, int32(1), job.Status.Succeeded)
+		assert.Equal(t, "green", job.Spec.Template.Annotations["ecommerce-platform/expected-color"])
+	})
+
+	t.Run("switch back restores blue", func(t *testing.T) {
+		start := time.Now()
+		moved := watchTrafficMoves(traffic, "frontend-service", "frontend-blue-", start)
+		changes, err := dev.Switch(ctx, "blue")
+		require.NoError(t, err)
+		timing(t, "switch back", start)
+		movedAfter := <-moved
+		require.Positive(t, movedAfter, "frontend-service's endpoints moved back to blue")
+		t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", movedAfter.Seconds())
+		assert.Len(t, changedResources(changes), 5)
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+	})
+
+	t.Run("failing check: up fails and traffic stays on blue; fixed, the next up passes", func(t *testing.T) {
+		// The cluster's chaos stage fails the check pod of a color that does not serve the
+		// version its config says (the cluster script installs it for version 9.9.9-broken).
+		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "9.9.9-broken"))
+		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
+		_, _, err := dev.Up(ctx)
+		require.Error(t, err, "a failed promotion check fails the switch")
+		assert.Contains(t, err.Error(), "frontend-promotion")
+		var svc corev1.Service
+		for _, name := range []string{"frontend-service", "frontend-internal", "frontend-nodeport"} {
+			k.mustGet(t, nsPath(ns, "services")+"/"+name, &svc)
+			assert.Equal(t, "blue", svc.Spec.Selector["ecommerce-platform/color"], "%s stays on blue", name)
+		}
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+
+		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "1.2.0"))
+		start := time.Now()
+		_, _, err = dev.Up(ctx)
+		require.NoError(t, err, "the fixed color passes its check and goes live")
+		timing(t, "switch after a fix", start)
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
+
+		_, err = dev.Switch(ctx, "blue")
+		require.NoError(t, err)
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+	})
+
+	t.Run("a release on the idle color updates only its Deployment", func(t *testing.T) {
+		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "1.1.0"))
+		require.NoError(t, dev.SetConfig(ctx, "greenImage", "nginxinc/nginx-unprivileged:1.27.5-alpine"))
+		planned, err := dev.Preview(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"update kubernetes:apps/v1:Deployment frontend-green-deployment"}, changeStrings(planned))
+		start := time.Now()
+		_, _, err = dev.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "idle-color release", start)
+		var d appsv1.Deployment
+		k.mustGet(t, nsPath(ns, "deployments")+"/frontend-green", &d)
+		assert.Equal(t, "1.1.0", d.Spec.Template.Labels["app.kubernetes.io/version"])
+		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
+	})
+
+	t.Run("destroy leaves nothing behind", func(t *testing.T) {
+		start := time.Now()
+		require.NoError(t, dev.Destroy(ctx))
+		timing(t, "dev destroy", start)
+		eventually(t, 2*time.Minute, "namespace "+ns+" gone", func() error {
+			if code := k.get(t, "/api/v1/namespaces/"+ns, nil); code != http404 {
+				return fmt.Errorf("namespace %s still answers %d", ns, code)
+			}
+			return nil
+		})
+		var claims corev1.PersistentVolumeClaimList
+		k.mustGet(t, "/api/v1/persistentvolumeclaims", &claims)
+		for _, c := range claims.Items {
+			assert.NotEqualf(t, ns, c.Namespace, "PVC %s survived", c.Name)
+		}
+	})
+
+	t.Run("prod up and protected destroy", func(t *testing.T) {
+		prod := open("prod")
+		const prodNS = "ecommerce-platform"
+		start := time.Now()
+		_, outputs, err := prod.Up(ctx)
+		require.NoError(t, err)
+		timing(t, "prod up", start)
+		var svc corev1.Service
+		k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
+		assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
+		require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
+		assert.Equal(t, "https://"+svc.Status.LoadBalancer.Ingress[0].IP, outputs["productionAddress"].Value)
+		waitClaimBound(t, k, prodNS, "data-database-0", "fast-ssd")
+		// Two read replicas, each with a claim of its own; database-readonly serves exactly them.
+		var replicas appsv1.StatefulSet
+		k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-replica", &replicas)
+		assert.Equal(t, int32(2), replicas.Status.ReadyReplicas)
+		for _, claim := range []string{"data-database-replica-0", "data-database-replica-1"} {
+			waitClaimBound(t, k, prodNS, claim, "fast-ssd")
+		}
+		eventually(t, time.Minute, "database-readonly serves exactly the replicas", func() error {
+			pods := readyEndpointPods(t, k, prodNS, "database-readonly")
+			if strings.Join(pods, ",") != "database-replica-0,database-replica-1" {
+				return fmt.Errorf("database-readonly serves %v", pods)
+			}
+			return nil
+		})
+		assert.Equal(t, []string{"database-0"}, readyEndpointPods(t, k, prodNS, "database-service"))
+		for _, name := range []string{"frontend-blue", "frontend-green"} {
+			var d appsv1.Deployment
+			k.mustGet(t, nsPath(prodNS, "deployments")+"/"+name, &d)
+			assert.Equal(t, int32(3), d.Status.ReadyReplicas, name)
+		}
+		var hpa autoscalingv2.HorizontalPodAutoscaler
+		k.mustGet(t, nsPath(prodNS, "horizontalpodautoscalers")+"/backend", &hpa)
+		assert.Equal(t, int32(10), hpa.Spec.MaxReplicas)
+
+		err = prod.Destroy(ctx)
+		require.Error(t, err, "destroy must be refused while the database is protected")
+		assert.Contains(t, err.Error(), "protect")
+		var sts appsv1.StatefulSet
+		k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database", &sts)
+		assert.Equal(t, http200, k.get(t, "/api/v1/namespaces/"+prodNS, nil), "the namespace survives")
+	})
+
+}
+
+// TestIntegrationRenderedManifests renders the prod stack through the real engine and
+// provider (no cluster) and decodes every manifest strictly into k8s.io/api types.
+func TestIntegrationRenderedManifests(t *testing.T) {
+	tools := os.Getenv("ECOMMERCE_TOOLS")
+	if tools == "" {
+		integrationEnv(t)
+	}
+	ctx := context.Background()
+	project := copyProject(t)
+	out := filepath.Join(t.TempDir(), "rendered")
+	start := time.Now()
+	files, err := deploy.Render(ctx, deploy.RenderOptions{
+		Options: deploy.Options{ProjectDir: project, Stack: "prod", ToolsDir: tools, Passphrase: "integration", Progress: io.Discard},
+		OutDir:  out,
+	})
+	require.NoError(t, err)
+	timing(t, "render prod", start)
+	kinds := map[string]int{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, doc := range strings.Split(string(raw), "\n---\n") {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			var head struct{ Kind string }
+			require.NoError(t, yaml.Unmarshal([]byte(doc), &head))
+			obj := typedObject(head.Kind)
+			require.NotNilf(t, obj, "%s: unexpected kind %q", f, head.Kind)
+			require.NoErrorf(t, yaml.UnmarshalStrict([]byte(doc), obj), "%s does not decode strictly as %s", f, head.Kind)
+			kinds[head.Kind]++
+		}
+	}
+	assert.Equal(t, map[string]int{
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 9, "ServiceAccount": 4,
+		"Secret": 2, "ConfigMap": 8, "StatefulSet": 2, "Deployment": 3, "Service": 8, "PodDisruptionBudget": 5,
+		"PersistentVolumeClaim": 1, "CronJob": 1, "Job": 2, "HorizontalPodAutoscaler": 1,
+	}, kinds)
+}
+
+const (
+	http200 = 200
+	http404 = 404
+)
+
+func typedObject(kind string) any {
+	switch kind {
+	case "Namespace":
+		return &corev1.Namespace{}
+	case "ResourceQuota":
+		return &corev1.ResourceQuota{}
+	case "LimitRange":
+		return &corev1.LimitRange{}
+	case "ServiceAccount":
+		return &corev1.ServiceAccount{}
+	case "Secret":
+		return &corev1.Secret{}
+	case "ConfigMap":
+		return &corev1.ConfigMap{}
+	case "Service":
+		return &corev1.Service{}
+	case "PersistentVolumeClaim":
+		return &corev1.PersistentVolumeClaim{}
+	case "Deployment":
+		return &appsv1.Deployment{}
+	case "StatefulSet":
+		return &appsv1.StatefulSet{}
+	case "Job":
+		return &batchv1.Job{}
+	case "CronJob":
+		return &batchv1.CronJob{}
+	case "NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}
+	case "Ingress":
+		return &networkingv1.Ingress{}
+	case "PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	case "HorizontalPodAutoscaler":
+		return &autoscalingv2.HorizontalPodAutoscaler{}
+	}
+	return nil
+}
+
+func namespaces(t *testing.T, k *kube) []string {
+	var list corev1.NamespaceList
+	k.mustGet(t, "/api/v1/namespaces", &list)
+	var out []string
+	for _, n := range list.Items {
+		out = append(out, n.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitClaimBound waits until a PVC of the given class is Bound.
+func waitClaimBound(t *testing.T, k *kube, ns, claim, class string) {
+	eventually(t, time.Minute, "PVC "+claim+" Bound", func() error {
+		var pvc corev1.PersistentVolumeClaim
+		k.mustGet(t, nsPath(ns, "persistentvolumeclaims")+"/"+claim, &pvc)
+		if pvc.Status.Phase != corev1.ClaimBound {
+			return fmt.Errorf("PVC %s is %s", claim, pvc.Status.Phase)
+		}
+		if got := *pvc.Spec.StorageClassName; got != class {
+			return fmt.Errorf("PVC %s has class %s, want %s", claim, got, class)
+		}
+		return nil
+	})
+}
+
+func available(d appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// readyEndpointPods lists the pods behind a Service's ready endpoints.
+func readyEndpointPods(t *testing.T, k *kube, ns, service string) []string {
+	var slices discoveryv1.EndpointSliceList
+	k.mustGet(t, nsPath(ns, "endpointslices")+"?labelSelector=kubernetes.io/service-name="+service, &slices)
+	return deploy.ReadyPods(slices)
+}
+
+// assertServesOnly waits until a Service's ready endpoints are exactly pods with a prefix.
+func assertServesOnly(t *testing.T, k *kube, ns, service, podPrefix string) {
+	eventually(t, time.Minute, service+" serves only "+podPrefix+"*", func() error {
+		pods := readyEndpointPods(t, k, ns, service)
+		if len(pods) == 0 {
+			return errors.New(service + " has no ready endpoints")
+		}
+		for _, p := range pods {
+			if !strings.HasPrefix(p, podPrefix) {
+				return fmt.Errorf("%s endpoints %v include %s", service, pods, p)
+			}
+		}
+		return nil
+	})
+}
+
+// changedResources are the resources a preview or update touches, as "type name", sorted
+// (a replaced Job shows up once, whatever steps its replacement takes).
+func changedResources(changes []deploy.Change) []string {
+	set := map[string]bool{}
+	for _, c := range changes {
+		set[c.Type+" "+c.Name] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// watchTrafficMoves reports how long after start a Service's ready endpoints first were only
+// pods with the prefix (the moment production traffic moved), measured with the driver's own
+// check (deploy.Traffic, the one `platform switch` reports); -1 if that never happened.
+func watchTrafficMoves(tr deploy.Traffic, service, podPrefix string, start time.Time) <-chan time.Duration {
+	done := make(chan time.Duration, 1)
+	go func() {
+		moved, err := tr.WaitServedOnlyBy(context.Background(), service, podPrefix, start, 3*time.Minute)
+		if err != nil {
+			moved = -1
+		}
+		done <- moved
+	}()
+	return done
+}
+
+func changeStrings(changes []deploy.Change) []string {
+	var out []string
+	for _, c := range changes {
+		out = append(out, c.String())
+	}
+	return out
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
