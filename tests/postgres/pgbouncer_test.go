@@ -8,10 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -19,41 +17,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
-	"ecommerce-platform/tests/testkit"
 	"ecommerce-platform/tests/testkit/pgtest"
 )
 
 func TestPgBouncerPooledApiAccess(t *testing.T) {
-	pgbouncer := testkit.RequireEngine(t, "pgbouncer")
 	s := pgtest.StartLoaded(t, true)
-
-	pgtest.WriteFile(t, filepath.Join(s.Dir, "userlist.txt"), components.PgBouncerUserlist("authenticator", pgtest.AuthenticatorPassword), 0o600)
-	settings := assets.PgBouncerSettings{
-		ListenAddr:      "127.0.0.1",
-		ListenPort:      testkit.FreePort(t),
-		DatabaseName:    pgtest.Database,
-		DatabaseHost:    "127.0.0.1",
-		DatabasePort:    s.Port,
-		AuthFile:        filepath.Join(s.Dir, "userlist.txt"),
-		DefaultPoolSize: 2,
-		MinPoolSize:     1,
-		ReservePoolSize: 1,
-		MaxClientConn:   50,
-		MaxDBConns:      3,
-	}
-	ini, err := assets.RenderPgBouncerIni(settings)
-	require.NoError(t, err)
-	iniPath := filepath.Join(s.Dir, "pgbouncer.ini")
-	pgtest.WriteFile(t, iniPath, ini, 0o644)
-
-	proc := pgtest.StartProcess(t, "pgbouncer", filepath.Join(s.Dir, "pgbouncer.log"), syscall.SIGTERM, pgbouncer, iniPath)
-	connString := func(password string) string {
-		return fmt.Sprintf("host=127.0.0.1 port=%d user=authenticator password=%s dbname=%s sslmode=disable "+
-			"default_query_exec_mode=simple_protocol", settings.ListenPort, password, pgtest.Database)
-	}
-	pgtest.WaitConnect(t, proc, connString(pgtest.AuthenticatorPassword))
+	sizes := assets.PgBouncerSettings{DefaultPoolSize: 2, MinPoolSize: 1, ReservePoolSize: 1, MaxClientConn: 50, MaxDBConns: 3}
+	proc := pgtest.StartPgBouncer(t, s, "pgbouncer", pgtest.AuthenticatorPassword, sizes)
+	ini, connString := proc.Ini, proc.ConnString
 	ctx := context.Background()
 	connect := func(t *testing.T) *pgx.Conn {
 		conn, err := pgx.Connect(ctx, connString(pgtest.AuthenticatorPassword))
@@ -150,7 +122,7 @@ func TestPgBouncerPooledApiAccess(t *testing.T) {
 		var serverConns int
 		require.NoError(t, direct.QueryRow(ctx,
 			"SELECT count(*) FROM pg_stat_activity WHERE usename = 'authenticator'").Scan(&serverConns))
-		assert.LessOrEqual(t, serverConns, settings.MaxDBConns, "max_db_connections caps the pool")
+		assert.LessOrEqual(t, serverConns, sizes.MaxDBConns, "max_db_connections caps the pool")
 		assert.GreaterOrEqual(t, serverConns, 1)
 	})
 

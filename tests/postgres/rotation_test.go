@@ -16,9 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
-	"ecommerce-platform/tests/testkit"
 	"ecommerce-platform/tests/testkit/pgtest"
 )
 
@@ -28,29 +26,16 @@ import (
 // new PgBouncer with the new auth file takes the traffic, the old one stops). The loop keeps
 // answering; the longest gap is reported.
 func TestRotationKeepsTheAPIAnswering(t *testing.T) {
-	pgbouncer := testkit.RequireEngine(t, "pgbouncer")
 	s := pgtest.StartLoaded(t, true)
-	startPool := func(name, password string) (int, *pgtest.Process) {
-		dir := pgtest.ServerDir(t)
-		userlist := filepath.Join(dir, "userlist.txt")
-		pgtest.WriteFile(t, userlist, components.PgBouncerUserlist("authenticator", password), 0o600)
-		port := testkit.FreePort(t)
-		ini, err := assets.RenderPgBouncerIni(assets.PgBouncerSettings{
-			ListenAddr: "127.0.0.1", ListenPort: port, DatabaseName: pgtest.Database, DatabaseHost: "127.0.0.1",
-			DatabasePort: s.Port, AuthFile: userlist, DefaultPoolSize: 4, ReservePoolSize: 1, MaxClientConn: 50, MaxDBConns: 5,
-		})
-		require.NoError(t, err)
-		iniPath := filepath.Join(dir, "pgbouncer.ini")
-		pgtest.WriteFile(t, iniPath, ini, 0o644)
-		proc := pgtest.StartProcess(t, name, filepath.Join(dir, "pgbouncer.log"), syscall.SIGTERM, pgbouncer, iniPath)
-		pgtest.WaitConnect(t, proc, poolConn(port, password))
-		return port, proc
+	startPool := func(name, password string) *pgtest.PgBouncer {
+		return pgtest.StartPgBouncer(t, s, name, password,
+			assets.PgBouncerSettings{DefaultPoolSize: 4, ReservePoolSize: 1, MaxClientConn: 50, MaxDBConns: 5})
 	}
 
 	const newPassword = "authenticator-rotated-password"
-	oldPort, oldPool := startPool("pgbouncer-old", pgtest.AuthenticatorPassword)
+	oldPool := startPool("pgbouncer-old", pgtest.AuthenticatorPassword)
 	var target atomic.Value
-	target.Store(poolConn(oldPort, pgtest.AuthenticatorPassword))
+	target.Store(oldPool.ConnString(pgtest.AuthenticatorPassword))
 
 	ctx, stop := context.WithCancel(context.Background())
 	var mu sync.Mutex
@@ -86,8 +71,7 @@ func TestRotationKeepsTheAPIAnswering(t *testing.T) {
 	phase.Store(1)
 	time.Sleep(300 * time.Millisecond)
 	// 2. The backend rolls: a new pod (PgBouncer with the new auth file) takes over.
-	newPort, _ := startPool("pgbouncer-new", newPassword)
-	target.Store(poolConn(newPort, newPassword))
+	target.Store(startPool("pgbouncer-new", newPassword).ConnString(newPassword))
 	phase.Store(2)
 	time.Sleep(100 * time.Millisecond)
 	_ = oldPool.Cmd.Process.Signal(syscall.SIGTERM)
@@ -110,11 +94,6 @@ func TestRotationKeepsTheAPIAnswering(t *testing.T) {
 		s.Port, pgtest.AuthenticatorPassword, pgtest.Database))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "password authentication failed")
-}
-
-func poolConn(port int, password string) string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=authenticator password=%s dbname=%s sslmode=disable default_query_exec_mode=simple_protocol",
-		port, password, pgtest.Database)
 }
 
 // poolQuery is one API request as PostgREST makes it through the pool.
