@@ -15,17 +15,6 @@ import (
 	"ecommerce-platform/components/config"
 )
 
-// Ports of the backend pod.
-const (
-	BackendPort       = 8080 // Envoy: the only port the Service and the NetworkPolicy open
-	envoyAdminPort    = 9901 // 127.0.0.1 only
-	postgrestPort     = 3000
-	postgrestAdmin    = 3001
-	pgbouncerPort     = 6432
-	authenticatorRole = "authenticator"
-	backendSecretsDir = "/etc/backend-secrets"
-)
-
 // BackendArgs configure the API tier.
 type BackendArgs struct {
 	Namespace      pulumi.StringInput
@@ -55,12 +44,6 @@ type Backend struct {
 
 	ServiceName pulumi.StringOutput
 	Port        pulumi.IntOutput
-}
-
-// DatabaseURL is the API's connection string: always the pod's own PgBouncer, never the
-// database directly, and never with the password (that comes from PGPASSWORD).
-func DatabaseURL(database string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", authenticatorRole, pgbouncerPort, database)
 }
 
 // PgBouncerUserlist is one line of PgBouncer's auth_file: both fields in double quotes,

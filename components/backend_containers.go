@@ -1,6 +1,7 @@
 package components
 
 import (
+	"fmt"
 	"strconv"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -9,6 +10,23 @@ import (
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
 )
+
+// Ports of the backend pod.
+const (
+	BackendPort       = 8080 // Envoy: the only port the Service and the NetworkPolicy open
+	envoyAdminPort    = 9901 // 127.0.0.1 only
+	postgrestPort     = 3000
+	postgrestAdmin    = 3001
+	pgbouncerPort     = 6432
+	authenticatorRole = "authenticator"
+	backendSecretsDir = "/etc/backend-secrets"
+)
+
+// DatabaseURL is the API's connection string: always the pod's own PgBouncer, never the
+// database directly, and never with the password (that comes from PGPASSWORD).
+func DatabaseURL(database string) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", authenticatorRole, pgbouncerPort, database)
+}
 
 // drainFirst keeps a backend container serving for 5 s after its endpoint is removed, so
 // requests already routed to the pod finish.

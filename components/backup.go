@@ -12,9 +12,6 @@ import (
 	"ecommerce-platform/components/config"
 )
 
-// BackupDir is where the backup volume is mounted in the backup job's pod.
-const BackupDir = "/backups"
-
 // backupJob is what the backup CronJob needs.
 type backupJob struct {
 	Resource       string // the Database component's name

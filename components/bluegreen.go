@@ -80,7 +80,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		check, err := newPromotionCheck(ctx, promotionCheck{
 			Resource: name + "-promotion", Namespace: ns, Identity: id.WithComponent("promotion-check"),
 			Security: args.Security, Image: s.PromotionCheckImage, TimeoutSeconds: s.PromotionCheckTimeout,
-			Color: active, Release: *s.Color(active), Preview: previewServices[active].Metadata.Name().Elem(),
+			Color: active, Release: *s.Color(active), PreviewURL: pulumi.Sprintf("http://%s:%d", previewServices[active].Metadata.Name().Elem(), servicePort),
 			ColorPods: id.WithColor(active).Selector(),
 		}, parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment, previewServices[active]}))
 		if err != nil {

@@ -12,19 +12,7 @@ import (
 	policyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
-)
-
-// Ports and paths of the database pod.
-const (
-	PostgresPort        = 5432
-	postgresMetricsPort = 9187
-	postgresSecretsDir  = "/etc/database-secrets"
-	postgresDataDir     = "/var/lib/postgresql/data"
-	postgresSocketDir   = "/var/run/postgresql"
-	postgresConfigPath  = "/etc/postgresql/postgresql.conf"
-	postgresHBAPath     = "/etc/postgresql/pg_hba.conf"
 )
 
 // DatabaseArgs configure the PostgreSQL tier.
@@ -120,8 +108,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if s.Replicas > 0 {
 		// After the credentials job: the replicator role exists with its password.
 		if err := newReplicas(ctx, replicaSet{
-			Resource: name + "-replica", Args: args, Identity: replicaPods, ServiceAccount: serviceAccount,
-			Secret: secret, Files: files, PrimaryHost: host,
+			Resource: name + "-replica", Namespace: ns, Identity: replicaPods, Security: args.Security, Settings: s,
+			ServiceAccount: serviceAccount, Secret: secret, Files: files, PrimaryHost: host, PrimaryPods: id.Selector(),
+			ReplicationPassword: args.ReplicationPassword, ClientPods: args.ClientPods,
+			MonitoringNamespace: args.MonitoringNamespace, Spread: args.Spread,
 		}, parent, pulumi.DependsOn([]pulumi.Resource{d.CredentialsJob})); err != nil {
 			return nil, err
 		}
@@ -159,53 +149,6 @@ func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, 
 		return pulumi.StringOutput{}, fmt.Errorf("database secret: %w", err)
 	}
 	return secret.Metadata.Name().Elem(), nil
-}
-
-// databaseFiles are the database's ConfigMaps: postgresql.conf and the jobs' scripts
-// (Config), the init scripts (InitDB), and a hash of postgresql.conf that rolls the pod.
-type databaseFiles struct {
-	Config, InitDB pulumi.StringOutput
-	ConfHash       string
-}
-
-func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
-	postgresConf, err := assets.RenderPostgresConf(assets.PostgresSettings{
-		Port:                    PostgresPort,
-		MaxConnections:          s.MaxConnections,
-		SharedBuffers:           s.SharedBuffers,
-		WorkMem:                 s.WorkMem,
-		EffectiveCacheSize:      s.EffectiveCacheSize,
-		LogMinDurationStatement: s.LogMinDurationMs,
-		UnixSocketDir:           postgresSocketDir,
-		HBAFile:                 postgresHBAPath,
-		ReplicaWalKeepSize:      s.ReplicaWalKeepSize,
-	})
-	if err != nil {
-		return databaseFiles{}, err
-	}
-	configData := map[string]string{
-		"postgresql.conf": postgresConf, "pg_hba.conf": assets.File("pg_hba.conf"),
-		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
-	}
-	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta(id.Object("config"), ns, labels),
-		Data:     pulumi.ToStringMap(configData),
-	}, opts...)
-	if err != nil {
-		return databaseFiles{}, fmt.Errorf("database config map: %w", err)
-	}
-	scripts, err := assets.InitScripts(s.SeedData)
-	if err != nil {
-		return databaseFiles{}, err
-	}
-	initdb, err := corev1.NewConfigMap(ctx, name+"-initdb", &corev1.ConfigMapArgs{
-		Metadata: meta(id.Object("initdb"), ns, labels),
-		Data:     pulumi.ToStringMap(scripts),
-	}, opts...)
-	if err != nil {
-		return databaseFiles{}, fmt.Errorf("database initdb config map: %w", err)
-	}
-	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
 }
 
 // newDatabaseServices are the seed's Services: database-service (headless, the StatefulSet's),
@@ -277,31 +220,6 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 		return nil, fmt.Errorf("database disruption budget: %w", err)
 	}
 	return statefulSet, nil
-}
-
-// databaseVolumes are the volumes of a database pod, primary or replica.
-func databaseVolumes(files databaseFiles, secret pulumi.StringInput) corev1.VolumeArray {
-	return corev1.VolumeArray{
-		configMapVolume("config", files.Config),
-		configMapVolume("initdb", files.InitDB),
-		secretVolume("secrets", secret),
-		emptyDir("tmp", "64Mi"),
-		emptyDir("run", "16Mi"),
-	}
-}
-
-// claimTemplate is a ReadWriteOnce claim of a class and size.
-func claimTemplate(name string, labels pulumi.StringMap, class, size string) corev1.PersistentVolumeClaimTypeArgs {
-	return corev1.PersistentVolumeClaimTypeArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels},
-		Spec: corev1.PersistentVolumeClaimSpecArgs{
-			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
-			StorageClassName: pulumi.String(class),
-			Resources: &corev1.VolumeResourceRequirementsArgs{
-				Requests: pulumi.StringMap{"storage": pulumi.String(size)},
-			},
-		},
-	}
 }
 
 // newDatabasePolicies admit the database's clients (the backend, the jobs, and the node

@@ -10,6 +10,20 @@ import (
 	"ecommerce-platform/components/config"
 )
 
+// Ports and paths of the database pod.
+const (
+	PostgresPort        = 5432
+	postgresMetricsPort = 9187
+	postgresSecretsDir  = "/etc/database-secrets"
+	postgresDataDir     = "/var/lib/postgresql/data"
+	postgresSocketDir   = "/var/run/postgresql"
+	postgresConfigPath  = "/etc/postgresql/postgresql.conf"
+	postgresHBAPath     = "/etc/postgresql/pg_hba.conf"
+)
+
+// BackupDir is where the backup volume is mounted in the backup job's pod.
+const BackupDir = "/backups"
+
 // postgresContainer is PostgreSQL 15 through its image's entrypoint: first start runs the
 // init scripts; postgresql.conf comes from the ConfigMap; the probes name their user (they
 // run as a uid without a passwd entry).

@@ -29,10 +29,10 @@ type promotionCheck struct {
 	Security       PodSecurity
 	Image          string // sh and curl
 	TimeoutSeconds int
-	Color          string         // the color about to be active
-	Release        config.Release // its image and version
-	Preview        pulumi.StringInput
-	ColorPods      pulumi.StringMap // the pods its preview Service selects
+	Color          string             // the color about to be active
+	Release        config.Release     // its image and version
+	PreviewURL     pulumi.StringInput // http://<the color's preview Service>:<port>
+	ColorPods      pulumi.StringMap   // the pods its preview Service selects
 }
 
 // newPromotionCheck runs promotion-check.sh once per active color, image and version, against
@@ -58,7 +58,7 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 		Image:   pulumi.String(p.Image),
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/promotion-check.sh"}),
 		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("TARGET"), Value: pulumi.Sprintf("http://%s:%d", p.Preview, servicePort)},
+			corev1.EnvVarArgs{Name: pulumi.String("TARGET"), Value: p.PreviewURL},
 			env("EXPECTED_COLOR", p.Color),
 			env("EXPECTED_VERSION", p.Release.Version),
 			env("WAIT_SECONDS", strconv.Itoa(p.TimeoutSeconds/2)),

@@ -18,13 +18,20 @@ const replicationUser = "replicator"
 
 // replicaSet is what the read replicas need.
 type replicaSet struct {
-	Resource       string
-	Args           *DatabaseArgs
-	Identity       Identity // of the replica pods
-	ServiceAccount pulumi.StringInput
-	Secret         pulumi.StringInput
-	Files          databaseFiles
-	PrimaryHost    pulumi.StringInput
+	Resource            string
+	Namespace           pulumi.StringInput
+	Identity            Identity // of the replica pods
+	Security            PodSecurity
+	Settings            config.Database
+	ServiceAccount      pulumi.StringInput
+	Secret              pulumi.StringInput
+	Files               databaseFiles
+	PrimaryHost         pulumi.StringInput
+	PrimaryPods         pulumi.StringMap // the only pods a replica connects to
+	ReplicationPassword pulumi.StringInput
+	ClientPods          pulumi.StringMap // pods allowed to connect (the backend)
+	MonitoringNamespace string
+	Spread              bool
 }
 
 // newReplicas runs Settings.Replicas streaming replicas of the primary as a StatefulSet of
@@ -32,8 +39,7 @@ type replicaSet struct {
 // of their own, with a disruption budget and a NetworkPolicy: the backend and the monitoring
 // namespace in, the primary out.
 func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOption) error {
-	a := r.Args
-	s, ns := a.Settings, a.Namespace
+	s, ns := r.Settings, r.Namespace
 	labels := r.Identity.Labels(versionOf(s.Image))
 	headless, err := newService(ctx, ns, labels, service{
 		Resource: r.Resource + "-service", Name: r.Identity.Object("replica"), Type: "Headless", Selector: r.Identity.Selector(),
@@ -47,7 +53,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	templateAnnotations := pulumi.ToStringMap(annotations)
 	// A new replicationPassword rolls the replicas (after the credentials job set it): their
 	// WAL receivers log in with it.
-	templateAnnotations["checksum/credentials"] = credentialsHash(a.ReplicationPassword)
+	templateAnnotations["checksum/credentials"] = credentialsHash(r.ReplicationPassword)
 	retention := pulumi.String(s.PVCRetention)
 	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(r.Identity.Object("replica"), ns, labels),
@@ -64,14 +70,14 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: templateAnnotations},
 				Spec: podOptions{
 					ServiceAccount: r.ServiceAccount,
-					Security:       a.Security,
-					InitContainers: corev1.ContainerArray{replicaBootstrapContainer(s, r.PrimaryHost, a.Security)},
+					Security:       r.Security,
+					InitContainers: corev1.ContainerArray{replicaBootstrapContainer(s, r.PrimaryHost, r.Security)},
 					Containers: corev1.ContainerArray{
-						replicaPostgresContainer(s, r.Secret, a.Security),
-						postgresExporterContainer(s, a.Security),
+						replicaPostgresContainer(s, r.Secret, r.Security),
+						postgresExporterContainer(s, r.Security),
 					},
 					TerminationGrace: 60,
-					SpreadSelector:   spreadIf(a.Spread, r.Identity.Selector()),
+					SpreadSelector:   spreadIf(r.Spread, r.Identity.Selector()),
 					Volumes:          databaseVolumes(r.Files, r.Secret),
 				}.spec(),
 			},
@@ -86,10 +92,10 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: r.Resource + "-netpol", Name: r.Identity.Object("replica"), Labels: labels, Pods: r.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
-			ingressRule(PostgresPort, fromPods(a.ClientPods)),
-			ingressRule(postgresMetricsPort, fromNamespace(a.MonitoringNamespace)),
+			ingressRule(PostgresPort, fromPods(r.ClientPods)),
+			ingressRule(postgresMetricsPort, fromNamespace(r.MonitoringNamespace)),
 		},
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.Identity.Selector()))},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(r.PrimaryPods))},
 	}, opts...); err != nil {
 		return fmt.Errorf("replica network policy: %w", err)
 	}

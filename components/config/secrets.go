@@ -1,0 +1,18 @@
+package config
+
+import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+// secretKeys are required and must be set with `pulumi config set --secret`.
+var secretKeys = []struct {
+	key      string
+	minLen   int
+	desc     string
+	bind     func(*Config) *pulumi.StringOutput
+	required func(*Config) bool // nil: always
+}{
+	{"dbPassword", 12, "Password of the database owner (postgres superuser of the instance)", func(c *Config) *pulumi.StringOutput { return &c.DBPassword }, nil},
+	{"apiDbPassword", 12, "Password of the API's `authenticator` login role, used by PgBouncer", func(c *Config) *pulumi.StringOutput { return &c.APIDBPassword }, nil},
+	{"jwtSecret", 32, "HS256 secret that signs and verifies the API's JWTs (PostgREST needs at least 32 characters)", func(c *Config) *pulumi.StringOutput { return &c.JWTSecret }, nil},
+	{"replicationPassword", 12, "Password of the `replicator` role the read replicas stream with (required when databaseReplicas > 0)",
+		func(c *Config) *pulumi.StringOutput { return &c.ReplicationPassword }, func(c *Config) bool { return c.Database.Replicas > 0 }},
+}

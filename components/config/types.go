@@ -1,0 +1,188 @@
+package config
+
+import (
+	"strings"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Config is the whole stack's configuration, typed. program.go loads it once, validates
+// it and maps it into each component's Args; components never read stack config.
+type Config struct {
+	Namespace           string
+	RunAsUser           int
+	RunAsGroup          int
+	FSGroup             int
+	MonitoringNamespace string
+	ExposeNodePorts     bool
+	NodePortSources     string // comma-separated CIDRs that may reach the node ports
+	SpreadAcrossNodes   bool
+	Quota               Quota
+
+	Database Database
+	Backend  Backend
+	Frontend Frontend
+
+	// Secrets: only from `pulumi config set --secret`.
+	DBPassword    pulumi.StringOutput
+	APIDBPassword pulumi.StringOutput
+	JWTSecret     pulumi.StringOutput
+	// ReplicationPassword is "" when there are no replicas and none was set.
+	ReplicationPassword pulumi.StringOutput
+}
+
+// Database configures the PostgreSQL tier.
+type Database struct {
+	Image              string
+	ExporterImage      string
+	Name               string
+	User               string
+	StorageClass       string
+	StorageSize        string
+	PVCRetention       string
+	Protect            bool
+	SeedData           bool
+	MaxConnections     int
+	SharedBuffers      string
+	WorkMem            string
+	EffectiveCacheSize string
+	LogMinDurationMs   int
+	Resources          Resources
+	NodePort           int
+	BackupSchedule     string
+	BackupKeep         int
+	BackupStorageSize  string
+	BackupStorageClass string
+	Replicas           int    // streaming read replicas
+	ReplicaMaxLagSecs  int    // a replica further behind is not ready
+	ReplicaWalKeepSize string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
+}
+
+// Backend configures the API tier.
+type Backend struct {
+	Image                   string
+	EnvoyImage              string
+	PgBouncerImage          string
+	Replicas                int
+	Autoscale               bool
+	MinReplicas             int
+	MaxReplicas             int
+	CPUTargetPercent        int
+	APIRateLimit            int
+	LogLevel                string
+	DBPoolSize              int
+	DBSchemas               string
+	AnonRole                string
+	PoolSize                int
+	MaxClientConn           int
+	CircuitMaxConnections   int
+	CircuitMaxPending       int
+	CircuitMaxRequests      int
+	CircuitMaxRetries       int
+	OutlierConsecutive5xx   int
+	OutlierIntervalSeconds  int
+	OutlierEjectionSeconds  int
+	DBWaitTimeoutSeconds    int
+	Resources               Resources
+	NodePort                int
+	TerminationGraceSeconds int
+	RequestTimeoutSeconds   int
+}
+
+// Frontend configures the nginx tier and its blue/green releases.
+type Frontend struct {
+	ActiveColor            string
+	Blue                   Release
+	Green                  Release
+	ServiceType            string
+	NodePort               int
+	BluePreviewNodePort    int
+	GreenPreviewNodePort   int
+	RateLimitPerSecond     int
+	RateLimitBurst         int
+	LoginRatePerMinute     int
+	TrustedProxies         string // comma-separated CIDRs
+	UpstreamTimeoutSeconds int
+	FluentBitImage         string
+	ExporterImage          string
+	Resources              Resources
+	TerminationGraceSec    int
+	IngressEnabled         bool
+	IngressHost            string
+	IngressClass           string
+	IngressTLSSecret       string
+	TLSSecret              string // kubernetes.io/tls Secret nginx serves HTTPS with ("" = none)
+	PromotionCheck         bool   // check a color through its preview Service before it goes live
+	PromotionCheckTimeout  int    // seconds
+	PromotionCheckImage    string // an image with sh and curl
+}
+
+// Quota sizes the namespace's ResourceQuota.
+type Quota struct {
+	RequestsCPU    string
+	RequestsMemory string
+	LimitsCPU      string
+	LimitsMemory   string
+	Storage        string
+	Pods           int
+}
+
+// Release is one blue/green release: its own image, version and size.
+type Release struct {
+	Image    string
+	Version  string
+	Replicas int
+}
+
+// Resources are one container's requests and limits as Kubernetes quantities.
+type Resources struct {
+	CPURequest    string
+	CPULimit      string
+	MemoryRequest string
+	MemoryLimit   string
+}
+
+// The two blue/green colors.
+const (
+	Blue  = "blue"
+	Green = "green"
+)
+
+// Color returns the release config of a color, or nil for an unknown color.
+func (f *Frontend) Color(color string) *Release {
+	switch color {
+	case Blue:
+		return &f.Blue
+	case Green:
+		return &f.Green
+	}
+	return nil
+}
+
+// CIDRList splits a comma-separated list of CIDRs (config text) into its entries.
+func CIDRList(text string) []string {
+	var out []string
+	for _, part := range strings.Split(text, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// ImageTag is the tag of an image reference ("" when it has none).
+func ImageTag(image string) string {
+	_, tag := splitImage(image)
+	return tag
+}
+
+// splitImage splits "registry:port/repo:tag" into name and tag (the tag is after the last
+// ':' that follows the last '/').
+func splitImage(ref string) (name, tag string) {
+	slash := strings.LastIndex(ref, "/")
+	colon := strings.LastIndex(ref, ":")
+	if colon <= slash {
+		return ref, ""
+	}
+	return ref[:colon], ref[colon+1:]
+}

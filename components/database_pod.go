@@ -1,0 +1,85 @@
+package components
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
+)
+
+// databaseFiles are the database's ConfigMaps: postgresql.conf and the jobs' scripts
+// (Config), the init scripts (InitDB), and a hash of postgresql.conf that rolls the pod.
+type databaseFiles struct {
+	Config, InitDB pulumi.StringOutput
+	ConfHash       string
+}
+
+// newDatabaseFiles renders postgresql.conf and pg_hba.conf and creates the ConfigMaps.
+func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
+	postgresConf, err := assets.RenderPostgresConf(assets.PostgresSettings{
+		Port:                    PostgresPort,
+		MaxConnections:          s.MaxConnections,
+		SharedBuffers:           s.SharedBuffers,
+		WorkMem:                 s.WorkMem,
+		EffectiveCacheSize:      s.EffectiveCacheSize,
+		LogMinDurationStatement: s.LogMinDurationMs,
+		UnixSocketDir:           postgresSocketDir,
+		HBAFile:                 postgresHBAPath,
+		ReplicaWalKeepSize:      s.ReplicaWalKeepSize,
+	})
+	if err != nil {
+		return databaseFiles{}, err
+	}
+	configData := map[string]string{
+		"postgresql.conf": postgresConf, "pg_hba.conf": assets.File("pg_hba.conf"),
+		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
+	}
+	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
+		Metadata: meta(id.Object("config"), ns, labels),
+		Data:     pulumi.ToStringMap(configData),
+	}, opts...)
+	if err != nil {
+		return databaseFiles{}, fmt.Errorf("database config map: %w", err)
+	}
+	scripts, err := assets.InitScripts(s.SeedData)
+	if err != nil {
+		return databaseFiles{}, err
+	}
+	initdb, err := corev1.NewConfigMap(ctx, name+"-initdb", &corev1.ConfigMapArgs{
+		Metadata: meta(id.Object("initdb"), ns, labels),
+		Data:     pulumi.ToStringMap(scripts),
+	}, opts...)
+	if err != nil {
+		return databaseFiles{}, fmt.Errorf("database initdb config map: %w", err)
+	}
+	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
+}
+
+// databaseVolumes are the volumes of a database pod, primary or replica.
+func databaseVolumes(files databaseFiles, secret pulumi.StringInput) corev1.VolumeArray {
+	return corev1.VolumeArray{
+		configMapVolume("config", files.Config),
+		configMapVolume("initdb", files.InitDB),
+		secretVolume("secrets", secret),
+		emptyDir("tmp", "64Mi"),
+		emptyDir("run", "16Mi"),
+	}
+}
+
+// claimTemplate is a ReadWriteOnce claim of a class and size.
+func claimTemplate(name string, labels pulumi.StringMap, class, size string) corev1.PersistentVolumeClaimTypeArgs {
+	return corev1.PersistentVolumeClaimTypeArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(name), Labels: labels},
+		Spec: corev1.PersistentVolumeClaimSpecArgs{
+			AccessModes:      pulumi.StringArray{pulumi.String("ReadWriteOnce")},
+			StorageClassName: pulumi.String(class),
+			Resources: &corev1.VolumeResourceRequirementsArgs{
+				Requests: pulumi.StringMap{"storage": pulumi.String(size)},
+			},
+		},
+	}
+}
