@@ -17,20 +17,20 @@ import (
 
 // BackendArgs configure the API tier.
 type BackendArgs struct {
-	Namespace      pulumi.StringInput
-	Identity       Identity
-	Security       PodSecurity
-	Settings       config.Backend
-	WaitImage      string             // an image with pg_isready (the database's)
-	DatabaseHost   pulumi.StringInput // from the Database's Output
-	DatabaseName   string
-	DatabasePods   pulumi.StringMap
-	ReplicaPods    pulumi.StringMap // the read replicas (nil: none)
-	ClientPods     pulumi.StringMap // pods allowed to call the API (the frontend)
-	APIPassword    pulumi.StringInput
-	JWTSecret      pulumi.StringInput
-	ExposeNodePort bool
-	NodePortFrom   []string // CIDRs that may reach the node port
+	Namespace       pulumi.StringInput
+	Identity        Identity
+	Security        PodSecurity
+	Settings        config.Backend
+	WaitImage       string             // an image with pg_isready (the database's)
+	DatabaseHost    pulumi.StringInput // from the Database's Output
+	DatabaseName    string
+	DatabasePods    pulumi.StringMap
+	ReplicaPods     pulumi.StringMap // the read replicas (nil: none)
+	ClientPods      pulumi.StringMap // pods allowed to call the API (the frontend)
+	APIPassword     pulumi.StringInput
+	JWTSecret       pulumi.StringInput
+	ExposeNodePorts bool
+	NodePortFrom    []string // CIDRs that may reach the node port
 	// StartAfter must be complete before the Deployment changes (the database-credentials
 	// Job: the database holds new credentials before pods use them).
 	StartAfter []pulumi.Resource
@@ -156,8 +156,8 @@ func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 			ListenAddr: "127.0.0.1", ListenPort: pgbouncerPort,
 			DatabaseName: args.DatabaseName, DatabaseHost: host, DatabasePort: PostgresPort,
 			AuthFile:        backendSecretsDir + "/userlist.txt",
-			DefaultPoolSize: s.PoolSize, MinPoolSize: 0, ReservePoolSize: max(s.PoolSize/4, 1),
-			MaxClientConn: s.MaxClientConn, MaxDBConns: s.PoolSize + max(s.PoolSize/4, 1),
+			DefaultPoolSize: s.PgBouncerPoolSize, MinPoolSize: 0, ReservePoolSize: max(s.PgBouncerPoolSize/4, 1),
+			MaxClientConn: s.PgBouncerMaxClientConn, MaxDBConns: s.PgBouncerPoolSize + max(s.PgBouncerPoolSize/4, 1),
 		})
 	}).(pulumi.StringOutput)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
@@ -211,7 +211,7 @@ func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labe
 		return nil, fmt.Errorf("backend service: %w", err)
 	}
 	callers := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods)}
-	if args.ExposeNodePort {
+	if args.ExposeNodePorts {
 		if _, err := newService(ctx, ns, labels, service{
 			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: id.Selector(),
 			Port: BackendPort, TargetPort: BackendPort, NodePort: s.NodePort, PortName: "http",

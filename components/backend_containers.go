@@ -90,7 +90,7 @@ func postgrestContainer(s config.Backend, database string, secret pulumi.StringI
 			env("PGRST_LOG_LEVEL", "$(LOG_LEVEL)"),
 			env("PGRST_DB_SCHEMAS", s.DBSchemas),
 			env("PGRST_DB_ANON_ROLE", s.AnonRole),
-			env("PGRST_DB_POOL", strconv.Itoa(s.DBPoolSize)),
+			env("PGRST_DB_POOL", strconv.Itoa(s.PostgRESTPoolSize)),
 			env("PGRST_DB_PREPARED_STATEMENTS", "false"),
 			env("PGRST_DB_CHANNEL_ENABLED", "false"),
 			env("PGRST_SERVER_HOST", "127.0.0.1"),

@@ -79,7 +79,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	if s.PromotionCheck {
 		check, err := newPromotionCheck(ctx, promotionCheck{
 			Resource: name + "-promotion", Namespace: ns, Identity: id.WithComponent("promotion-check"),
-			Security: args.Security, Image: s.PromotionCheckImage, TimeoutSeconds: s.PromotionCheckTimeout,
+			Security: args.Security, Image: s.PromotionCheckImage, TimeoutSeconds: s.PromotionCheckTimeoutSeconds,
 			Color: active, Release: *s.Color(active), PreviewURL: pulumi.Sprintf("http://%s:%d", previewServices[active].Metadata.Name().Elem(), servicePort),
 			ColorPods: id.WithColor(active).Selector(),
 		}, parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment, previewServices[active]}))

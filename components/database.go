@@ -27,7 +27,7 @@ type DatabaseArgs struct {
 	ReplicationPassword pulumi.StringInput // the replicator role's password, secret ("" without replicas)
 	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
 	MonitoringNamespace string
-	ExposeNodePort      bool
+	ExposeNodePorts     bool
 	NodePortFrom        []string // CIDRs that may reach the node port
 	Spread              bool
 }
@@ -169,7 +169,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 	if err != nil {
 		return nil, nil, fmt.Errorf("database readonly service: %w", err)
 	}
-	if args.ExposeNodePort {
+	if args.ExposeNodePorts {
 		if _, err := newService(ctx, ns, labels, service{
 			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: id.Selector(),
 			Port: PostgresPort, TargetPort: PostgresPort, NodePort: s.NodePort, PortName: "postgres",
@@ -229,7 +229,7 @@ func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 	for _, job := range jobs {
 		clients = append(clients, fromPods(job.Selector()))
 	}
-	if args.ExposeNodePort {
+	if args.ExposeNodePorts {
 		clients = append(clients, fromCIDRs(args.NodePortFrom)...)
 	}
 	if err := newAllowPolicy(ctx, args.Namespace, allowPolicy{

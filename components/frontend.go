@@ -59,7 +59,7 @@ type ColorPod struct {
 	TLSSecret                                                                      string // "" = no HTTPS
 	Resources                                                                      config.Resources
 	FluentBitImage, ExporterImage                                                  string
-	TerminationGraceSec                                                            int
+	TerminationGraceSeconds                                                        int
 }
 
 // colorPod takes a color's pod settings out of the tier's config.
@@ -68,7 +68,7 @@ func colorPod(s config.Frontend) ColorPod {
 		RateLimitPerSecond: s.RateLimitPerSecond, RateLimitBurst: s.RateLimitBurst,
 		LoginRatePerMinute: s.LoginRatePerMinute, UpstreamTimeoutSeconds: s.UpstreamTimeoutSeconds,
 		TrustedProxies: config.CIDRList(s.TrustedProxies), TLSSecret: s.TLSSecret, Resources: s.Resources,
-		FluentBitImage: s.FluentBitImage, ExporterImage: s.ExporterImage, TerminationGraceSec: s.TerminationGraceSec,
+		FluentBitImage: s.FluentBitImage, ExporterImage: s.ExporterImage, TerminationGraceSeconds: s.TerminationGraceSeconds,
 	}
 }
 
@@ -113,7 +113,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 						logCollectorContainer(s.FluentBitImage, args.Security),
 						nginxExporterContainer(s.ExporterImage, args.Security),
 					},
-					TerminationGrace: s.TerminationGraceSec,
+					TerminationGrace: s.TerminationGraceSeconds,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
 					Volumes:          volumes,
 				}.spec(),

@@ -35,7 +35,7 @@ func Program(ctx *pulumi.Context) error {
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
 		ClientPods: backendID.Selector(), MonitoringNamespace: cfg.MonitoringNamespace,
-		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
+		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	}, protect)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -46,7 +46,7 @@ func Program(ctx *pulumi.Context) error {
 		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
 		DatabasePods: databaseID.Selector(), ReplicaPods: database.ReplicaPods, ClientPods: frontendID.Selector(),
 		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob},
-		ExposeNodePort: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
+		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	})
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)

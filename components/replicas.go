@@ -134,7 +134,7 @@ func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, se
 // replicaPostgresContainer is a hot standby: the database container with the replication
 // password in its environment (for the WAL receiver). Started and alive while it accepts
 // connections, however far behind (a lagging replica is never restarted for it); ready only
-// while it is in recovery and no further behind than ReplicaMaxLagSecs (caught up, or its
+// while it is in recovery and no further behind than ReplicaMaxLagSeconds (caught up, or its
 // last replayed transaction recent enough).
 func replicaPostgresContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	c := postgresContainer(s, security)
@@ -144,7 +144,7 @@ func replicaPostgresContainer(s config.Database, secret pulumi.StringInput, secu
 		// Not ready: a division by zero (at run time: the divisor is not a constant), which
 		// makes psql exit 1.
 		fmt.Sprintf("SELECT 1 / coalesce(pg_is_in_recovery() AND (pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "+
-			"OR now() - pg_last_xact_replay_timestamp() < interval '%d seconds'), false)::int", s.ReplicaMaxLagSecs))
+			"OR now() - pg_last_xact_replay_timestamp() < interval '%d seconds'), false)::int", s.ReplicaMaxLagSeconds))
 	c.ReadinessProbe = probe(ready, readinessTiming) // startup (accepts connections) and liveness stay
 	return c
 }

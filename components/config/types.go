@@ -33,29 +33,29 @@ type Config struct {
 
 // Database configures the PostgreSQL tier.
 type Database struct {
-	Image              string
-	ExporterImage      string
-	Name               string
-	User               string
-	StorageClass       string
-	StorageSize        string
-	PVCRetention       string
-	Protect            bool
-	SeedData           bool
-	MaxConnections     int
-	SharedBuffers      string
-	WorkMem            string
-	EffectiveCacheSize string
-	LogMinDurationMs   int
-	Resources          Resources
-	NodePort           int
-	BackupSchedule     string
-	BackupKeep         int
-	BackupStorageSize  string
-	BackupStorageClass string
-	Replicas           int    // streaming read replicas
-	ReplicaMaxLagSecs  int    // a replica further behind is not ready
-	ReplicaWalKeepSize string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
+	Image                string
+	ExporterImage        string
+	Name                 string
+	User                 string
+	StorageClass         string
+	StorageSize          string
+	PVCRetention         string
+	Protect              bool
+	SeedData             bool
+	MaxConnections       int
+	SharedBuffers        string
+	WorkMem              string
+	EffectiveCacheSize   string
+	LogMinDurationMs     int
+	Resources            Resources
+	NodePort             int
+	BackupSchedule       string
+	BackupKeep           int
+	BackupStorageSize    string
+	BackupStorageClass   string
+	Replicas             int    // streaming read replicas
+	ReplicaMaxLagSeconds int    // a replica further behind is not ready
+	ReplicaWalKeepSize   string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
 }
 
 // Backend configures the API tier.
@@ -70,11 +70,11 @@ type Backend struct {
 	CPUTargetPercent        int
 	APIRateLimit            int
 	LogLevel                string
-	DBPoolSize              int
+	PostgRESTPoolSize       int // PostgREST's connections to its PgBouncer
 	DBSchemas               string
 	AnonRole                string
-	PoolSize                int
-	MaxClientConn           int
+	PgBouncerPoolSize       int // PgBouncer's server connections per pod
+	PgBouncerMaxClientConn  int
 	CircuitMaxConnections   int
 	CircuitMaxPending       int
 	CircuitMaxRequests      int
@@ -91,30 +91,30 @@ type Backend struct {
 
 // Frontend configures the nginx tier and its blue/green releases.
 type Frontend struct {
-	ActiveColor            string
-	Blue                   Release
-	Green                  Release
-	ServiceType            string
-	NodePort               int
-	BluePreviewNodePort    int
-	GreenPreviewNodePort   int
-	RateLimitPerSecond     int
-	RateLimitBurst         int
-	LoginRatePerMinute     int
-	TrustedProxies         string // comma-separated CIDRs
-	UpstreamTimeoutSeconds int
-	FluentBitImage         string
-	ExporterImage          string
-	Resources              Resources
-	TerminationGraceSec    int
-	IngressEnabled         bool
-	IngressHost            string
-	IngressClass           string
-	IngressTLSSecret       string
-	TLSSecret              string // kubernetes.io/tls Secret nginx serves HTTPS with ("" = none)
-	PromotionCheck         bool   // check a color through its preview Service before it goes live
-	PromotionCheckTimeout  int    // seconds
-	PromotionCheckImage    string // an image with sh and curl
+	ActiveColor                  string
+	Blue                         Release
+	Green                        Release
+	ServiceType                  string
+	NodePort                     int
+	BluePreviewNodePort          int
+	GreenPreviewNodePort         int
+	RateLimitPerSecond           int
+	RateLimitBurst               int
+	LoginRatePerMinute           int
+	TrustedProxies               string // comma-separated CIDRs
+	UpstreamTimeoutSeconds       int
+	FluentBitImage               string
+	ExporterImage                string
+	Resources                    Resources
+	TerminationGraceSeconds      int
+	IngressEnabled               bool
+	IngressHost                  string
+	IngressClass                 string
+	IngressTLSSecret             string
+	TLSSecret                    string // kubernetes.io/tls Secret nginx serves HTTPS with ("" = none)
+	PromotionCheck               bool   // check a color through its preview Service before it goes live
+	PromotionCheckTimeoutSeconds int
+	PromotionCheckImage          string // an image with sh and curl
 }
 
 // Quota sizes the namespace's ResourceQuota.

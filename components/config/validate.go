@@ -49,7 +49,7 @@ func (b *Backend) validate(v *problemList) {
 		v.oneOf("apiDbSchemas", b.DBSchemas, pgIdent.MatchString(strings.TrimSpace(s)), "comma-separated lower-case SQL identifiers")
 	}
 	v.oneOf("apiAnonRole", b.AnonRole, pgIdent.MatchString(b.AnonRole), "a lower-case SQL role name")
-	v.intRange("pgbouncerMaxClientConn", b.MaxClientConn, max(b.DBPoolSize, 1), 100000)
+	v.intRange("pgbouncerMaxClientConn", b.PgBouncerMaxClientConn, max(b.PostgRESTPoolSize, 1), 100000)
 	v.resources("backend", b.Resources)
 }
 
