@@ -66,12 +66,13 @@ func TestColorSwitchChangesOnlyProductionSelectors(t *testing.T) {
 			for _, name := range tc.want {
 				before := serviceByPulumiName(t, blue, name)
 				after := serviceByPulumiName(t, green, name)
-				assert.Equal(t, "blue", testkit.DecodeAs[corev1.Service](t, before.Inputs).Spec.Selector["ecommerce-platform/color"])
-				assert.Equal(t, "green", testkit.DecodeAs[corev1.Service](t, after.Inputs).Spec.Selector["ecommerce-platform/color"])
+				typedBefore := testkit.DecodeAs[corev1.Service](t, before.Inputs)
+				typedAfter := testkit.DecodeAs[corev1.Service](t, after.Inputs)
+				assert.Equal(t, "blue", typedBefore.Spec.Selector["ecommerce-platform/color"])
+				assert.Equal(t, "green", typedAfter.Spec.Selector["ecommerce-platform/color"])
 				// Only the selector: compare everything else.
-				delete(before.Inputs["spec"].(map[string]any), "selector")
-				delete(after.Inputs["spec"].(map[string]any), "selector")
-				assert.Equal(t, before.Inputs, after.Inputs, "%s changes only its selector", name)
+				typedBefore.Spec.Selector, typedAfter.Spec.Selector = nil, nil
+				assert.Equal(t, typedBefore, typedAfter, "%s changes only its selector", name)
 				assert.Truef(t, dependsOn(after, "kubernetes:apps/v1:Deployment::frontend-green-deployment"), "%s waits for the green Deployment", name)
 				assert.Truef(t, dependsOn(after, "kubernetes:batch/v1:Job::frontend-promotion-job"), "%s waits for the promotion check", name)
 				assert.Falsef(t, dependsOn(after, "kubernetes:apps/v1:Deployment::frontend-blue-deployment"), "%s does not wait for the idle color", name)

@@ -1,11 +1,14 @@
 package mocked
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
@@ -60,9 +63,12 @@ func checkWorkload(t *testing.T, r testkit.Run, w testkit.Recorded) {
 	for _, v := range spec.Volumes {
 		writable[v.Name] = v.EmptyDir != nil || v.PersistentVolumeClaim != nil
 	}
-	claims := testkit.List(testkit.Dig(w.Inputs, "spec", "volumeClaimTemplates"))
-	for _, claim := range claims {
-		writable[testkit.Dig(claim, "metadata", "name").(string)] = true
+	var claims []string
+	if w.Type == testkit.StatefulSet {
+		for _, claim := range testkit.DecodeAs[appsv1.StatefulSet](t, w.Inputs).Spec.VolumeClaimTemplates {
+			claims = append(claims, claim.Name)
+			writable[claim.Name] = true
+		}
 	}
 	for _, c := range testkit.TypedContainers(spec) {
 		for _, m := range c.VolumeMounts {
@@ -70,9 +76,7 @@ func checkWorkload(t *testing.T, r testkit.Run, w testkit.Recorded) {
 			for _, v := range spec.Volumes {
 				known = known || v.Name == m.Name
 			}
-			for _, claim := range claims {
-				known = known || testkit.Dig(claim, "metadata", "name") == m.Name
-			}
+			known = known || slices.Contains(claims, m.Name)
 			require.Truef(t, known, "%s mounts unknown volume %s", c.Name, m.Name)
 			if !m.ReadOnly {
 				assert.Truef(t, writable[m.Name], "%s mounts %s writable but it is not an emptyDir or a claim", c.Name, m.Name)
@@ -83,7 +87,9 @@ func checkWorkload(t *testing.T, r testkit.Run, w testkit.Recorded) {
 		require.NotNil(t, spec.TerminationGracePeriodSeconds)
 		assert.Positivef(t, *spec.TerminationGracePeriodSeconds, "graceful shutdown period")
 	} else if w.Type == testkit.CronJob {
-		assert.Positivef(t, testkit.Number(testkit.Dig(w.Inputs, "spec", "startingDeadlineSeconds")), "a missed run has a deadline")
+		deadline := testkit.DecodeAs[batchv1.CronJob](t, w.Inputs).Spec.StartingDeadlineSeconds
+		require.NotNil(t, deadline, "a missed run has a deadline")
+		assert.Positive(t, *deadline, "a missed run has a deadline")
 	}
 }
 
@@ -169,6 +175,7 @@ func checkServiceAccounts(t *testing.T, r testkit.Run) {
 	accounts := r.OfType(testkit.ServiceAccount)
 	assert.ElementsMatch(t, []string{"backend", "database", "frontend", "frontend-promotion-check"}, r.Names(testkit.ServiceAccount))
 	for _, sa := range accounts {
-		assert.Equalf(t, false, sa.Inputs["automountServiceAccountToken"], "ServiceAccount %s", sa.K8sName())
+		automount := testkit.DecodeAs[corev1.ServiceAccount](t, sa.Inputs).AutomountServiceAccountToken
+		assert.Equalf(t, ptr(false), automount, "ServiceAccount %s mounts no token", sa.K8sName())
 	}
 }

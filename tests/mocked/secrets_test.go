@@ -35,9 +35,8 @@ func TestSecretValuesStayInSecrets(t *testing.T) {
 			}
 			assert.Equal(t, map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true, "replicationPassword": true}, inSecrets)
 
-			backend := testkit.PodTemplate(r.Object(t, testkit.Deployment, "backend"))
-			api := containerNamed(t, backend, "postgrest")
-			env := envOf(api)
+			backend := testkit.TypedPod(t, r.Object(t, testkit.Deployment, "backend")).Spec
+			env := testkit.EnvOf(testkit.TypedContainer(t, backend, "postgrest"))
 			assert.Equal(t, "<ref>", env["PGPASSWORD"])
 			assert.Equal(t, "<ref>", env["JWT_SECRET"])
 			assert.Equal(t, "$(JWT_SECRET)", env["PGRST_JWT_SECRET"])
@@ -53,22 +52,19 @@ func containsString(haystack, needle string) bool {
 // PgBouncer, and PgBouncer to the database Service the Database component created.
 func TestBackendWiring(t *testing.T) {
 	r := testkit.MustRun(t, "dev", nil)
-	pod := testkit.PodTemplate(r.Object(t, testkit.Deployment, "backend"))
+	pod := testkit.TypedPod(t, r.Object(t, testkit.Deployment, "backend")).Spec
 	names := []string{}
-	for _, c := range testkit.ContainersOf(pod) {
-		names = append(names, c.Name())
-	}
-	assert.Equal(t, []string{"wait-for-database", "envoy", "postgrest", "pgbouncer"}, names)
-
-	ports := map[string][]int{}
-	for _, c := range testkit.ContainersOf(pod) {
-		for _, p := range testkit.List(c.Spec["ports"]) {
-			ports[c.Name()] = append(ports[c.Name()], testkit.Number(testkit.Dig(p, "containerPort")))
+	ports := map[string][]int32{}
+	for _, c := range testkit.TypedContainers(pod) {
+		names = append(names, c.Name)
+		for _, p := range c.Ports {
+			ports[c.Name] = append(ports[c.Name], p.ContainerPort)
 		}
 	}
-	assert.Equal(t, map[string][]int{"envoy": {8080}, "pgbouncer": {6432}}, ports, "PostgREST listens on the pod's loopback only")
+	assert.Equal(t, []string{"wait-for-database", "envoy", "postgrest", "pgbouncer"}, names)
+	assert.Equal(t, map[string][]int32{"envoy": {8080}, "pgbouncer": {6432}}, ports, "PostgREST listens on the pod's loopback only")
 
-	api := envOf(containerNamed(t, pod, "postgrest"))
+	api := testkit.EnvOf(testkit.TypedContainer(t, pod, "postgrest"))
 	assert.Equal(t, "postgres://authenticator@127.0.0.1:6432/ecommerce", api["DATABASE_URL"])
 	assert.Equal(t, components.DatabaseURL("ecommerce"), api["DATABASE_URL"])
 	assert.Equal(t, "$(DATABASE_URL)", api["PGRST_DB_URI"])
@@ -78,18 +74,18 @@ func TestBackendWiring(t *testing.T) {
 	assert.Equal(t, "api", api["PGRST_DB_SCHEMAS"])
 	assert.Equal(t, "web_anon", api["PGRST_DB_ANON_ROLE"])
 	assert.Equal(t, "info", api["LOG_LEVEL"])
-	assert.Equal(t, "100", envOf(containerNamed(t, pod, "envoy"))["API_RATE_LIMIT"])
+	assert.Equal(t, "100", testkit.EnvOf(testkit.TypedContainer(t, pod, "envoy"))["API_RATE_LIMIT"])
 
 	dbService := r.Object(t, testkit.Service, "database-service").K8sName()
-	ini := testkit.StringMap(testkit.Dig(r.Object(t, testkit.ConfigMap, "backend-config").Inputs, "data"))["pgbouncer.ini"]
+	ini := testkit.TypedConfigMap(t, r, "backend-config").Data["pgbouncer.ini"]
 	assert.Contains(t, ini, "host="+dbService)
 	assert.Contains(t, ini, "listen_addr = 127.0.0.1")
 	assert.Contains(t, ini, "pool_mode = transaction")
-	wait := envOf(containerNamed(t, pod, "wait-for-database"))
+	wait := testkit.EnvOf(testkit.TypedContainer(t, pod, "wait-for-database"))
 	assert.Equal(t, dbService, wait["DB_HOST"])
 	assert.Equal(t, "120", wait["TIMEOUT_SECONDS"])
 
-	nginx := testkit.StringMap(testkit.Dig(r.Object(t, testkit.ConfigMap, "frontend-blue-config").Inputs, "data"))["nginx.conf"]
+	nginx := testkit.TypedConfigMap(t, r, "frontend-blue-config").Data["nginx.conf"]
 	assert.Contains(t, nginx, "server "+r.Object(t, testkit.Service, "backend-service").K8sName()+":8080")
 }
 

@@ -59,10 +59,10 @@ func TestStackShapes(t *testing.T) {
 			r := testkit.MustRun(t, tc.stack, nil)
 
 			ns := r.Object(t, testkit.Namespace, tc.namespace)
-			assert.Equal(t, "restricted", testkit.StringMap(testkit.Dig(ns.Inputs, "metadata", "labels"))["pod-security.kubernetes.io/enforce"])
+			assert.Equal(t, "restricted", testkit.ObjectMeta(t, ns).Labels["pod-security.kubernetes.io/enforce"])
 			for _, obj := range r.Kubernetes() {
 				if obj.Type != testkit.Namespace {
-					assert.Equalf(t, tc.namespace, testkit.Dig(obj.Inputs, "metadata", "namespace"), "%s %s", obj.Type, obj.K8sName())
+					assert.Equalf(t, tc.namespace, testkit.ObjectMeta(t, obj).Namespace, "%s %s", obj.Type, obj.K8sName())
 				}
 			}
 
@@ -159,10 +159,10 @@ func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	typedCron := testkit.DecodeAs[batchv1.CronJob](t, cron.Inputs)
 	assert.Equal(t, "30 3 * * 1", typedCron.Spec.Schedule)
 	assert.Equal(t, batchv1.ForbidConcurrent, typedCron.Spec.ConcurrencyPolicy)
-	c := testkit.ContainersOf(testkit.PodTemplate(cron))
+	c := testkit.TypedContainers(typedCron.Spec.JobTemplate.Spec.Template.Spec)
 	require.Len(t, c, 1)
-	assert.Equal(t, []any{"sh", "/scripts/backup.sh"}, c[0].Spec["command"])
-	envs := envOf(c[0])
+	assert.Equal(t, []string{"sh", "/scripts/backup.sh"}, c[0].Command)
+	envs := testkit.EnvOf(c[0])
 	assert.Equal(t, "14", envs["BACKUP_KEEP"])
 	assert.Equal(t, "database-service", envs["PGHOST"])
 	assert.Equal(t, components.BackupDir, envs["BACKUP_DIR"])
@@ -173,41 +173,15 @@ func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	assert.True(t, headless.Spec.PublishNotReadyAddresses)
 	assert.Equal(t, corev1.ServiceTypeClusterIP, testkit.TypedService(t, r, "database-readonly").Spec.Type)
 
-	pod := testkit.PodTemplate(r.Object(t, testkit.StatefulSet, "database"))
-	annotations := testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database")).Annotations
+	database := testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database"))
+	pod, annotations := database.Spec, database.Annotations
 	assert.Equal(t, "true", annotations["prometheus.io/scrape"])
 	assert.Equal(t, "9187", annotations["prometheus.io/port"])
-	pg := containerNamed(t, pod, "postgres")
-	assert.Equal(t, "/var/lib/postgresql/data/pgdata", envOf(pg)["PGDATA"])
-	exporter := containerNamed(t, pod, "postgres-exporter")
-	assert.Equal(t, "/etc/database-secrets/password", envOf(exporter)["DATA_SOURCE_PASS_FILE"])
-	assert.NotContains(t, envOf(exporter), "DATA_SOURCE_PASS", "exporter credentials come from a file")
-}
-
-// envOf maps a container's literal env values (valueFrom entries map to "<ref>").
-func envOf(c testkit.Container) map[string]string {
-	out := map[string]string{}
-	for _, e := range testkit.List(c.Spec["env"]) {
-		m := e.(map[string]any)
-		name := m["name"].(string)
-		if v, ok := m["value"].(string); ok {
-			out[name] = v
-		} else {
-			out[name] = "<ref>"
-		}
-	}
-	return out
-}
-
-func containerNamed(t testing.TB, tmpl map[string]any, name string) testkit.Container {
-	t.Helper()
-	for _, c := range testkit.ContainersOf(tmpl) {
-		if c.Name() == name {
-			return c
-		}
-	}
-	require.Failf(t, "no such container", "%s", name)
-	return testkit.Container{}
+	pg := testkit.TypedContainer(t, pod, "postgres")
+	assert.Equal(t, "/var/lib/postgresql/data/pgdata", testkit.EnvOf(pg)["PGDATA"])
+	exporter := testkit.TypedContainer(t, pod, "postgres-exporter")
+	assert.Equal(t, "/etc/database-secrets/password", testkit.EnvOf(exporter)["DATA_SOURCE_PASS_FILE"])
+	assert.NotContains(t, testkit.EnvOf(exporter), "DATA_SOURCE_PASS", "exporter credentials come from a file")
 }
 
 // The optional Ingress publishes frontend-service under the configured host, with TLS when

@@ -49,7 +49,11 @@ type Recorded struct {
 }
 
 // K8sName is metadata.name, the name the object has in the cluster.
-func (r Recorded) K8sName() string { s, _ := Dig(r.Inputs, "metadata", "name").(string); return s }
+func (r Recorded) K8sName() string {
+	meta, _ := r.Inputs["metadata"].(map[string]any)
+	name, _ := meta["name"].(string)
+	return name
+}
 
 // recorder is the one shared mock: it records every resource's inputs and echoes them back
 // as outputs, like a provider that accepts everything.
@@ -314,50 +318,6 @@ const (
 	Ingress                 = "kubernetes:networking.k8s.io/v1:Ingress"
 )
 
-// Dig walks nested maps and lists (ints index lists).
-func Dig(v any, path ...any) any {
-	for _, p := range path {
-		switch key := p.(type) {
-		case string:
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil
-			}
-			v = m[key]
-		case int:
-			l, ok := v.([]any)
-			if !ok || key >= len(l) {
-				return nil
-			}
-			v = l[key]
-		}
-	}
-	return v
-}
-
-// List reads an untyped list (nil when v is not one).
-func List(v any) []any { l, _ := v.([]any); return l }
-
-// StringMap reads an untyped string map.
-func StringMap(v any) map[string]string {
-	out := map[string]string{}
-	m, _ := v.(map[string]any)
-	for k, val := range m {
-		out[k], _ = val.(string)
-	}
-	return out
-}
-
-// PodTemplate is the pod template of a workload (Deployment, StatefulSet or CronJob).
-func PodTemplate(w Recorded) map[string]any {
-	if w.Type == CronJob {
-		t, _ := Dig(w.Inputs, "spec", "jobTemplate", "spec", "template").(map[string]any)
-		return t
-	}
-	t, _ := Dig(w.Inputs, "spec", "template").(map[string]any)
-	return t
-}
-
 // Workloads are every object that runs pods.
 func (r Run) Workloads() []Recorded {
 	var out []Recorded
@@ -365,33 +325,6 @@ func (r Run) Workloads() []Recorded {
 		out = append(out, r.OfType(typ)...)
 	}
 	return out
-}
-
-// Container is one untyped container of a pod template; Init flags init containers.
-type Container struct {
-	Spec map[string]any
-	Init bool
-}
-
-// Name is the container's name.
-func (c Container) Name() string { s, _ := c.Spec["name"].(string); return s }
-
-// ContainersOf lists a pod template's containers, init containers first.
-func ContainersOf(tmpl map[string]any) []Container {
-	var out []Container
-	for _, c := range List(Dig(tmpl, "spec", "initContainers")) {
-		out = append(out, Container{Spec: c.(map[string]any), Init: true})
-	}
-	for _, c := range List(Dig(tmpl, "spec", "containers")) {
-		out = append(out, Container{Spec: c.(map[string]any)})
-	}
-	return out
-}
-
-// Number reads a mocked number (numbers arrive as float64).
-func Number(v any) int {
-	f, _ := v.(float64)
-	return int(f)
 }
 
 // Selects reports whether a label selector matches a label set.

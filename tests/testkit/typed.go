@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // DecodeAs reads recorded inputs as a Kubernetes API type, refusing any field the type does
@@ -56,6 +57,27 @@ func TypedContainer(t testing.TB, pod corev1.PodSpec, name string) corev1.Contai
 	}
 	require.FailNowf(t, "no such container", "%s", name)
 	return corev1.Container{}
+}
+
+// EnvOf maps a container's environment to its literal values; a value from a Secret, a
+// ConfigMap or the downward API reads "<ref>".
+func EnvOf(c corev1.Container) map[string]string {
+	out := map[string]string{}
+	for _, e := range c.Env {
+		out[e.Name] = e.Value
+		if e.ValueFrom != nil {
+			out[e.Name] = "<ref>"
+		}
+	}
+	return out
+}
+
+// ObjectMeta is a recorded object's metadata, strictly decoded (the rest of the object is
+// not read).
+func ObjectMeta(t testing.TB, r Recorded) metav1.ObjectMeta {
+	t.Helper()
+	meta, _ := r.Inputs["metadata"].(map[string]any)
+	return DecodeAs[metav1.ObjectMeta](t, meta)
 }
 
 // TypedConfigMap reads a recorded ConfigMap by its Kubernetes name.

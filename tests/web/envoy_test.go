@@ -30,7 +30,7 @@ func TestEnvoyConfigIsAValidBootstrap(t *testing.T) {
 				"apiRateLimit": "250", "circuitMaxConnections": "11", "circuitMaxPendingRequests": "12",
 				"circuitMaxRequests": "13", "circuitMaxRetries": "4", "outlierConsecutive5xx": "7",
 			})
-			text := testkit.StringMap(testkit.Dig(r.Object(t, testkit.ConfigMap, "backend-config").Inputs, "data"))["envoy.yaml"]
+			text := testkit.TypedConfigMap(t, r, "backend-config").Data["envoy.yaml"]
 			bootstrap := decodeEnvoy(t, text)
 			require.NoError(t, validateEnvoy(bootstrap))
 
