@@ -13,18 +13,18 @@ const credentialsSyncTimeoutSeconds = 300
 
 // credentialsJob is what the database-credentials Job needs.
 type credentialsJob struct {
-	Resource       string
-	Namespace      pulumi.StringInput
-	Identity       Identity
-	Security       PodSecurity
-	Image          string // the postgres image: psql and pg_isready
-	User, Database string
-	Host           pulumi.StringInput // the database Service
-	ServiceAccount pulumi.StringInput
-	Secret         pulumi.StringInput // database-credentials
-	Config         pulumi.StringInput // database-config, holding credentials-sync.sh
-	Credentials    pulumi.StringOutput
-	DatabasePods   pulumi.StringMap
+	Resource           string
+	Namespace          pulumi.StringInput
+	Identity           Identity
+	Security           PodSecurity
+	Image              string // the postgres image: psql and pg_isready
+	User, DatabaseName string
+	Host               pulumi.StringInput // the database Service
+	ServiceAccount     pulumi.StringInput
+	Secret             pulumi.StringInput // database-credentials
+	Config             pulumi.StringInput // database-config, holding credentials-sync.sh
+	Credentials        pulumi.StringOutput
+	DatabasePods       pulumi.StringMap
 }
 
 // credentialsHash identifies the values the database must hold: a change of apiDbPassword,
@@ -58,7 +58,7 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: j.Host},
 			env("PGPORT", strconv.Itoa(PostgresPort)),
 			env("PGUSER", j.User),
-			env("PGDATABASE", j.Database),
+			env("PGDATABASE", j.DatabaseName),
 			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
 			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
 			env("JWT_SECRET_FILE", postgresSecretsDir+"/jwt-secret"),

@@ -98,7 +98,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
-		Image: s.Image, User: s.User, Database: s.Name, Host: host,
+		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: host,
 		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config,
 		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))

@@ -29,7 +29,7 @@ import (
 )
 
 // ProjectName is the project's name in Pulumi.yaml.
-const ProjectName = config.Project
+const ProjectName = config.ProjectName
 
 // Options say where the project, its state and its tools are.
 type Options struct {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 )
 
-// Project, Runtime and ProjectDescription head Pulumi.yaml.
+// ProjectName, Runtime and ProjectDescription head Pulumi.yaml.
 const (
-	Project            = "ecommerce-platform"
+	ProjectName        = "ecommerce-platform"
 	Runtime            = "go"
 	ProjectDescription = "Three-tier e-commerce platform (nginx blue/green frontend, PostgREST API, PostgreSQL) on Kubernetes"
 )
@@ -18,7 +18,7 @@ const (
 // The CLI then knows every key's type, default and secrecy without running the program.
 func ProjectYAML() []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "name: %s\nruntime: %s\ndescription: %s\nconfig:\n", Project, Runtime, ProjectDescription)
+	fmt.Fprintf(&b, "name: %s\nruntime: %s\ndescription: %s\nconfig:\n", ProjectName, Runtime, ProjectDescription)
 	for _, k := range Schema() {
 		fmt.Fprintf(&b, "  %s:\n    type: %s\n    description: %s\n", k.Key, k.Type, yamlQuoted(k.Description))
 		switch {

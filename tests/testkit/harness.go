@@ -24,7 +24,7 @@ import (
 )
 
 // Project is the Pulumi project name, the prefix of every config key.
-const Project = config.Project
+const Project = config.ProjectName
 
 // Unset, as an override,, removes a key from the stack's config.
 const Unset = "<unset>"
