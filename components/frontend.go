@@ -108,9 +108,9 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 				Spec: podOptions{
 					ServiceAccount: args.ServiceAccount,
 					Security:       args.Security,
+					InitContainers: corev1.ContainerArray{logCollectorContainer(s.FluentBitImage, args.Security)},
 					Containers: corev1.ContainerArray{
 						nginxContainer(release.Image, s.Resources, tls, args.Security),
-						logCollectorContainer(s.FluentBitImage, args.Security),
 						nginxExporterContainer(s.ExporterImage, args.Security),
 					},
 					TerminationGrace: s.TerminationGraceSeconds,
@@ -236,13 +236,17 @@ func nginxContainer(image string, size config.Resources, tls bool, security PodS
 	}, size, security.containerSecurityContextAs(nginxUID), servingProbes(httpCheck("/health", FrontendPort), tcpCheck(FrontendPort)))
 }
 
-// logCollectorContainer is Fluent Bit: nginx's access log arrives over loopback syslog.
+// logCollectorContainer is Fluent Bit: nginx's access log arrives over loopback syslog (UDP,
+// so nginx never waits for it). It is a native sidecar (an init container that keeps
+// running): the kubelet starts it and waits for its startup probe before nginx starts, and
+// stops it only after nginx has drained, so no line of the pod's life goes to a closed port.
 func logCollectorContainer(image string, security PodSecurity) corev1.ContainerArgs {
 	return serving(corev1.ContainerArgs{
-		Name:    pulumi.String("log-collector"),
-		Image:   pulumi.String(image),
-		Command: pulumi.ToStringArray([]string{"/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.conf"}),
-		Ports:   corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
+		Name:          pulumi.String("log-collector"),
+		Image:         pulumi.String(image),
+		RestartPolicy: pulumi.String("Always"),
+		Command:       pulumi.ToStringArray([]string{"/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.conf"}),
+		Ports:         corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
 		VolumeMounts: corev1.VolumeMountArray{
 			readOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
 			mount("fluent-bit-state", "/fluent-bit/state"),

@@ -136,6 +136,14 @@ func TestIntegration(t *testing.T) {
 			k.mustGet(t, nsPath(ns, "deployments")+"/"+name, &d)
 			assert.Truef(t, available(d), "Deployment %s Available", name)
 			assert.Equal(t, int32(1), d.Status.ReadyReplicas, name)
+			if strings.HasPrefix(name, "frontend-") {
+				// An API server without native sidecars would drop restartPolicy silently and
+				// leave Fluent Bit as an init container that never completes.
+				init := d.Spec.Template.Spec.InitContainers
+				require.Len(t, init, 1, name)
+				require.NotNil(t, init[0].RestartPolicy, "%s: the log collector is a native sidecar", name)
+				assert.Equal(t, corev1.ContainerRestartPolicyAlways, *init[0].RestartPolicy, name)
+			}
 		}
 		var sts appsv1.StatefulSet
 		k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)

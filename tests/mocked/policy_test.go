@@ -54,8 +54,14 @@ func checkWorkload(t *testing.T, r testkit.Run, w testkit.Recorded) {
 
 	longRunning := w.Type != testkit.CronJob && w.Type != testkit.Job
 	for i, c := range testkit.TypedContainers(spec) {
-		init := i < len(spec.InitContainers)
+		// An init container that keeps running (restartPolicy Always) is a native sidecar.
+		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		init := i < len(spec.InitContainers) && !sidecar
 		checkContainer(t, c, longRunning && !init)
+		if init {
+			assert.Truef(t, c.ReadinessProbe == nil && c.LivenessProbe == nil && c.StartupProbe == nil,
+				"%s: the API server refuses probes on an init container that runs to completion", c.Name)
+		}
 	}
 
 	// Every writable path is an emptyDir or a claim: count the mounts that are not read-only.

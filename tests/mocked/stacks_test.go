@@ -201,3 +201,29 @@ func TestIngressFromConfig(t *testing.T) {
 	assert.Equal(t, []networkingv1.IngressTLS{{Hosts: []string{"shop.example.com"}, SecretName: "shop-tls"}}, ing.Spec.TLS)
 	assert.NotContains(t, ing.Labels, "app.kubernetes.io/version", "a release must not touch the Ingress")
 }
+
+// The log collector is a native sidecar in every frontend pod: an init container with
+// restartPolicy Always and a startup probe, so the kubelet starts it (and waits until it is
+// up) before nginx, and stops it after nginx has drained; nginx's access log never goes to a
+// closed port.
+func TestLogCollectorIsANativeSidecar(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		r := testkit.MustRun(t, stack, nil)
+		for _, color := range []string{"blue", "green"} {
+			t.Run(stack+"/"+color, func(t *testing.T) {
+				pod := testkit.TypedPod(t, r.Object(t, testkit.Deployment, "frontend-"+color)).Spec
+				require.Len(t, pod.InitContainers, 1)
+				collector := pod.InitContainers[0]
+				assert.Equal(t, "log-collector", collector.Name)
+				assert.Equal(t, ptr(corev1.ContainerRestartPolicyAlways), collector.RestartPolicy)
+				require.NotNil(t, collector.StartupProbe, "nginx starts once the collector's startup probe passed")
+				assert.Equal(t, "/api/v1/health", collector.StartupProbe.HTTPGet.Path)
+				var names []string
+				for _, c := range pod.Containers {
+					names = append(names, c.Name)
+				}
+				assert.Equal(t, []string{"nginx", "metrics-exporter"}, names)
+			})
+		}
+	}
+}
