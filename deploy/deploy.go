@@ -195,6 +195,7 @@ type Change struct {
 	Name string // Pulumi name (the last part of the URN)
 }
 
+// String is the change as the integration tests and the driver print it: "op type name".
 func (c Change) String() string { return c.Op + " " + c.Type + " " + c.Name }
 
 // recordChanges runs an engine operation with an event stream and returns the steps it

@@ -34,6 +34,7 @@ import (
 	"ecommerce-platform/tests/testkit"
 )
 
+// The test server's roles, database and secrets: the deployment's names, test-only values.
 const (
 	Superuser             = "ecommerce" // POSTGRES_USER of the deployment
 	Database              = "ecommerce" // POSTGRES_DB of the deployment
