@@ -677,7 +677,7 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 		wd = "/"
 	}
 	args := []string{"--net=" + p.nsPath, "--", "bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-		"--hostname", p.Name, "--as-pid-1", "--die-with-parent", "--info-fd", "3", "--clearenv"}
+		"--hostname", p.Name, "--as-pid-1", "--die-with-parent", "--info-fd", "3", "--seccomp", "4", "--clearenv"}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		args = append(args, "--setenv", k, v)
@@ -690,7 +690,10 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 	c.cmd = exec.Command("nsenter", args...)
 	infoR, infoW, err := os.Pipe()
 	require.NoError(t, err)
-	c.cmd.ExtraFiles = []*os.File{infoW}
+	filter, err := os.Open(runtimeDefaultFilter(t))
+	require.NoError(t, err)
+	defer filter.Close()
+	c.cmd.ExtraFiles = []*os.File{infoW, filter}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdioDone := testkit.OwnedStdio(t, c.cmd, c.out, uid, gid)
 	require.NoError(t, c.cmd.Start(), "start %s", name)
@@ -707,6 +710,13 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 	_ = infoR.Close()
 	require.NoErrorf(t, err, "%s did not start:\n%s", name, c.out.String())
 	c.PID = info.ChildPID
+	// bubblewrap reports the pid, then installs the filter right before it executes the
+	// container's command.
+	filtered := regexp.MustCompile(`(?m)^Seccomp:\s+2$`)
+	require.Eventuallyf(t, func() bool {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.PID))
+		return err != nil || filtered.Match(status) // an exited container is judged by its output
+	}, 5*time.Second, 5*time.Millisecond, "%s runs under the RuntimeDefault seccomp filter", name)
 	t.Cleanup(func() {
 		c.stop(10 * time.Second)
 		if t.Failed() {

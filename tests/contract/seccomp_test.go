@@ -1,0 +1,235 @@
+package contract
+
+import (
+	"ecommerce-platform/tests/testkit"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	seccompbpf "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Every pod asks for seccompProfile RuntimeDefault: the container runtime's default profile.
+// containerd's is derived from Docker's (moby/profiles/seccomp), which the sandbox compiles
+// here for this machine's architecture, for a container with no capabilities (every
+// container drops ALL), and hands to bubblewrap (--seccomp), which installs it right before
+// the container's process starts, as runc does. Syscalls outside the profile fail with EPERM.
+
+var (
+	runtimeDefaultOnce sync.Once
+	runtimeDefaultPath string
+	runtimeDefaultErr  error
+)
+
+// runtimeDefaultFilter is the path of the compiled profile (a cBPF program as bubblewrap
+// reads it), built once per test binary.
+func runtimeDefaultFilter(t testing.TB) string {
+	t.Helper()
+	runtimeDefaultOnce.Do(func() {
+		var prog []byte
+		prog, runtimeDefaultErr = compileRuntimeDefault()
+		if runtimeDefaultErr != nil {
+			return
+		}
+		dir, err := os.MkdirTemp("", "seccomp-")
+		if err != nil {
+			runtimeDefaultErr = err
+			return
+		}
+		runtimeDefaultPath = filepath.Join(dir, "runtime-default.bpf")
+		runtimeDefaultErr = os.WriteFile(runtimeDefaultPath, prog, 0o644)
+	})
+	require.NoError(t, runtimeDefaultErr, "compile the RuntimeDefault seccomp profile")
+	return runtimeDefaultPath
+}
+
+// compileRuntimeDefault turns the default profile into raw cBPF (struct sock_filter, native
+// byte order).
+func compileRuntimeDefault() ([]byte, error) {
+	policy, err := runtimeDefaultPolicy(seccomp.DefaultProfile())
+	if err != nil {
+		return nil, err
+	}
+	insns, err := policy.Assemble()
+	if err != nil {
+		return nil, fmt.Errorf("assemble: %w", err)
+	}
+	raw, err := bpf.Assemble(insns)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	out := make([]byte, 0, 8*len(raw))
+	for _, in := range raw {
+		out = binary.NativeEndian.AppendUint16(out, in.Op)
+		out = append(out, in.Jt, in.Jf)
+		out = binary.NativeEndian.AppendUint32(out, in.K)
+	}
+	return out, nil
+}
+
+// runtimeDefaultPolicy keeps the profile's rules that apply to this architecture, this
+// kernel and a container without capabilities: the rules that return an errno first, then
+// one group of allowed syscalls (each unconditionally, or under the profile's argument
+// conditions); everything else fails with the profile's default errno (EPERM).
+func runtimeDefaultPolicy(profile *seccomp.Seccomp) (seccompbpf.Policy, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return seccompbpf.Policy{}, err
+	}
+	if profile.DefaultAction != specs.ActErrno || profile.DefaultErrnoRet == nil || *profile.DefaultErrnoRet != uint(unix.EPERM) {
+		return seccompbpf.Policy{}, fmt.Errorf("default action %s: only ERRNO(EPERM) is modelled", profile.DefaultAction)
+	}
+	var groups []seccompbpf.SyscallGroup
+	allow := seccompbpf.SyscallGroup{Action: seccompbpf.ActionAllow}
+	conditional := map[string][]seccompbpf.ArgumentConditions{}
+	for _, rule := range profile.Syscalls {
+		if !appliesHere(rule) {
+			continue
+		}
+		names := slices.DeleteFunc(slices.Clone(rule.Names), func(n string) bool { _, ok := info.SyscallNames[n]; return !ok })
+		switch rule.Action {
+		case specs.ActAllow:
+			if len(rule.Args) == 0 {
+				allow.Names = append(allow.Names, names...)
+				continue
+			}
+			conditions, err := argumentConditions(rule.Args)
+			if err != nil {
+				return seccompbpf.Policy{}, fmt.Errorf("%v: %w", rule.Names, err)
+			}
+			for _, n := range names {
+				conditional[n] = append(conditional[n], conditions)
+			}
+		case specs.ActErrno:
+			if len(rule.Args) > 0 || rule.ErrnoRet == nil {
+				return seccompbpf.Policy{}, fmt.Errorf("%v: only unconditional ERRNO rules with an errno are modelled", rule.Names)
+			}
+			groups = append(groups, seccompbpf.SyscallGroup{Names: names, Action: seccompbpf.ActionErrno | seccompbpf.Action(*rule.ErrnoRet)})
+		default:
+			return seccompbpf.Policy{}, fmt.Errorf("%v: action %s is not modelled", rule.Names, rule.Action)
+		}
+	}
+	allow.Names = slices.Compact(slices.Sorted(slices.Values(allow.Names)))
+	for _, name := range slices.Sorted(maps.Keys(conditional)) {
+		if slices.Contains(allow.Names, name) {
+			continue // allowed whatever its arguments
+		}
+		for _, c := range conditional[name] {
+			allow.NamesWithCondtions = append(allow.NamesWithCondtions, seccompbpf.NameWithConditions{Name: name, Conditions: c})
+		}
+	}
+	groups = append(groups, allow)
+	return seccompbpf.Policy{DefaultAction: seccompbpf.ActionErrno, Syscalls: groups}, nil
+}
+
+// appliesHere tells whether a rule applies on this architecture and kernel to a process
+// without capabilities.
+func appliesHere(rule *seccomp.Syscall) bool {
+	if inc := rule.Includes; inc != nil {
+		if len(inc.Caps) > 0 {
+			return false // needs a capability every container drops
+		}
+		if len(inc.Arches) > 0 && !slices.Contains(inc.Arches, "amd64") {
+			return false
+		}
+		if inc.MinKernel != nil && !kernelAtLeast(inc.MinKernel) {
+			return false
+		}
+	}
+	if exc := rule.Excludes; exc != nil && slices.Contains(exc.Arches, "amd64") {
+		return false
+	}
+	return true
+}
+
+// kernelAtLeast compares the running kernel with a rule's minimum version.
+func kernelAtLeast(min *seccomp.KernelVersion) bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	var running seccomp.KernelVersion
+	release := unix.ByteSliceToString(u.Release[:])
+	if err := running.UnmarshalJSON([]byte(`"` + majorMinor(release) + `"`)); err != nil {
+		return false
+	}
+	return running.Kernel > min.Kernel || running.Kernel == min.Kernel && running.Major >= min.Major
+}
+
+// majorMinor is "6.8" of a release such as "6.8.0-45-generic".
+func majorMinor(release string) string {
+	dots := 0
+	for i, r := range release {
+		if r == '.' {
+			dots++
+		}
+		if dots == 2 || !(r == '.' || r >= '0' && r <= '9') {
+			return release[:i]
+		}
+	}
+	return release
+}
+
+// argumentConditions translates a rule's argument checks (all must hold).
+func argumentConditions(args []specs.LinuxSeccompArg) (seccompbpf.ArgumentConditions, error) {
+	ops := map[specs.LinuxSeccompOperator]seccompbpf.Operation{
+		specs.OpEqualTo: seccompbpf.Equal, specs.OpNotEqual: seccompbpf.NotEqual,
+		specs.OpLessThan: seccompbpf.LessThan, specs.OpLessEqual: seccompbpf.LessOrEqual,
+		specs.OpGreaterThan: seccompbpf.GreaterThan, specs.OpGreaterEqual: seccompbpf.GreaterOrEqual,
+	}
+	var out seccompbpf.ArgumentConditions
+	for _, a := range args {
+		op, ok := ops[a.Op]
+		value := a.Value
+		if a.Op == specs.OpMaskedEqual && a.ValueTwo == 0 {
+			op, ok = seccompbpf.BitsNotSet, true // (arg & mask) == 0
+		}
+		if !ok {
+			return nil, fmt.Errorf("argument operator %s (value two %d) is not modelled", a.Op, a.ValueTwo)
+		}
+		out = append(out, seccompbpf.Condition{Argument: uint32(a.Index), Operation: op, Value: value})
+	}
+	return out, nil
+}
+
+// The compiled filter refuses what RuntimeDefault refuses to a container without
+// capabilities (new namespaces: unshare) and lets ordinary programs run.
+func TestRuntimeDefaultFilterRefusesWhatTheProfileRefuses(t *testing.T) {
+	bwrap := testkit.RequireEngine(t, "bwrap")
+	unshare := testkit.RequireEngine(t, "unshare")
+	run := func(filtered bool, argv ...string) (string, error) {
+		args := []string{"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"}
+		cmd := exec.Command(bwrap)
+		if filtered {
+			filter, err := os.Open(runtimeDefaultFilter(t))
+			require.NoError(t, err)
+			defer filter.Close()
+			cmd.ExtraFiles = []*os.File{filter}
+			args = append(args, "--seccomp", "3")
+		}
+		cmd.Args = append(append(append(cmd.Args, args...), "--"), argv...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(false, unshare, "--user", "true")
+	require.NoError(t, err, "without the filter a new user namespace is allowed here: %s", out)
+	out, err = run(true, unshare, "--user", "true")
+	require.Error(t, err, "RuntimeDefault refuses unshare without CAP_SYS_ADMIN")
+	assert.Contains(t, out, "Operation not permitted")
+	out, err = run(true, "sh", "-c", "echo filtered && grep '^Seccomp:' /proc/self/status")
+	require.NoError(t, err, out)
+	assert.Equal(t, "filtered\nSeccomp:\t2\n", out)
+}
