@@ -783,9 +783,22 @@ func (c *ctr) exec(timeout time.Duration, argv ...string) (int, string) {
 func (c *ctr) execEnv(extra []string, timeout time.Duration, argv ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	args := append([]string{"--target", strconv.Itoa(c.PID), "--mount", "--net", "--pid", "--ipc", "--uts", "--root", "--wd", "--"},
+	// Inside the container's namespaces, bubblewrap (bound into every container's root from
+	// /usr) installs the same seccomp filter before the command runs, as runc's exec does.
+	args := append([]string{"--target", strconv.Itoa(c.PID), "--mount", "--net", "--pid", "--ipc", "--uts", "--root", "--wd", "--",
+		"bwrap", "--bind", "/", "/", "--seccomp", "3", "--"},
 		setprivArgs(c.uid, c.gid, c.grp, argv)...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	path, err := compiledRuntimeDefault()
+	if err != nil {
+		return -2, err.Error()
+	}
+	filter, err := os.Open(path)
+	if err != nil {
+		return -2, err.Error()
+	}
+	defer filter.Close()
+	cmd.ExtraFiles = []*os.File{filter}
 	cmd.Env = append(append([]string(nil), c.Env...), extra...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {

@@ -38,6 +38,13 @@ var (
 // reads it), built once per test binary.
 func runtimeDefaultFilter(t testing.TB) string {
 	t.Helper()
+	path, err := compiledRuntimeDefault()
+	require.NoError(t, err, "compile the RuntimeDefault seccomp profile")
+	return path
+}
+
+// compiledRuntimeDefault compiles the profile on first use and returns its file.
+func compiledRuntimeDefault() (string, error) {
 	runtimeDefaultOnce.Do(func() {
 		var prog []byte
 		prog, runtimeDefaultErr = compileRuntimeDefault()
@@ -52,8 +59,7 @@ func runtimeDefaultFilter(t testing.TB) string {
 		runtimeDefaultPath = filepath.Join(dir, "runtime-default.bpf")
 		runtimeDefaultErr = os.WriteFile(runtimeDefaultPath, prog, 0o644)
 	})
-	require.NoError(t, runtimeDefaultErr, "compile the RuntimeDefault seccomp profile")
-	return runtimeDefaultPath
+	return runtimeDefaultPath, runtimeDefaultErr
 }
 
 // compileRuntimeDefault turns the default profile into raw cBPF (struct sock_filter, native
