@@ -4,17 +4,12 @@
 package nginxtest
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,41 +144,6 @@ type Server struct {
 	Stderr    *testkit.SyncBuffer
 }
 
-// Syslog is a UDP syslog listener: what the log collector sidecar receives.
-type Syslog struct {
-	Addr string
-	mu   sync.Mutex
-	msgs []string
-}
-
-func listenSyslog(t testing.TB) *Syslog {
-	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	l := &Syslog{Addr: conn.LocalAddr().String()}
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			l.mu.Lock()
-			l.msgs = append(l.msgs, string(buf[:n]))
-			l.mu.Unlock()
-		}
-	}()
-	return l
-}
-
-// Messages are the datagrams received so far.
-func (l *Syslog) Messages() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), l.msgs...)
-}
-
 // Start renders the settings (ports chosen here), starts nginx in the foreground and
 // waits until it answers /health. It is stopped gracefully (SIGQUIT, as the pod's
 // preStop `nginx -s quit`) when the test ends.
@@ -242,105 +202,4 @@ func Start(t testing.TB, s assets.NginxSettings) *Server {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// UpstreamRequest is what the stand-in backend received from nginx.
-type UpstreamRequest struct {
-	Method     string
-	RequestURI string
-	Path       string
-	RawQuery   string
-	Header     http.Header
-	Body       string
-}
-
-// Upstream stands in for the backend Service (Envoy + PostgREST): it records every
-// request, then lets a handler answer.
-type Upstream struct {
-	Server *httptest.Server
-	mu     sync.Mutex
-	reqs   []UpstreamRequest
-}
-
-func startUpstream(t testing.TB, next http.Handler) *Upstream {
-	t.Helper()
-	u := &Upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		u.mu.Lock()
-		u.reqs = append(u.reqs, UpstreamRequest{
-			Method: r.Method, RequestURI: r.RequestURI, Path: r.URL.Path, RawQuery: r.URL.RawQuery,
-			Header: r.Header.Clone(), Body: string(body),
-		})
-		u.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
-	}))
-	t.Cleanup(u.Server.Close)
-	return u
-}
-
-// Port is the upstream's TCP port, for BackendPort.
-func (u *Upstream) Port() int { return u.Server.Listener.Addr().(*net.TCPAddr).Port }
-
-// Take returns the recorded requests and forgets them.
-func (u *Upstream) Take() []UpstreamRequest {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	reqs := u.reqs
-	u.reqs = nil
-	return reqs
-}
-
-// EchoBackend answers every request like PostgREST answers a read: a JSON array.
-var EchoBackend = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Range", "0-0/*")
-	_, _ = fmt.Fprintf(w, `[{"upstream_path":%q}]`, r.URL.Path)
-})
-
-// BackedBy starts a stand-in backend and an nginx in front of it.
-func BackedBy(t testing.TB, handler http.Handler, adjust func(*assets.NginxSettings)) (*Server, *Upstream) {
-	t.Helper()
-	up := startUpstream(t, handler)
-	s := DeployedSettings()
-	s.BackendHost = "127.0.0.1"
-	s.BackendPort = up.Port()
-	if adjust != nil {
-		adjust(&s)
-	}
-	return Start(t, s), up
-}
-
-// Do sends one request and returns the response and its body.
-func Do(t testing.TB, method, url string, header map[string]string, body string) (*http.Response, string) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	require.NoError(t, err)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, string(b)
-}
-
-// TLSFiles writes a key pair as tls.crt and tls.key into a folder nginx's unprivileged
-// user can read, and returns the folder.
-func TLSFiles(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-	require.NoError(t, os.Chmod(dir, 0o755))
-	cert, key := testkit.TLSKeyPair(t)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.crt"), cert, 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.key"), key, 0o644))
-	return dir
 }

@@ -10,24 +10,18 @@ package pgtest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"ecommerce-platform/components/assets"
@@ -66,176 +60,6 @@ type Server struct {
 	Settings  assets.PostgresSettings
 	Path      string // PATH for client programs: the folders of psql, pg_dump, pg_restore first
 	psql      string
-}
-
-// RunAs gives the credentials server processes run with: PostgreSQL and PgBouncer refuse
-// to run as root, so under root they run as the OS user "postgres" (created by the
-// postgresql packages); otherwise as the current user (nil).
-func RunAs(t testing.TB) *syscall.Credential {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	u, err := user.Lookup("postgres")
-	require.NoError(t, err, "tests run as root, so the servers need the OS user postgres (apt-get install postgresql-15)")
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	require.NoError(t, err)
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	require.NoError(t, err)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
-}
-
-// giveToServer makes a path the server user's (no-op unless running as root).
-func giveToServer(t testing.TB, path string) {
-	t.Helper()
-	if cred := RunAs(t); cred != nil {
-		require.NoError(t, os.Chown(path, int(cred.Uid), int(cred.Gid)))
-	}
-}
-
-// WriteFile writes a file the server user can read.
-func WriteFile(t testing.TB, path, content string, mode os.FileMode) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(path, []byte(content), mode))
-	giveToServer(t, path)
-}
-
-// mkdirForServer makes a folder the server user owns (e.g. for PgBouncer's pid file).
-func mkdirForServer(t testing.TB, dir string) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	giveToServer(t, dir)
-}
-
-// SocketDir is a folder for a server's Unix socket, owned by the server user: a short path
-// of its own, since Unix socket paths are limited to about 100 bytes.
-func SocketDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "pgsock")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o755))
-	giveToServer(t, dir)
-	return dir
-}
-
-// ServerDir returns a fresh folder of the test that the server user owns and can reach.
-func ServerDir(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		// t.TempDir makes both levels 0700 root: the server user must get through them.
-		require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-		require.NoError(t, os.Chmod(dir, 0o755))
-		giveToServer(t, dir)
-	}
-	return dir
-}
-
-// Process is a server process (postgres, pgbouncer) started by a test.
-type Process struct {
-	name    string
-	logPath string
-	Cmd     *exec.Cmd
-	Done    chan struct{}
-	err     error
-}
-
-// StartProcess starts a long-running server as the server user, logging to logPath, and
-// stops it when the test ends (stopSignal first, SIGKILL after 15 s). The process gets
-// SIGKILL should the test binary die. It is started from a goroutine locked to its OS thread
-// because the kernel sends that "parent died" signal when the starting thread exits.
-func StartProcess(t testing.TB, name, logPath string, stopSignal syscall.Signal, bin string, args ...string) *Process {
-	t.Helper()
-	return StartProcessEnv(t, name, logPath, stopSignal, nil, bin, args...)
-}
-
-// StartProcessEnv is StartProcess with variables added to the environment.
-func StartProcessEnv(t testing.TB, name, logPath string, stopSignal syscall.Signal, env []string, bin string, args ...string) *Process {
-	t.Helper()
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	cmd.Dir = filepath.Dir(logPath)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: RunAs(t), Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	p := &Process{name: name, logPath: logPath, Cmd: cmd, Done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		defer close(p.Done)
-		defer logFile.Close()
-		if err := cmd.Start(); err != nil {
-			p.err = err
-			started <- err
-			return
-		}
-		started <- nil
-		p.err = cmd.Wait()
-	}()
-	require.NoError(t, <-started, "start %s", name)
-	t.Cleanup(func() {
-		select {
-		case <-p.Done:
-		default:
-			_ = cmd.Process.Signal(stopSignal)
-			select {
-			case <-p.Done:
-			case <-time.After(15 * time.Second):
-				_ = cmd.Process.Kill()
-				<-p.Done
-			}
-		}
-		if t.Failed() {
-			t.Logf("--- %s log (%s):\n%s", name, logPath, p.Log())
-		}
-	})
-	return p
-}
-
-// Log returns what the process wrote so far.
-func (p *Process) Log() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	return string(b)
-}
-
-// Exited tells whether the process has ended.
-func (p *Process) Exited() bool {
-	select {
-	case <-p.Done:
-		return true
-	default:
-		return false
-	}
-}
-
-// WaitConnect connects with connString until it works, the process dies or 30 s pass.
-func WaitConnect(t testing.TB, p *Process, connString string) {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		conn, err := pgx.Connect(cctx, connString)
-		cancel()
-		if err == nil {
-			require.NoError(t, conn.Close(ctx))
-			return
-		}
-		if p.Exited() {
-			t.Fatalf("%s exited before accepting connections (%v):\n%s", p.name, p.err, p.Log())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not accept connections within 30 s: %v\n%s", p.name, err, p.Log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // Start starts an empty PostgreSQL 15 (initdb as POSTGRES_USER, as the image does) with the
@@ -298,35 +122,6 @@ func StartLoaded(t testing.TB, includeSeed bool) *Server {
 	s.RunInitScripts(t, Database, includeSeed)
 	s.SyncCredentials(t, Database, AuthenticatorPassword, JWTSecret)
 	return s
-}
-
-// SyncCredentials runs the deployed credentials-sync.sh (what the database-credentials Job
-// runs) against the server: the authenticator's password and the JWT signing key.
-func (s *Server) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret string) string {
-	t.Helper()
-	return s.SyncCredentialsWithReplication(t, db, authenticatorPassword, jwtSecret, "")
-}
-
-// SyncCredentialsWithReplication also sets the replicator role's password ("": no replicas).
-func (s *Server) SyncCredentialsWithReplication(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string) string {
-	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{"owner": SuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword}
-	for name, value := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
-	}
-	script := filepath.Join(dir, "credentials-sync.sh")
-	require.NoError(t, os.WriteFile(script, []byte(assets.CredentialsSyncScript()), 0o600))
-	cmd := exec.Command("sh", script)
-	cmd.Env = s.ClientEnv(db,
-		"PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
-		"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"),
-		"JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
-		"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"),
-		"TIMEOUT_SECONDS=10")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "credentials-sync.sh:\n%s", out)
-	return string(out)
 }
 
 // ConnString is a libpq connection string over the Unix socket as the superuser.
@@ -411,139 +206,4 @@ func (s *Server) RunInitScripts(t testing.TB, db string, includeSeed bool) strin
 		all.WriteString(string(out))
 	}
 	return all.String()
-}
-
-// QueryString runs a query returning one value, read as text.
-func QueryString(t testing.TB, conn *pgx.Conn, sql string, args ...any) string {
-	t.Helper()
-	var v string
-	require.NoError(t, conn.QueryRow(context.Background(), sql, args...).Scan(&v), sql)
-	return v
-}
-
-// idsByName maps a key column to the id of each row, e.g. product name -> id.
-func idsByName(t testing.TB, conn *pgx.Conn, sql string) map[string]int64 {
-	t.Helper()
-	rows, err := conn.Query(context.Background(), sql)
-	require.NoError(t, err)
-	ids := map[string]int64{}
-	for rows.Next() {
-		var key string
-		var id int64
-		require.NoError(t, rows.Scan(&key, &id))
-		ids[key] = id
-	}
-	require.NoError(t, rows.Err())
-	return ids
-}
-
-// ProductIDs maps each product's name to its id.
-func ProductIDs(t testing.TB, conn *pgx.Conn) map[string]int64 {
-	return idsByName(t, conn, "SELECT name, id FROM shop.products")
-}
-
-// UserIDs maps each user's email to its id.
-func UserIDs(t testing.TB, conn *pgx.Conn) map[string]int64 {
-	return idsByName(t, conn, "SELECT email, id FROM shop.users")
-}
-
-// State is what an order changes: stock per product and the number of orders and items.
-type State struct {
-	Stock  map[string]int
-	Orders int
-	Items  int
-}
-
-// Snapshot counts what orders change, to prove a refused order changed nothing.
-func Snapshot(t testing.TB, conn *pgx.Conn) State {
-	t.Helper()
-	ctx := context.Background()
-	st := State{Stock: map[string]int{}}
-	rows, err := conn.Query(ctx, "SELECT name, stock FROM shop.products")
-	require.NoError(t, err)
-	for rows.Next() {
-		var name string
-		var stock int
-		require.NoError(t, rows.Scan(&name, &stock))
-		st.Stock[name] = stock
-	}
-	require.NoError(t, rows.Err())
-	require.NoError(t, conn.QueryRow(ctx,
-		"SELECT (SELECT count(*) FROM shop.orders), (SELECT count(*) FROM shop.order_items)").Scan(&st.Orders, &st.Items))
-	return st
-}
-
-// Items is the JSON text of an order's items.
-func Items(items ...[2]int64) string {
-	parts := make([]string, len(items))
-	for i, it := range items {
-		parts[i] = fmt.Sprintf(`{"product_id": %d, "quantity": %d}`, it[0], it[1])
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
-
-// RequireError asserts a PostgreSQL error with this SQLSTATE whose message contains want.
-func RequireError(t testing.TB, err error, sqlState, want string) {
-	t.Helper()
-	require.Error(t, err)
-	var pgErr *pgconn.PgError
-	require.True(t, errors.As(err, &pgErr), "want a PostgreSQL error %s, got %v", sqlState, err)
-	require.Equal(t, sqlState, pgErr.Code, "SQLSTATE of %q", pgErr.Message)
-	require.Contains(t, pgErr.Message, want)
-}
-
-// AsRole runs fn in a transaction as PostgREST runs a request: SET LOCAL ROLE role and the
-// JWT claims (if any) and the JWT secret as transaction-local settings. It always rolls back
-// unless commit is set.
-func AsRole(ctx context.Context, conn *pgx.Conn, role, claims string, commit bool, fn func(pgx.Tx) error) error {
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('request.jwt.claims', $1, true)", claims); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+pgx.Identifier{role}.Sanitize()); err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if commit {
-		return tx.Commit(ctx)
-	}
-	return nil
-}
-
-// LoginResult is what api.login answered: a token, or an error with the HTTP status it set
-// through response.status.
-type LoginResult struct {
-	Token   string `json:"token"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Status  string `json:"-"`
-}
-
-// Login calls api.login as PostgREST does for POST /rpc/login (as web_anon, committed, so
-// failure counts persist) and reads the response.status it set.
-func Login(ctx context.Context, conn *pgx.Conn, email, password string) (LoginResult, error) {
-	var body string
-	var res LoginResult
-	err := AsRole(ctx, conn, "web_anon", "", true, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "SELECT api.login($1, $2)::text, coalesce(current_setting('response.status', true), '')",
-			email, password).Scan(&body, &res.Status)
-	})
-	if err != nil {
-		return res, err
-	}
-	if err := json.Unmarshal([]byte(body), &res); err != nil {
-		return res, fmt.Errorf("login answer %q: %w", body, err)
-	}
-	return res, nil
-}
-
-// Claims is the request.jwt.claims of a logged-in user.
-func Claims(userID int64) string {
-	return fmt.Sprintf(`{"role": "web_user", "user_id": %d}`, userID)
 }

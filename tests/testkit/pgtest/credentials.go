@@ -1,0 +1,41 @@
+package pgtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/components/assets"
+)
+
+// SyncCredentials runs the deployed credentials-sync.sh (what the database-credentials Job
+// runs) against the server: the authenticator's password and the JWT signing key.
+func (s *Server) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret string) string {
+	t.Helper()
+	return s.SyncCredentialsWithReplication(t, db, authenticatorPassword, jwtSecret, "")
+}
+
+// SyncCredentialsWithReplication also sets the replicator role's password ("": no replicas).
+func (s *Server) SyncCredentialsWithReplication(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{"owner": SuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword}
+	for name, value := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
+	}
+	script := filepath.Join(dir, "credentials-sync.sh")
+	require.NoError(t, os.WriteFile(script, []byte(assets.CredentialsSyncScript()), 0o600))
+	cmd := exec.Command("sh", script)
+	cmd.Env = s.ClientEnv(db,
+		"PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
+		"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"),
+		"JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
+		"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"),
+		"TIMEOUT_SECONDS=10")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "credentials-sync.sh:\n%s", out)
+	return string(out)
+}
