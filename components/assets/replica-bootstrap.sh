@@ -2,8 +2,10 @@
 # replica-bootstrap.sh: the init container of a read replica (postgres image). On an empty
 # data directory it copies the primary with pg_basebackup (WAL streamed, a replication slot
 # named after the pod, created unless the primary still has it from an earlier life of this
-# replica) and writes the standby configuration. On a data directory that is already there it
-# does nothing: the replica resumes from its slot. POSIX sh.
+# replica) and writes the standby configuration. On a data directory that is already there the
+# replica resumes from its slot, unless the primary answers that the slot is gone (dropped) or
+# lost (the primary no longer keeps the WAL the replica needs, max_slot_wal_keep_size): then
+# it copies the primary again, since the replica could never catch up. POSIX sh.
 #
 # Environment (all required):
 #   PGDATA                   the replica's data directory (a subfolder of its claim)
@@ -23,15 +25,39 @@ for name in PGDATA PRIMARY_HOST PRIMARY_PORT REPLICATION_USER PGPASSWORD_FILE SL
     eval "value=\${$name:-}"
     [ -n "$value" ] || fail "missing required environment variable $name"
 done
-if [ -s "$PGDATA/PG_VERSION" ]; then
-    echo "replica-bootstrap: $PGDATA holds a database; resuming from slot $SLOT"
-    exit 0
-fi
 [ -r "$PGPASSWORD_FILE" ] || fail "cannot read $PGPASSWORD_FILE"
 PGPASSWORD=$(cat "$PGPASSWORD_FILE")
 export PGPASSWORD
 # Slot names allow lower-case letters, digits and underscores.
 slot=$(printf '%s' "$SLOT" | tr 'A-Z-.' 'a-z__')
+
+# on_primary runs one query on the primary as the replication role; prints the result.
+on_primary() {
+    psql --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --dbname=postgres \
+        --no-psqlrc --no-password --tuples-only --no-align --command="$1"
+}
+
+if [ -s "$PGDATA/PG_VERSION" ]; then
+    if ! pg_isready --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --dbname=postgres --timeout=5 >/dev/null 2>&1; then
+        echo "replica-bootstrap: $PGDATA holds a database; resuming from slot $slot (the primary does not answer now)"
+        exit 0
+    fi
+    status=$(on_primary "SELECT coalesce(wal_status, 'reserved') FROM pg_replication_slots WHERE slot_name = '$slot'") ||
+        fail "cannot read the primary's replication slots as $REPLICATION_USER"
+    case "$status" in
+    lost)
+        echo "replica-bootstrap: the primary no longer keeps the WAL slot $slot needs (lost); copying the primary again"
+        on_primary "SELECT pg_drop_replication_slot('$slot')" >/dev/null || fail "cannot drop the lost slot $slot"
+        ;;
+    "")
+        echo "replica-bootstrap: the primary has no slot $slot any more; copying the primary again"
+        ;;
+    *)
+        echo "replica-bootstrap: $PGDATA holds a database; resuming from slot $slot ($status)"
+        exit 0
+        ;;
+    esac
+fi
 
 deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
 until pg_isready --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --dbname=postgres --timeout=2 >/dev/null 2>&1; do
@@ -40,9 +66,7 @@ until pg_isready --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPL
     sleep 2
 done
 
-exists=$(psql --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$REPLICATION_USER" --dbname=postgres \
-    --no-psqlrc --no-password --tuples-only --no-align \
-    --command="SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'") ||
+exists=$(on_primary "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'") ||
     fail "cannot read the primary's replication slots as $REPLICATION_USER"
 create=--create-slot
 if [ "$exists" = 1 ]; then

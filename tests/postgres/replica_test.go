@@ -44,6 +44,13 @@ func newReplica(t *testing.T, primary *pgtest.Server, name string) *pgReplica {
 // Bootstrap runs the deployed replica-bootstrap.sh as the server user, with the pod's env.
 func (r *pgReplica) Bootstrap(t *testing.T) string {
 	t.Helper()
+	return r.bootstrapAgainst(t, r.primary.Port)
+}
+
+// bootstrapAgainst runs it with the primary at another port (one nothing listens on: the
+// primary is down).
+func (r *pgReplica) bootstrapAgainst(t *testing.T, primaryPort int) string {
+	t.Helper()
 	script := filepath.Join(r.Dir, "replica-bootstrap.sh")
 	pwFile := filepath.Join(r.Dir, "replication-password")
 	pgtest.WriteFile(t, script, assets.ReplicaBootstrapScript(), 0o644)
@@ -52,7 +59,7 @@ func (r *pgReplica) Bootstrap(t *testing.T) string {
 	cmd.Dir = r.Dir
 	cmd.Env = []string{
 		"PATH=" + filepath.Dir(testkit.RequireEngine(t, "pg_basebackup")) + ":" + r.primary.Path,
-		"PGDATA=" + r.Data, "PRIMARY_HOST=127.0.0.1", fmt.Sprintf("PRIMARY_PORT=%d", r.primary.Port),
+		"PGDATA=" + r.Data, "PRIMARY_HOST=127.0.0.1", fmt.Sprintf("PRIMARY_PORT=%d", primaryPort),
 		"REPLICATION_USER=replicator", "PGPASSWORD_FILE=" + pwFile, "SLOT=" + r.Name, "TIMEOUT_SECONDS=30",
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
@@ -183,6 +190,16 @@ func TestReplicaStreaming(t *testing.T) {
 		assert.Equal(t, string(before), string(after))
 	})
 
+	t.Run("with the primary down, a replica restarts on its data", func(t *testing.T) {
+		before, err := os.ReadFile(filepath.Join(replicas[1].Data, "postgresql.auto.conf"))
+		require.NoError(t, err)
+		out := replicas[1].bootstrapAgainst(t, testkit.FreePort(t))
+		assert.Contains(t, out, "holds a database; resuming from slot database_replica_1 (the primary does not answer now)")
+		after, err := os.ReadFile(filepath.Join(replicas[1].Data, "postgresql.auto.conf"))
+		require.NoError(t, err)
+		assert.Equal(t, string(before), string(after))
+	})
+
 	t.Run("a stopped replica catches up after a restart", func(t *testing.T) {
 		r := replicas[1]
 		r.Stop(t)
@@ -202,6 +219,47 @@ func TestReplicaStreaming(t *testing.T) {
 		assert.Contains(t, r.Bootstrap(t), "the primary still has slot database_replica_0")
 		r.Start(t)
 		r.waitRow(t, "after-data-loss", time.Now())
+	})
+
+	t.Run("a replica whose slot was dropped on the primary copies it again", func(t *testing.T) {
+		r := replicas[1]
+		r.Stop(t)
+		_, err := admin.Exec(ctx, "SELECT pg_drop_replication_slot('database_replica_1')")
+		require.NoError(t, err)
+		insert("after-slot-drop")
+		assert.Contains(t, r.Bootstrap(t), "the primary has no slot database_replica_1 any more; copying the primary again")
+		r.Start(t)
+		r.waitRow(t, "after-slot-drop", time.Now())
+		assert.Equal(t, "reserved", pgtest.QueryString(t, admin,
+			"SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'database_replica_1' AND active"))
+	})
+
+	t.Run("a replica whose slot was lost copies the primary again", func(t *testing.T) {
+		r := replicas[1]
+		r.Stop(t)
+		// The primary keeps at most max_slot_wal_keep_size of WAL for a stopped replica: with
+		// 1MB and a few WAL segments written since, its slot is lost at the next checkpoint.
+		for _, sql := range []string{"ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'", "SELECT pg_reload_conf()"} {
+			_, err := admin.Exec(ctx, sql)
+			require.NoError(t, err)
+		}
+		t.Cleanup(func() {
+			_, _ = admin.Exec(ctx, "ALTER SYSTEM RESET max_slot_wal_keep_size")
+			_, _ = admin.Exec(ctx, "SELECT pg_reload_conf()")
+		})
+		for i := range 3 {
+			insert(fmt.Sprintf("wal-filler-%d", i))
+			_, err := admin.Exec(ctx, "SELECT pg_switch_wal()")
+			require.NoError(t, err)
+		}
+		_, err := admin.Exec(ctx, "CHECKPOINT")
+		require.NoError(t, err)
+		require.Equal(t, "lost", pgtest.QueryString(t, admin,
+			"SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'database_replica_1'"))
+		insert("after-slot-lost")
+		assert.Contains(t, r.Bootstrap(t), "the primary no longer keeps the WAL slot database_replica_1 needs (lost); copying the primary again")
+		r.Start(t)
+		r.waitRow(t, "after-slot-lost", time.Now())
 	})
 }
 
