@@ -2,8 +2,8 @@ package contract
 
 // Container contract suite: every container of every workload the program registers, for
 // each stack, whose program exists on this machine, run the way the kubelet runs it (see
-// contract_sandbox_test.go), against each other: the database pod, the backend pod's init
-// testkit.Container and PgBouncer against it, the backup job and a restore of its dump, the frontend
+// sandbox_test.go), against each other: the database pod, the backend pod's init
+// container and PgBouncer against it, the backup job and a restore of its dump, the frontend
 // pod's nginx and exporter. Containers that cannot run here are listed with what covers them.
 
 import (

@@ -361,7 +361,7 @@ func (c *sandboxCluster) serviceAddress(t testing.TB, svc corev1.Service) string
 	return ""
 }
 
-// testkit.Container finds a container (or init container) of the pod by name.
+// container finds a container (or init container) of the pod by name.
 func (p *sandboxPod) container(t testing.TB, name string) corev1.Container {
 	t.Helper()
 	for _, c := range testkit.TypedContainers(p.Spec) {

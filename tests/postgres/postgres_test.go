@@ -1,7 +1,7 @@
 package postgres
 
 // Engine tests of the database tier: the deployed init scripts, postgresql.conf, backup.sh
-// and the documented restore command, run by a real PostgreSQL 15 (see pg_helpers_test.go).
+// and the documented restore command, run by a real PostgreSQL 15 (see tests/testkit/pgtest).
 
 import (
 	"context"
