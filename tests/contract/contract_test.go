@@ -58,212 +58,246 @@ func TestContainerContract(t *testing.T) {
 }
 
 func contractStack(t *testing.T, stack string) {
+	c := newContractRun(t, stack)
+	c.databasePod(t)
+	t.Run("credentials job sets the API password and the signing key", c.credentialsJob)
+	if len(c.r.Names(testkit.StatefulSet)) > 1 {
+		t.Run("a read replica bootstraps from the primary and streams", c.readReplica)
+	}
+	t.Run("backend init container completes against the database pod", c.backendPod)
+	t.Run("backup job writes a dump the restore command reads back", c.backupRoundTrip)
+	t.Run("backup job names a wrong password and a missing file", c.backupFailures)
+	t.Run("frontend: nginx and its exporter ready, log bounded, graceful stop", c.frontendPods)
+	t.Run("containers not run here are named with what covers them", c.notRunListing)
+	for _, n := range slices.Sorted(maps.Keys(c.timings)) {
+		t.Logf("contract timing %s: %s %.1fs", stack, n, c.timings[n].Seconds())
+	}
+}
+
+// contractRun is one stack's contract run: the recorded program, its sandbox cluster, what
+// ran and how long each container took to start, and the database pod the others use.
+type contractRun struct {
+	stack    string
+	r        testkit.Run
+	cluster  *sandboxCluster
+	ran      *contractRan
+	timings  map[string]time.Duration
+	postgres *ctr
+	products string // shop.products' row count after the first start
+}
+
+func newContractRun(t *testing.T, stack string) *contractRun {
 	r := testkit.MustRun(t, stack, nil)
 	cluster := newSandboxCluster(t, r)
 	cert, key := testkit.TLSKeyPair(t)
 	cluster.external["frontend-tls"] = map[string]string{"tls.crt": string(cert), "tls.key": string(key)}
-	ran := &contractRan{set: map[string]bool{}}
-	timings := map[string]time.Duration{}
+	return &contractRun{stack: stack, r: r, cluster: cluster, ran: &contractRan{set: map[string]bool{}}, timings: map[string]time.Duration{}}
+}
 
-	// The database pod: database-0 of the StatefulSet, with its claim.
-	dbSet := r.Object(t, testkit.StatefulSet, "database")
-	dbPod := cluster.newPod(t, "database-0", testkit.TypedPod(t, dbSet), map[string]string{"data": "data-database-0"})
-	postgres := dbPod.start(t, "postgres")
-	timings["postgres"] = postgres.awaitStarted(t)
-	postgres.requireReadyAndLive(t)
-	ran.add("postgres")
-	code, status := postgres.exec(5*time.Second, "grep", "^Seccomp:", "/proc/self/status")
+// databasePod starts database-0 of the StatefulSet, with its claim: postgres (whose exec
+// probes run under the seccomp filter too) and its exporter.
+func (c *contractRun) databasePod(t *testing.T) {
+	dbSet := c.r.Object(t, testkit.StatefulSet, "database")
+	dbPod := c.cluster.newPod(t, "database-0", testkit.TypedPod(t, dbSet), map[string]string{"data": "data-database-0"})
+	c.postgres = dbPod.start(t, "postgres")
+	c.timings["postgres"] = c.postgres.awaitStarted(t)
+	c.postgres.requireReadyAndLive(t)
+	c.ran.add("postgres")
+	code, status := c.postgres.exec(5*time.Second, "grep", "^Seccomp:", "/proc/self/status")
 	require.Zero(t, code, status)
 	assert.Equal(t, "Seccomp:\t2\n", status, "exec probes run under the container's seccomp filter too")
 	exporter := dbPod.start(t, "postgres-exporter")
-	timings["postgres-exporter"] = exporter.awaitStarted(t)
+	c.timings["postgres-exporter"] = exporter.awaitStarted(t)
 	exporter.requireReadyAndLive(t)
-	ran.add("postgres-exporter")
+	c.ran.add("postgres-exporter")
 	assert.Contains(t, contractGet(t, dbPod.IP, 9187, "/metrics"), "pg_up 1", "the exporter reaches the database with its mounted password")
-	psql := func(sql string) string {
-		code, out := postgres.exec(10*time.Second, "psql", "--username=ecommerce", "--dbname=ecommerce", "--no-psqlrc", "-At", "-c", sql)
-		require.Zerof(t, code, "psql %s: %s", sql, out)
-		return strings.TrimSpace(out)
+	c.products = c.psql(t, "SELECT count(*) FROM shop.products")
+}
+
+// psql runs one statement in the database pod's postgres container and returns its output.
+func (c *contractRun) psql(t *testing.T, sql string) string {
+	t.Helper()
+	code, out := c.postgres.exec(10*time.Second, "psql", "--username=ecommerce", "--dbname=ecommerce", "--no-psqlrc", "-At", "-c", sql)
+	require.Zerof(t, code, "psql %s: %s", sql, out)
+	return strings.TrimSpace(out)
+}
+
+// credentialsJob runs the database-credentials Job twice: it sets the API password and the signing key, and is safe to repeat.
+func (c *contractRun) credentialsJob(t *testing.T) {
+	for run := 1; run <= 2; run++ { // and again: it is safe to repeat
+		pod := c.cluster.newPod(t, fmt.Sprintf("database-credentials-%d", run), testkit.TypedPod(t, c.r.Object(t, testkit.Job, "database-credentials")), nil)
+		job := pod.start(t, "credentials-sync")
+		code := job.wait(2 * time.Minute)
+		require.Zerof(t, code, "credentials job exited %d:\n%s", code, job.Output())
+		assert.Contains(t, job.Output(), "are current")
+		c.ran.add("credentials-sync")
 	}
-	products := psql("SELECT count(*) FROM shop.products")
+	assert.Equal(t, "1", c.psql(t, "SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testkit.TestSecrets["jwtSecret"]+"'"))
+}
 
-	t.Run("credentials job sets the API password and the signing key", func(t *testing.T) {
-		for run := 1; run <= 2; run++ { // and again: it is safe to repeat
-			pod := cluster.newPod(t, fmt.Sprintf("database-credentials-%d", run), testkit.TypedPod(t, r.Object(t, testkit.Job, "database-credentials")), nil)
-			job := pod.start(t, "credentials-sync")
-			code := job.wait(2 * time.Minute)
-			require.Zerof(t, code, "credentials job exited %d:\n%s", code, job.Output())
-			assert.Contains(t, job.Output(), "are current")
-			ran.add("credentials-sync")
-		}
-		assert.Equal(t, "1", psql("SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testkit.TestSecrets["jwtSecret"]+"'"))
-	})
+// readReplica bootstraps database-replica-0 from the primary and checks a row streams to it.
+func (c *contractRun) readReplica(t *testing.T) {
+	set := c.r.Object(t, testkit.StatefulSet, "database-replica")
+	pod := c.cluster.newPod(t, "database-replica-0", testkit.TypedPod(t, set), map[string]string{"data": "data-database-replica-0"})
+	boot := pod.start(t, "replica-bootstrap")
+	code := boot.wait(2 * time.Minute)
+	require.Zerof(t, code, "replica-bootstrap exited %d:\n%s", code, boot.Output())
+	assert.Contains(t, boot.Output(), "copying the primary")
+	c.ran.add("replica-bootstrap")
+	replica := pod.start(t, "postgres")
+	c.timings["replica postgres"] = replica.awaitStarted(t)
+	replica.requireReadyAndLive(t)
+	exporter := pod.start(t, "postgres-exporter")
+	exporter.awaitStarted(t)
+	exporter.requireReadyAndLive(t)
+	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('streamed to the replica', 1, 1)")
+	assert.Eventually(t, func() bool {
+		code, out := replica.exec(10*time.Second, "psql", "--host=/var/run/postgresql", "--username=ecommerce",
+			"--dbname=ecommerce", "--no-psqlrc", "-At", "-c", "SELECT count(*) FROM shop.products WHERE name = 'streamed to the replica'")
+		return code == 0 && strings.TrimSpace(out) == "1"
+	}, 30*time.Second, 100*time.Millisecond, "the row reaches the replica")
+	c.psql(t, "DELETE FROM shop.products WHERE name = 'streamed to the replica'")
+}
 
-	if len(r.Names(testkit.StatefulSet)) > 1 {
-		t.Run("a read replica bootstraps from the primary and streams", func(t *testing.T) {
-			set := r.Object(t, testkit.StatefulSet, "database-replica")
-			pod := cluster.newPod(t, "database-replica-0", testkit.TypedPod(t, set), map[string]string{"data": "data-database-replica-0"})
-			boot := pod.start(t, "replica-bootstrap")
-			code := boot.wait(2 * time.Minute)
-			require.Zerof(t, code, "replica-bootstrap exited %d:\n%s", code, boot.Output())
-			assert.Contains(t, boot.Output(), "copying the primary")
-			ran.add("replica-bootstrap")
-			replica := pod.start(t, "postgres")
-			timings["replica postgres"] = replica.awaitStarted(t)
-			replica.requireReadyAndLive(t)
-			exporter := pod.start(t, "postgres-exporter")
-			exporter.awaitStarted(t)
-			exporter.requireReadyAndLive(t)
-			psql("INSERT INTO shop.products (name, price, stock) VALUES ('streamed to the replica', 1, 1)")
-			assert.Eventually(t, func() bool {
-				code, out := replica.exec(10*time.Second, "psql", "--host=/var/run/postgresql", "--username=ecommerce",
-					"--dbname=ecommerce", "--no-psqlrc", "-At", "-c", "SELECT count(*) FROM shop.products WHERE name = 'streamed to the replica'")
-				return code == 0 && strings.TrimSpace(out) == "1"
-			}, 30*time.Second, 100*time.Millisecond, "the row reaches the replica")
-			psql("DELETE FROM shop.products WHERE name = 'streamed to the replica'")
-		})
+// backendPod runs the backend pod's init container against the database pod, then PgBouncer, through a SIGKILL and a restart in the same pod.
+func (c *contractRun) backendPod(t *testing.T) {
+	backend := c.cluster.newPod(t, "backend-0", testkit.TypedPod(t, c.r.Object(t, testkit.Deployment, "backend")), nil)
+	start := time.Now()
+	wait := backend.start(t, "wait-for-database")
+	code := wait.wait(2 * time.Minute)
+	require.Zerof(t, code, "wait-for-database exited %d:\n%s", code, wait.Output())
+	assert.Contains(t, wait.Output(), "accepts connections")
+	c.timings["wait-for-database"] = time.Since(start)
+	c.ran.add("wait-for-database")
+
+	pool := backend.start(t, "pgbouncer")
+	c.timings["pgbouncer"] = pool.awaitStarted(t)
+	pool.requireReadyAndLive(t)
+	c.ran.add("pgbouncer")
+	apiPassword := testkit.TestSecrets["apiDbPassword"]
+	query := func(c *ctr) (int, string) {
+		return c.execEnv([]string{"PGPASSWORD=" + apiPassword}, 10*time.Second, "psql",
+			"host=127.0.0.1 port=6432 dbname=ecommerce user=authenticator", "--no-psqlrc", "-qAt",
+			"-c", "SET ROLE web_anon; SELECT count(*) FROM api.products")
 	}
+	code, out := query(pool)
+	require.Zerof(t, code, "a query through PgBouncer: %s", out)
+	assert.Equal(t, c.products, strings.TrimSpace(out))
 
-	t.Run("backend init container completes against the database pod", func(t *testing.T) {
-		backend := cluster.newPod(t, "backend-0", testkit.TypedPod(t, r.Object(t, testkit.Deployment, "backend")), nil)
-		start := time.Now()
-		wait := backend.start(t, "wait-for-database")
-		code := wait.wait(2 * time.Minute)
-		require.Zerof(t, code, "wait-for-database exited %d:\n%s", code, wait.Output())
-		assert.Contains(t, wait.Output(), "accepts connections")
-		timings["wait-for-database"] = time.Since(start)
-		ran.add("wait-for-database")
+	// An unclean kill (OOM, SIGKILL at the end of the grace period), then the kubelet
+	// starts the container again in the same pod, with the same volumes.
+	pool.signal(syscall.SIGKILL)
+	require.NotEqual(t, -1, pool.wait(10*time.Second), "SIGKILL ends PgBouncer")
+	again := backend.start(t, "pgbouncer")
+	c.timings["pgbouncer after SIGKILL"] = again.awaitStarted(t)
+	again.requireReadyAndLive(t)
+	code, out = query(again)
+	require.Zerof(t, code, "a query after the restart: %s", out)
+}
 
-		pool := backend.start(t, "pgbouncer")
-		timings["pgbouncer"] = pool.awaitStarted(t)
-		pool.requireReadyAndLive(t)
-		ran.add("pgbouncer")
-		apiPassword := testkit.TestSecrets["apiDbPassword"]
-		query := func(c *ctr) (int, string) {
-			return c.execEnv([]string{"PGPASSWORD=" + apiPassword}, 10*time.Second, "psql",
-				"host=127.0.0.1 port=6432 dbname=ecommerce user=authenticator", "--no-psqlrc", "-qAt",
-				"-c", "SET ROLE web_anon; SELECT count(*) FROM api.products")
+// backupRoundTrip runs the backup job and restores its dump with the README's command.
+func (c *contractRun) backupRoundTrip(t *testing.T) {
+	job := c.r.Object(t, testkit.CronJob, "database-backup")
+	backupPod := c.cluster.newPod(t, "database-backup-1", testkit.TypedPod(t, job), nil)
+	dump := backupPod.start(t, "pg-dump")
+	code := dump.wait(2 * time.Minute)
+	require.Zerof(t, code, "backup job exited %d:\n%s", code, dump.Output())
+	c.ran.add("pg-dump")
+	claim := backupPod.volumes["backups"]
+	dumps, err := filepath.Glob(filepath.Join(claim, "ecommerce-*.dump"))
+	require.NoError(t, err)
+	require.Len(t, dumps, 1, "one dump in the backup claim:\n%s", dump.Output())
+
+	// The README's restore procedure: a pod of the postgres image with the backup volume
+	// and the credentials, running assets.RestoreCommand.
+	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
+	restore := contractRestorePod(t, c.cluster, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
+	out := restore.start(t, "pg-dump")
+	code = out.wait(2 * time.Minute)
+	require.Zerof(t, code, "restore exited %d:\n%s", code, out.Output())
+	assert.Equal(t, c.products, c.psql(t, "SELECT count(*) FROM shop.products"), "the restore brings back the dumped rows exactly")
+}
+
+// backupFailures: a wrong password and a missing file each fail with a message naming them.
+func (c *contractRun) backupFailures(t *testing.T) {
+	job := testkit.TypedPod(t, c.r.Object(t, testkit.CronJob, "database-backup"))
+	wrong := c.cluster.newPod(t, "database-backup-wrong", job, nil)
+	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "password"), []byte("not-the-password"), 0o440))
+	dump := wrong.start(t, "pg-dump")
+	assert.NotZero(t, dump.wait(time.Minute))
+	assert.Contains(t, dump.Output(), `password authentication failed for user "ecommerce"`)
+
+	missing := c.cluster.newPod(t, "database-backup-missing", job, nil)
+	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "password")))
+	dump = missing.start(t, "pg-dump")
+	assert.NotZero(t, dump.wait(time.Minute))
+	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
+}
+
+// frontendPods runs both colors' nginx and exporter, the promotion check for the active color, a bounded log burst and the preStop hook.
+func (c *contractRun) frontendPods(t *testing.T) {
+	for _, color := range []string{components.Blue, components.Green} {
+		deployment := c.r.Object(t, testkit.Deployment, "frontend-"+color)
+		pod := c.cluster.newPod(t, "frontend-"+color+"-0", testkit.TypedPod(t, deployment), nil)
+		nginx := pod.start(t, "nginx")
+		c.timings["nginx "+color] = nginx.awaitStarted(t)
+		nginx.requireReadyAndLive(t)
+		c.ran.add("nginx")
+		metrics := pod.start(t, "metrics-exporter")
+		c.timings["metrics-exporter "+color] = metrics.awaitStarted(t)
+		metrics.requireReadyAndLive(t)
+		c.ran.add("metrics-exporter")
+		assert.Contains(t, contractGet(t, pod.IP, 9113, "/metrics"), "nginx_up 1")
+		assert.Equal(t, color, contractGet(t, pod.IP, components.FrontendPort, "/release/color"))
+		if c.stack == "prod" {
+			contractHTTPS(t, pod.IP)
 		}
-		code, out := query(pool)
-		require.Zerof(t, code, "a query through PgBouncer: %s", out)
-		assert.Equal(t, products, strings.TrimSpace(out))
-
-		// An unclean kill (OOM, SIGKILL at the end of the grace period), then the kubelet
-		// starts the container again in the same pod, with the same volumes.
-		pool.signal(syscall.SIGKILL)
-		require.NotEqual(t, -1, pool.wait(10*time.Second), "SIGKILL ends PgBouncer")
-		again := backend.start(t, "pgbouncer")
-		timings["pgbouncer after SIGKILL"] = again.awaitStarted(t)
-		again.requireReadyAndLive(t)
-		code, out = query(again)
-		require.Zerof(t, code, "a query after the restart: %s", out)
-	})
-
-	t.Run("backup job writes a dump the restore command reads back", func(t *testing.T) {
-		job := r.Object(t, testkit.CronJob, "database-backup")
-		backupPod := cluster.newPod(t, "database-backup-1", testkit.TypedPod(t, job), nil)
-		dump := backupPod.start(t, "pg-dump")
-		code := dump.wait(2 * time.Minute)
-		require.Zerof(t, code, "backup job exited %d:\n%s", code, dump.Output())
-		ran.add("pg-dump")
-		claim := backupPod.volumes["backups"]
-		dumps, err := filepath.Glob(filepath.Join(claim, "ecommerce-*.dump"))
-		require.NoError(t, err)
-		require.Len(t, dumps, 1, "one dump in the backup claim:\n%s", dump.Output())
-
-		// The README's restore procedure: a pod of the postgres image with the backup volume
-		// and the credentials, running assets.RestoreCommand.
-		psql("INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
-		restore := contractRestorePod(t, cluster, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
-		out := restore.start(t, "pg-dump")
-		code = out.wait(2 * time.Minute)
-		require.Zerof(t, code, "restore exited %d:\n%s", code, out.Output())
-		assert.Equal(t, products, psql("SELECT count(*) FROM shop.products"), "the restore brings back the dumped rows exactly")
-	})
-
-	t.Run("backup job names a wrong password and a missing file", func(t *testing.T) {
-		job := testkit.TypedPod(t, r.Object(t, testkit.CronJob, "database-backup"))
-		wrong := cluster.newPod(t, "database-backup-wrong", job, nil)
-		require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "password"), []byte("not-the-password"), 0o440))
-		c := wrong.start(t, "pg-dump")
-		assert.NotZero(t, c.wait(time.Minute))
-		assert.Contains(t, c.Output(), `password authentication failed for user "ecommerce"`)
-
-		missing := cluster.newPod(t, "database-backup-missing", job, nil)
-		require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "password")))
-		c = missing.start(t, "pg-dump")
-		assert.NotZero(t, c.wait(time.Minute))
-		assert.Contains(t, c.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
-	})
-
-	t.Run("frontend: nginx and its exporter ready, log bounded, graceful stop", func(t *testing.T) {
-		for _, color := range []string{components.Blue, components.Green} {
-			deployment := r.Object(t, testkit.Deployment, "frontend-"+color)
-			pod := cluster.newPod(t, "frontend-"+color+"-0", testkit.TypedPod(t, deployment), nil)
-			nginx := pod.start(t, "nginx")
-			timings["nginx "+color] = nginx.awaitStarted(t)
-			nginx.requireReadyAndLive(t)
-			ran.add("nginx")
-			metrics := pod.start(t, "metrics-exporter")
-			timings["metrics-exporter "+color] = metrics.awaitStarted(t)
-			metrics.requireReadyAndLive(t)
-			ran.add("metrics-exporter")
-			assert.Contains(t, contractGet(t, pod.IP, 9113, "/metrics"), "nginx_up 1")
-			assert.Equal(t, color, contractGet(t, pod.IP, components.FrontendPort, "/release/color"))
-			if stack == "prod" {
-				contractHTTPS(t, pod.IP)
-			}
-			if color == components.Blue { // the active color: its promotion check runs now
-				contractPromotionCheck(t, cluster, r)
-				ran.add("promotion-check")
-			}
-
-			// A bounded burst: nothing it logs lands in the pod's writable volumes.
-			// Its requests carry their own query so earlier requests (the
-			// promotion check's) do not count towards it.
-			before := contractWritable(t, pod)
-			const burst = 2000
-			const burstURI = "/release/version?burst"
-			for i := 0; i < burst; i++ {
-				contractGet(t, pod.IP, components.FrontendPort, burstURI)
-			}
-			grown := contractWritable(t, pod) - before
-			assert.Less(t, grown, int64(64<<10), "%d requests grew the pod's writable volumes by %d bytes", burst, grown)
-			assert.Eventually(t, func() bool { return strings.Count(nginx.Output(), `"uri":"`+burstURI+`"`) == burst },
-				30*time.Second, 50*time.Millisecond, "every request is in the container log (stdout)")
-
-			grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
-			took := nginx.preStop(t, grace)
-			assert.NotEqual(t, time.Duration(-1), took, "nginx stops within its grace period after preStop")
-			timings["nginx preStop "+color] = took
+		if color == components.Blue { // the active color: its promotion check runs now
+			contractPromotionCheck(t, c.cluster, c.r)
+			c.ran.add("promotion-check")
 		}
-	})
 
-	t.Run("containers not run here are named with what covers them", func(t *testing.T) {
-		var notRun []string
-		for _, w := range r.Workloads() {
-			for _, c := range testkit.TypedContainers(testkit.TypedPod(t, w).Spec) {
-				img, ok := contractImageOf(c.Image)
-				require.Truef(t, ok, "%s (%s): the contract suite must know this image", c.Name, c.Image)
-				if img.Runnable {
-					assert.Truef(t, ran.set[c.Name], "%s/%s is runnable here but did not run", w.K8sName(), c.Name)
-					require.NotEmptyf(t, img.Note, "%s: say how this machine's program differs from the image's", c.Image)
-					t.Logf("ran: %s/%s (%s): %s", w.K8sName(), c.Name, c.Image, img.Note)
-					continue
-				}
-				require.NotEmpty(t, img.Covered)
-				notRun = append(notRun, c.Name)
-				t.Logf("not run: %s/%s (%s): %s", w.K8sName(), c.Name, c.Image, img.Covered)
-			}
+		// A bounded burst: nothing it logs lands in the pod's writable volumes.
+		// Its requests carry their own query so earlier requests (the
+		// promotion check's) do not count towards it.
+		before := contractWritable(t, pod)
+		const burst = 2000
+		const burstURI = "/release/version?burst"
+		for i := 0; i < burst; i++ {
+			contractGet(t, pod.IP, components.FrontendPort, burstURI)
 		}
-		sort.Strings(notRun)
-		assert.Equal(t, []string{"envoy", "log-collector", "log-collector", "postgrest"}, notRun)
-	})
+		grown := contractWritable(t, pod) - before
+		assert.Less(t, grown, int64(64<<10), "%d requests grew the pod's writable volumes by %d bytes", burst, grown)
+		assert.Eventually(t, func() bool { return strings.Count(nginx.Output(), `"uri":"`+burstURI+`"`) == burst },
+			30*time.Second, 50*time.Millisecond, "every request is in the container log (stdout)")
 
-	names := slices.Sorted(maps.Keys(timings))
-	for _, n := range names {
-		t.Logf("contract timing %s: %s %.1fs", stack, n, timings[n].Seconds())
+		grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+		took := nginx.preStop(t, grace)
+		assert.NotEqual(t, time.Duration(-1), took, "nginx stops within its grace period after preStop")
+		c.timings["nginx preStop "+color] = took
 	}
+}
+
+// notRunListing names every container not run here with what covers it, and requires every runnable one to have run.
+func (c *contractRun) notRunListing(t *testing.T) {
+	var notRun []string
+	for _, w := range c.r.Workloads() {
+		for _, container := range testkit.TypedContainers(testkit.TypedPod(t, w).Spec) {
+			img, ok := contractImageOf(container.Image)
+			require.Truef(t, ok, "%s (%s): the contract suite must know this image", container.Name, container.Image)
+			if img.Runnable {
+				assert.Truef(t, c.ran.set[container.Name], "%s/%s is runnable here but did not run", w.K8sName(), container.Name)
+				require.NotEmptyf(t, img.Note, "%s: say how this machine's program differs from the image's", container.Image)
+				t.Logf("ran: %s/%s (%s): %s", w.K8sName(), container.Name, container.Image, img.Note)
+				continue
+			}
+			require.NotEmpty(t, img.Covered)
+			notRun = append(notRun, container.Name)
+			t.Logf("not run: %s/%s (%s): %s", w.K8sName(), container.Name, container.Image, img.Covered)
+		}
+	}
+	sort.Strings(notRun)
+	assert.Equal(t, []string{"envoy", "log-collector", "log-collector", "postgrest"}, notRun)
 }
 
 // contractRestorePod is the backup job's pod with its container running the README's restore
