@@ -84,251 +84,288 @@ func timing(t *testing.T, what string, since time.Time) {
 // TestIntegration drives the real Pulumi engine and Kubernetes provider, through the same
 // driver `make up` uses, against a real local control plane. The steps build on each other.
 func TestIntegration(t *testing.T) {
+	it := newIntegration(t)
+	t.Run("bad config fails and creates nothing", it.badConfig)
+	t.Run("dev up", it.devUp)
+	t.Run("second up changes nothing", it.noopUp)
+	t.Run("switch to green: the check runs, then only the production selectors move", it.switchToGreen)
+	t.Run("switch back restores blue", it.switchBack)
+	t.Run("failing check: up fails and traffic stays on blue; fixed, the next up passes", it.failingCheck)
+	t.Run("a release on the idle color updates only its Deployment", it.idleRelease)
+	t.Run("destroy leaves nothing behind", it.destroyDev)
+	t.Run("prod up and protected destroy", it.prodUp)
+}
+
+// devNS is the dev stack's namespace.
+const devNS = "ecommerce-dev"
+
+// integration is one run of the integration steps: the real engine and provider over a copy
+// of the project, the cluster's API, and the dev stack the steps share.
+type integration struct {
+	ctx        context.Context
+	k          *kube
+	tools      string
+	kubeconfig string
+	project    string
+	progress   *bytes.Buffer
+	dev        *deploy.Stack
+	traffic    deploy.Traffic
+}
+
+func newIntegration(t *testing.T) *integration {
 	tools, kubeconfig := integrationEnv(t)
-	ctx := context.Background()
-	k := newKube(t, kubeconfig)
-	project := copyProject(t)
-	var progress bytes.Buffer
-	open := func(stack string) *deploy.Stack {
-		s, err := deploy.Open(ctx, deploy.Options{
-			ProjectDir: project, Stack: stack, StateDir: filepath.Join(project, ".state"),
-			ToolsDir: tools, Kubeconfig: kubeconfig, Passphrase: "integration", Progress: &progress,
-		})
-		require.NoError(t, err)
-		_, err = s.EnsureSecrets(ctx)
-		require.NoError(t, err)
-		return s
-	}
+	it := &integration{ctx: context.Background(), k: newKube(t, kubeconfig), tools: tools, kubeconfig: kubeconfig,
+		project: copyProject(t), progress: &bytes.Buffer{}}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("pulumi progress (tail):\n%s", tail(progress.String(), 120))
+			t.Logf("pulumi progress (tail):\n%s", tail(it.progress.String(), 120))
 		}
 	})
-	dev := open("dev")
-	const ns = "ecommerce-dev"
-	traffic := deploy.Traffic{Kubectl: filepath.Join(tools, "bin", "kubectl"), Kubeconfig: kubeconfig, Namespace: ns}
+	it.dev = it.open(t, "dev")
+	it.traffic = deploy.Traffic{Kubectl: filepath.Join(tools, "bin", "kubectl"), Kubeconfig: kubeconfig, Namespace: devNS}
+	return it
+}
 
-	t.Run("bad config fails and creates nothing", func(t *testing.T) {
-		before := namespaces(t, k)
-		require.NoError(t, dev.SetConfig(ctx, "backendReplicas", "0"))
-		_, _, err := dev.Up(ctx)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), `backendReplicas: "0" is not allowed`)
-		assert.Equal(t, before, namespaces(t, k), "the cluster holds no new namespace")
-		assert.Equal(t, http404, k.get(t, "/api/v1/namespaces/"+ns, nil))
-		require.NoError(t, dev.SetConfig(ctx, "backendReplicas", "1"))
+// open opens a stack of the copied project with its secrets generated.
+func (it *integration) open(t *testing.T, stack string) *deploy.Stack {
+	s, err := deploy.Open(it.ctx, deploy.Options{
+		ProjectDir: it.project, Stack: stack, StateDir: filepath.Join(it.project, ".state"),
+		ToolsDir: it.tools, Kubeconfig: it.kubeconfig, Passphrase: "integration", Progress: it.progress,
 	})
+	require.NoError(t, err)
+	_, err = s.EnsureSecrets(it.ctx)
+	require.NoError(t, err)
+	return s
+}
 
-	t.Run("dev up", func(t *testing.T) {
-		start := time.Now()
-		changes, outputs, err := dev.Up(ctx)
-		require.NoError(t, err)
-		timing(t, "dev up", start)
-		assert.NotEmpty(t, changes)
-		assert.Equal(t, ns, outputs["namespace"].Value)
-		assert.Equal(t, "blue", outputs["activeColor"].Value)
-		assert.Equal(t, "database-service", outputs["databaseService"].Value)
-		assert.Equal(t, "backend-service", outputs["backendService"].Value)
-		assert.Equal(t, "<node-ip>:30180", outputs["previewAddresses"].Value.(map[string]any)["blue"])
+// badConfig: invalid config fails `up` and creates nothing.
+func (it *integration) badConfig(t *testing.T) {
+	before := namespaces(t, it.k)
+	require.NoError(t, it.dev.SetConfig(it.ctx, "backendReplicas", "0"))
+	_, _, err := it.dev.Up(it.ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `backendReplicas: "0" is not allowed`)
+	assert.Equal(t, before, namespaces(t, it.k), "the cluster holds no new namespace")
+	assert.Equal(t, http404, it.k.get(t, "/api/v1/namespaces/"+devNS, nil))
+	require.NoError(t, it.dev.SetConfig(it.ctx, "backendReplicas", "1"))
+}
 
-		for _, name := range []string{"backend", "frontend-blue", "frontend-green"} {
-			var d appsv1.Deployment
-			k.mustGet(t, nsPath(ns, "deployments")+"/"+name, &d)
-			assert.Truef(t, available(d), "Deployment %s Available", name)
-			assert.Equal(t, int32(1), d.Status.ReadyReplicas, name)
-			if strings.HasPrefix(name, "frontend-") {
-				// An API server without native sidecars would drop restartPolicy silently and
-				// leave Fluent Bit as an init container that never completes.
-				init := d.Spec.Template.Spec.InitContainers
-				require.Len(t, init, 1, name)
-				require.NotNil(t, init[0].RestartPolicy, "%s: the log collector is a native sidecar", name)
-				assert.Equal(t, corev1.ContainerRestartPolicyAlways, *init[0].RestartPolicy, name)
-			}
-		}
-		var sts appsv1.StatefulSet
-		k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)
-		assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
-		var job batchv1.Job
-		k.mustGet(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/database-credentials", &job)
-		assert.Equal(t, int32(1), job.Status.Succeeded, "the credentials job ran before the backend")
-		for _, claim := range []string{"data-database-0", "database-backups"} {
-			waitClaimBound(t, k, ns, claim, "standard")
-		}
-		for _, svc := range []string{
-			"database-service", "database-readonly", "database-nodeport", "backend-service", "backend-nodeport",
-			"frontend-service", "frontend-internal", "frontend-nodeport", "frontend-blue-preview", "frontend-green-preview",
-		} {
-			eventually(t, time.Minute, svc+" has ready endpoints", func() error {
-				if len(readyEndpointPods(t, k, ns, svc)) == 0 {
-					return fmt.Errorf("%s has no ready endpoints", svc)
-				}
-				return nil
-			})
-		}
-		var sa corev1.ServiceAccount
-		k.mustGet(t, nsPath(ns, "serviceaccounts")+"/backend", &sa)
-		require.NotNil(t, sa.AutomountServiceAccountToken)
-		assert.False(t, *sa.AutomountServiceAccountToken)
-	})
+// devUp brings the dev stack up: every tier ready, the credentials Job done, the seed's names.
+func (it *integration) devUp(t *testing.T) {
+	start := time.Now()
+	changes, outputs, err := it.dev.Up(it.ctx)
+	require.NoError(t, err)
+	timing(t, "dev up", start)
+	assert.NotEmpty(t, changes)
+	assert.Equal(t, devNS, outputs["namespace"].Value)
+	assert.Equal(t, "blue", outputs["activeColor"].Value)
+	assert.Equal(t, "database-service", outputs["databaseService"].Value)
+	assert.Equal(t, "backend-service", outputs["backendService"].Value)
+	assert.Equal(t, "<node-ip>:30180", outputs["previewAddresses"].Value.(map[string]any)["blue"])
 
-	t.Run("second up changes nothing", func(t *testing.T) {
-		start := time.Now()
-		changes, _, err := dev.Up(ctx)
-		require.NoError(t, err)
-		timing(t, "no-op up", start)
-		assert.Empty(t, changes)
-	})
-
-	t.Run("switch to green: the check runs, then only the production selectors move", func(t *testing.T) {
-		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
-		start := time.Now()
-		planned, err := dev.Preview(ctx)
-		require.NoError(t, err)
-		timing(t, "switch preview", start)
-		assert.Equal(t, []string{
-			"kubernetes:batch/v1:Job frontend-promotion-job",
-			"kubernetes:core/v1:Service frontend-internal",
-			"kubernetes:core/v1:Service frontend-nodeport",
-			"kubernetes:core/v1:Service frontend-service",
-			"kubernetes:networking.k8s.io/v1:NetworkPolicy frontend-promotion-netpol",
-		}, changedResources(planned))
-
-		start = time.Now()
-		moved := watchTrafficMoves(traffic, "frontend-service", "frontend-green-", start)
-		changes, err := dev.Switch(ctx, "green")
-		require.NoError(t, err)
-		timing(t, "switch up", start)
-		movedAfter := <-moved
-		require.Positive(t, movedAfter, "frontend-service's endpoints moved to green")
-		t.Logf("integration timing: %-28s %6.1fs", "traffic moved", movedAfter.Seconds())
-		assert.Equal(t, changedResources(planned), changedResources(changes))
-		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
-		assertServesOnly(t, k, ns, "frontend-internal", "frontend-green-")
-		assertServesOnly(t, k, ns, "frontend-blue-preview", "frontend-blue-")
-		var job batchv1.Job
-		k.mustGet(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/frontend-promotion-check", &job)
-		assert.Equal(t, int32(1), job.Status.Succeeded)
-		assert.Equal(t, "green", job.Spec.Template.Annotations["ecommerce-platform/expected-color"])
-	})
-
-	t.Run("switch back restores blue", func(t *testing.T) {
-		start := time.Now()
-		moved := watchTrafficMoves(traffic, "frontend-service", "frontend-blue-", start)
-		changes, err := dev.Switch(ctx, "blue")
-		require.NoError(t, err)
-		timing(t, "switch back", start)
-		movedAfter := <-moved
-		require.Positive(t, movedAfter, "frontend-service's endpoints moved back to blue")
-		t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", movedAfter.Seconds())
-		assert.Len(t, changedResources(changes), 5)
-		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
-	})
-
-	t.Run("failing check: up fails and traffic stays on blue; fixed, the next up passes", func(t *testing.T) {
-		// The cluster's chaos stage fails the check pod of a color that does not serve the
-		// version its config says (the cluster script installs it for version 9.9.9-broken).
-		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "9.9.9-broken"))
-		require.NoError(t, dev.SetConfig(ctx, "activeColor", "green"))
-		_, _, err := dev.Up(ctx)
-		require.Error(t, err, "a failed promotion check fails the switch")
-		assert.Contains(t, err.Error(), "frontend-promotion")
-		var svc corev1.Service
-		for _, name := range []string{"frontend-service", "frontend-internal", "frontend-nodeport"} {
-			k.mustGet(t, nsPath(ns, "services")+"/"+name, &svc)
-			assert.Equal(t, "blue", svc.Spec.Selector["ecommerce-platform/color"], "%s stays on blue", name)
-		}
-		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
-
-		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "1.2.0"))
-		start := time.Now()
-		_, _, err = dev.Up(ctx)
-		require.NoError(t, err, "the fixed color passes its check and goes live")
-		timing(t, "switch after a fix", start)
-		assertServesOnly(t, k, ns, "frontend-service", "frontend-green-")
-
-		_, err = dev.Switch(ctx, "blue")
-		require.NoError(t, err)
-		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
-	})
-
-	t.Run("a release on the idle color updates only its Deployment", func(t *testing.T) {
-		require.NoError(t, dev.SetConfig(ctx, "greenVersion", "1.1.0"))
-		require.NoError(t, dev.SetConfig(ctx, "greenImage", "nginxinc/nginx-unprivileged:1.27.5-alpine"))
-		planned, err := dev.Preview(ctx)
-		require.NoError(t, err)
-		assert.Equal(t, []string{"update kubernetes:apps/v1:Deployment frontend-green-deployment"}, changeStrings(planned))
-		start := time.Now()
-		_, _, err = dev.Up(ctx)
-		require.NoError(t, err)
-		timing(t, "idle-color release", start)
+	for _, name := range []string{"backend", "frontend-blue", "frontend-green"} {
 		var d appsv1.Deployment
-		k.mustGet(t, nsPath(ns, "deployments")+"/frontend-green", &d)
-		assert.Equal(t, "1.1.0", d.Spec.Template.Labels["app.kubernetes.io/version"])
-		assertServesOnly(t, k, ns, "frontend-service", "frontend-blue-")
-	})
-
-	t.Run("destroy leaves nothing behind", func(t *testing.T) {
-		start := time.Now()
-		require.NoError(t, dev.Destroy(ctx))
-		timing(t, "dev destroy", start)
-		eventually(t, 2*time.Minute, "namespace "+ns+" gone", func() error {
-			if code := k.get(t, "/api/v1/namespaces/"+ns, nil); code != http404 {
-				return fmt.Errorf("namespace %s still answers %d", ns, code)
+		it.k.mustGet(t, nsPath(devNS, "deployments")+"/"+name, &d)
+		assert.Truef(t, available(d), "Deployment %s Available", name)
+		assert.Equal(t, int32(1), d.Status.ReadyReplicas, name)
+		if strings.HasPrefix(name, "frontend-") {
+			// An API server without native sidecars would drop restartPolicy silently and
+			// leave Fluent Bit as an init container that never completes.
+			init := d.Spec.Template.Spec.InitContainers
+			require.Len(t, init, 1, name)
+			require.NotNil(t, init[0].RestartPolicy, "%s: the log collector is a native sidecar", name)
+			assert.Equal(t, corev1.ContainerRestartPolicyAlways, *init[0].RestartPolicy, name)
+		}
+	}
+	var sts appsv1.StatefulSet
+	it.k.mustGet(t, nsPath(devNS, "statefulsets")+"/database", &sts)
+	assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
+	var job batchv1.Job
+	it.k.mustGet(t, "/apis/batch/v1/namespaces/"+devNS+"/jobs/database-credentials", &job)
+	assert.Equal(t, int32(1), job.Status.Succeeded, "the credentials job ran before the backend")
+	for _, claim := range []string{"data-database-0", "database-backups"} {
+		waitClaimBound(t, it.k, devNS, claim, "standard")
+	}
+	for _, svc := range []string{
+		"database-service", "database-readonly", "database-nodeport", "backend-service", "backend-nodeport",
+		"frontend-service", "frontend-internal", "frontend-nodeport", "frontend-blue-preview", "frontend-green-preview",
+	} {
+		eventually(t, time.Minute, svc+" has ready endpoints", func() error {
+			if len(readyEndpointPods(t, it.k, devNS, svc)) == 0 {
+				return fmt.Errorf("%s has no ready endpoints", svc)
 			}
 			return nil
 		})
-		var claims corev1.PersistentVolumeClaimList
-		k.mustGet(t, "/api/v1/persistentvolumeclaims", &claims)
-		for _, c := range claims.Items {
-			assert.NotEqualf(t, ns, c.Namespace, "PVC %s survived", c.Name)
+	}
+	var sa corev1.ServiceAccount
+	it.k.mustGet(t, nsPath(devNS, "serviceaccounts")+"/backend", &sa)
+	require.NotNil(t, sa.AutomountServiceAccountToken)
+	assert.False(t, *sa.AutomountServiceAccountToken)
+}
+
+// noopUp: a second `up` changes nothing.
+func (it *integration) noopUp(t *testing.T) {
+	start := time.Now()
+	changes, _, err := it.dev.Up(it.ctx)
+	require.NoError(t, err)
+	timing(t, "no-op up", start)
+	assert.Empty(t, changes)
+}
+
+// switchToGreen: the promotion check runs, then only the production selectors move; it times the switch and the traffic move.
+func (it *integration) switchToGreen(t *testing.T) {
+	require.NoError(t, it.dev.SetConfig(it.ctx, "activeColor", "green"))
+	start := time.Now()
+	planned, err := it.dev.Preview(it.ctx)
+	require.NoError(t, err)
+	timing(t, "switch preview", start)
+	assert.Equal(t, []string{
+		"kubernetes:batch/v1:Job frontend-promotion-job",
+		"kubernetes:core/v1:Service frontend-internal",
+		"kubernetes:core/v1:Service frontend-nodeport",
+		"kubernetes:core/v1:Service frontend-service",
+		"kubernetes:networking.k8s.io/v1:NetworkPolicy frontend-promotion-netpol",
+	}, changedResources(planned))
+
+	start = time.Now()
+	moved := watchTrafficMoves(it.traffic, "frontend-service", "frontend-green-", start)
+	changes, err := it.dev.Switch(it.ctx, "green")
+	require.NoError(t, err)
+	timing(t, "switch up", start)
+	movedAfter := <-moved
+	require.Positive(t, movedAfter, "frontend-service's endpoints moved to green")
+	t.Logf("integration timing: %-28s %6.1fs", "traffic moved", movedAfter.Seconds())
+	assert.Equal(t, changedResources(planned), changedResources(changes))
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-green-")
+	assertServesOnly(t, it.k, devNS, "frontend-internal", "frontend-green-")
+	assertServesOnly(t, it.k, devNS, "frontend-blue-preview", "frontend-blue-")
+	var job batchv1.Job
+	it.k.mustGet(t, "/apis/batch/v1/namespaces/"+devNS+"/jobs/frontend-promotion-check", &job)
+	assert.Equal(t, int32(1), job.Status.Succeeded)
+	assert.Equal(t, "green", job.Spec.Template.Annotations["ecommerce-platform/expected-color"])
+}
+
+// switchBack restores blue.
+func (it *integration) switchBack(t *testing.T) {
+	start := time.Now()
+	moved := watchTrafficMoves(it.traffic, "frontend-service", "frontend-blue-", start)
+	changes, err := it.dev.Switch(it.ctx, "blue")
+	require.NoError(t, err)
+	timing(t, "switch back", start)
+	movedAfter := <-moved
+	require.Positive(t, movedAfter, "frontend-service's endpoints moved back to blue")
+	t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", movedAfter.Seconds())
+	assert.Len(t, changedResources(changes), 5)
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
+}
+
+// failingCheck: a failing promotion check fails `up` and leaves traffic on blue; fixed, the next `up` passes.
+func (it *integration) failingCheck(t *testing.T) {
+	// The cluster's chaos stage fails the check pod of a color that does not serve the
+	// version its config says (the cluster script installs it for version 9.9.9-broken).
+	require.NoError(t, it.dev.SetConfig(it.ctx, "greenVersion", "9.9.9-broken"))
+	require.NoError(t, it.dev.SetConfig(it.ctx, "activeColor", "green"))
+	_, _, err := it.dev.Up(it.ctx)
+	require.Error(t, err, "a failed promotion check fails the switch")
+	assert.Contains(t, err.Error(), "frontend-promotion")
+	var svc corev1.Service
+	for _, name := range []string{"frontend-service", "frontend-internal", "frontend-nodeport"} {
+		it.k.mustGet(t, nsPath(devNS, "services")+"/"+name, &svc)
+		assert.Equal(t, "blue", svc.Spec.Selector["ecommerce-platform/color"], "%s stays on blue", name)
+	}
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
+
+	require.NoError(t, it.dev.SetConfig(it.ctx, "greenVersion", "1.2.0"))
+	start := time.Now()
+	_, _, err = it.dev.Up(it.ctx)
+	require.NoError(t, err, "the fixed color passes its check and goes live")
+	timing(t, "switch after a fix", start)
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-green-")
+
+	_, err = it.dev.Switch(it.ctx, "blue")
+	require.NoError(t, err)
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
+}
+
+// idleRelease: a release on the idle color updates only its Deployment.
+func (it *integration) idleRelease(t *testing.T) {
+	require.NoError(t, it.dev.SetConfig(it.ctx, "greenVersion", "1.1.0"))
+	require.NoError(t, it.dev.SetConfig(it.ctx, "greenImage", "nginxinc/nginx-unprivileged:1.27.5-alpine"))
+	planned, err := it.dev.Preview(it.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"update kubernetes:apps/v1:Deployment frontend-green-deployment"}, changeStrings(planned))
+	start := time.Now()
+	_, _, err = it.dev.Up(it.ctx)
+	require.NoError(t, err)
+	timing(t, "idle-color release", start)
+	var d appsv1.Deployment
+	it.k.mustGet(t, nsPath(devNS, "deployments")+"/frontend-green", &d)
+	assert.Equal(t, "1.1.0", d.Spec.Template.Labels["app.kubernetes.io/version"])
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
+}
+
+// destroyDev: destroy leaves no namespace and no claim behind.
+func (it *integration) destroyDev(t *testing.T) {
+	start := time.Now()
+	require.NoError(t, it.dev.Destroy(it.ctx))
+	timing(t, "dev destroy", start)
+	eventually(t, 2*time.Minute, "namespace "+devNS+" gone", func() error {
+		if code := it.k.get(t, "/api/v1/namespaces/"+devNS, nil); code != http404 {
+			return fmt.Errorf("namespace %s still answers %d", devNS, code)
 		}
+		return nil
 	})
+	var claims corev1.PersistentVolumeClaimList
+	it.k.mustGet(t, "/api/v1/persistentvolumeclaims", &claims)
+	for _, c := range claims.Items {
+		assert.NotEqualf(t, devNS, c.Namespace, "PVC %s survived", c.Name)
+	}
+}
 
-	t.Run("prod up and protected destroy", func(t *testing.T) {
-		prod := open("prod")
-		const prodNS = "ecommerce-platform"
-		start := time.Now()
-		_, outputs, err := prod.Up(ctx)
-		require.NoError(t, err)
-		timing(t, "prod up", start)
-		var svc corev1.Service
-		k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
-		assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
-		require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
-		assert.Equal(t, "https://"+svc.Status.LoadBalancer.Ingress[0].IP, outputs["productionAddress"].Value)
-		waitClaimBound(t, k, prodNS, "data-database-0", "fast-ssd")
-		// Two read replicas, each with a claim of its own; database-readonly serves exactly them.
-		var replicas appsv1.StatefulSet
-		k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-replica", &replicas)
-		assert.Equal(t, int32(2), replicas.Status.ReadyReplicas)
-		for _, claim := range []string{"data-database-replica-0", "data-database-replica-1"} {
-			waitClaimBound(t, k, prodNS, claim, "fast-ssd")
+// prodUp brings prod up (LoadBalancer, fast-ssd, two read replicas) and shows destroy refused while the database is protected.
+func (it *integration) prodUp(t *testing.T) {
+	prod := it.open(t, "prod")
+	const prodNS = "ecommerce-platform"
+	start := time.Now()
+	_, outputs, err := prod.Up(it.ctx)
+	require.NoError(t, err)
+	timing(t, "prod up", start)
+	var svc corev1.Service
+	it.k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
+	assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
+	require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
+	assert.Equal(t, "https://"+svc.Status.LoadBalancer.Ingress[0].IP, outputs["productionAddress"].Value)
+	waitClaimBound(t, it.k, prodNS, "data-database-0", "fast-ssd")
+	// Two read replicas, each with a claim of its own; database-readonly serves exactly them.
+	var replicas appsv1.StatefulSet
+	it.k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-replica", &replicas)
+	assert.Equal(t, int32(2), replicas.Status.ReadyReplicas)
+	for _, claim := range []string{"data-database-replica-0", "data-database-replica-1"} {
+		waitClaimBound(t, it.k, prodNS, claim, "fast-ssd")
+	}
+	eventually(t, time.Minute, "database-readonly serves exactly the replicas", func() error {
+		pods := readyEndpointPods(t, it.k, prodNS, "database-readonly")
+		if strings.Join(pods, ",") != "database-replica-0,database-replica-1" {
+			return fmt.Errorf("database-readonly serves %v", pods)
 		}
-		eventually(t, time.Minute, "database-readonly serves exactly the replicas", func() error {
-			pods := readyEndpointPods(t, k, prodNS, "database-readonly")
-			if strings.Join(pods, ",") != "database-replica-0,database-replica-1" {
-				return fmt.Errorf("database-readonly serves %v", pods)
-			}
-			return nil
-		})
-		assert.Equal(t, []string{"database-0"}, readyEndpointPods(t, k, prodNS, "database-service"))
-		for _, name := range []string{"frontend-blue", "frontend-green"} {
-			var d appsv1.Deployment
-			k.mustGet(t, nsPath(prodNS, "deployments")+"/"+name, &d)
-			assert.Equal(t, int32(3), d.Status.ReadyReplicas, name)
-		}
-		var hpa autoscalingv2.HorizontalPodAutoscaler
-		k.mustGet(t, nsPath(prodNS, "horizontalpodautoscalers")+"/backend", &hpa)
-		assert.Equal(t, int32(10), hpa.Spec.MaxReplicas)
-
-		err = prod.Destroy(ctx)
-		require.Error(t, err, "destroy must be refused while the database is protected")
-		assert.Contains(t, err.Error(), "protect")
-		var sts appsv1.StatefulSet
-		k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database", &sts)
-		assert.Equal(t, http200, k.get(t, "/api/v1/namespaces/"+prodNS, nil), "the namespace survives")
+		return nil
 	})
+	assert.Equal(t, []string{"database-0"}, readyEndpointPods(t, it.k, prodNS, "database-service"))
+	for _, name := range []string{"frontend-blue", "frontend-green"} {
+		var d appsv1.Deployment
+		it.k.mustGet(t, nsPath(prodNS, "deployments")+"/"+name, &d)
+		assert.Equal(t, int32(3), d.Status.ReadyReplicas, name)
+	}
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	it.k.mustGet(t, nsPath(prodNS, "horizontalpodautoscalers")+"/backend", &hpa)
+	assert.Equal(t, int32(10), hpa.Spec.MaxReplicas)
 
+	err = prod.Destroy(it.ctx)
+	require.Error(t, err, "destroy must be refused while the database is protected")
+	assert.Contains(t, err.Error(), "protect")
+	var sts appsv1.StatefulSet
+	it.k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database", &sts)
+	assert.Equal(t, http200, it.k.get(t, "/api/v1/namespaces/"+prodNS, nil), "the namespace survives")
 }
 
 // TestIntegrationRenderedManifests renders the prod stack through the real engine and
