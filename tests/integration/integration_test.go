@@ -227,14 +227,7 @@ func (it *integration) switchToGreen(t *testing.T) {
 		"kubernetes:networking.k8s.io/v1:NetworkPolicy frontend-promotion-netpol",
 	}, changedResources(planned))
 
-	start = time.Now()
-	moved := watchTrafficMoves(it.traffic, "frontend-service", "frontend-green-", start)
-	changes, err := it.dev.Switch(it.ctx, "green")
-	require.NoError(t, err)
-	timing(t, "switch up", start)
-	movedAfter := <-moved
-	require.Positive(t, movedAfter, "frontend-service's endpoints moved to green")
-	t.Logf("integration timing: %-28s %6.1fs", "traffic moved", movedAfter.Seconds())
+	changes := it.switchTimed(t, "green", "switch up", "traffic moved")
 	assert.Equal(t, changedResources(planned), changedResources(changes))
 	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-green-")
 	assertServesOnly(t, it.k, devNS, "frontend-internal", "frontend-green-")
@@ -245,16 +238,23 @@ func (it *integration) switchToGreen(t *testing.T) {
 	assert.Equal(t, "green", job.Spec.Template.Annotations["ecommerce-platform/expected-color"])
 }
 
+// switchTimed switches the dev stack to a color and reports how long the switch took and
+// when frontend-service's endpoints held only that color's pods.
+func (it *integration) switchTimed(t *testing.T, color, switchLabel, movedLabel string) []deploy.Change {
+	start := time.Now()
+	moved := watchTrafficMoves(it.traffic, "frontend-service", "frontend-"+color+"-", start)
+	changes, err := it.dev.Switch(it.ctx, color)
+	require.NoError(t, err)
+	timing(t, switchLabel, start)
+	movedAfter := <-moved
+	require.Positive(t, movedAfter, "frontend-service's endpoints moved to %s", color)
+	t.Logf("integration timing: %-28s %6.1fs", movedLabel, movedAfter.Seconds())
+	return changes
+}
+
 // switchBack restores blue.
 func (it *integration) switchBack(t *testing.T) {
-	start := time.Now()
-	moved := watchTrafficMoves(it.traffic, "frontend-service", "frontend-blue-", start)
-	changes, err := it.dev.Switch(it.ctx, "blue")
-	require.NoError(t, err)
-	timing(t, "switch back", start)
-	movedAfter := <-moved
-	require.Positive(t, movedAfter, "frontend-service's endpoints moved back to blue")
-	t.Logf("integration timing: %-28s %6.1fs", "traffic moved back", movedAfter.Seconds())
+	changes := it.switchTimed(t, "blue", "switch back", "traffic moved back")
 	assert.Len(t, changedResources(changes), 5)
 	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
 }
