@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"ecommerce-platform/tests/testkit"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -20,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"ecommerce-platform/tests/testkit"
 )
 
 // Every pod asks for seccompProfile RuntimeDefault: the container runtime's default profile.
@@ -65,7 +66,14 @@ func compiledRuntimeDefault() (string, error) {
 // compileRuntimeDefault turns the default profile into raw cBPF (struct sock_filter, native
 // byte order).
 func compileRuntimeDefault() ([]byte, error) {
-	policy, err := runtimeDefaultPolicy(seccomp.DefaultProfile())
+	// The profile as the runtime expands it for this architecture, this kernel and a
+	// container without capabilities (every container drops ALL).
+	noCaps := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
+	profile, err := seccomp.GetDefaultProfile(noCaps)
+	if err != nil {
+		return nil, fmt.Errorf("default profile: %w", err)
+	}
+	policy, err := runtimeDefaultPolicy(profile)
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +94,10 @@ func compileRuntimeDefault() ([]byte, error) {
 	return out, nil
 }
 
-// runtimeDefaultPolicy keeps the profile's rules that apply to this architecture, this
-// kernel and a container without capabilities: the rules that return an errno first, then
-// one group of allowed syscalls (each unconditionally, or under the profile's argument
-// conditions); everything else fails with the profile's default errno (EPERM).
-func runtimeDefaultPolicy(profile *seccomp.Seccomp) (seccompbpf.Policy, error) {
+// runtimeDefaultPolicy turns an expanded profile into groups: the rules that return an errno
+// first, then one group of allowed syscalls (each unconditionally, or under the profile's
+// argument conditions); everything else fails with the profile's default errno (EPERM).
+func runtimeDefaultPolicy(profile *specs.LinuxSeccomp) (seccompbpf.Policy, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
 		return seccompbpf.Policy{}, err
@@ -102,9 +109,6 @@ func runtimeDefaultPolicy(profile *seccomp.Seccomp) (seccompbpf.Policy, error) {
 	allow := seccompbpf.SyscallGroup{Action: seccompbpf.ActionAllow}
 	conditional := map[string][]seccompbpf.ArgumentConditions{}
 	for _, rule := range profile.Syscalls {
-		if !appliesHere(rule) {
-			continue
-		}
 		names := slices.DeleteFunc(slices.Clone(rule.Names), func(n string) bool { _, ok := info.SyscallNames[n]; return !ok })
 		switch rule.Action {
 		case specs.ActAllow:
@@ -139,54 +143,6 @@ func runtimeDefaultPolicy(profile *seccomp.Seccomp) (seccompbpf.Policy, error) {
 	}
 	groups = append(groups, allow)
 	return seccompbpf.Policy{DefaultAction: seccompbpf.ActionErrno, Syscalls: groups}, nil
-}
-
-// appliesHere tells whether a rule applies on this architecture and kernel to a process
-// without capabilities.
-func appliesHere(rule *seccomp.Syscall) bool {
-	if inc := rule.Includes; inc != nil {
-		if len(inc.Caps) > 0 {
-			return false // needs a capability every container drops
-		}
-		if len(inc.Arches) > 0 && !slices.Contains(inc.Arches, "amd64") {
-			return false
-		}
-		if inc.MinKernel != nil && !kernelAtLeast(inc.MinKernel) {
-			return false
-		}
-	}
-	if exc := rule.Excludes; exc != nil && slices.Contains(exc.Arches, "amd64") {
-		return false
-	}
-	return true
-}
-
-// kernelAtLeast compares the running kernel with a rule's minimum version.
-func kernelAtLeast(min *seccomp.KernelVersion) bool {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return false
-	}
-	var running seccomp.KernelVersion
-	release := unix.ByteSliceToString(u.Release[:])
-	if err := running.UnmarshalJSON([]byte(`"` + majorMinor(release) + `"`)); err != nil {
-		return false
-	}
-	return running.Kernel > min.Kernel || running.Kernel == min.Kernel && running.Major >= min.Major
-}
-
-// majorMinor is "6.8" of a release such as "6.8.0-45-generic".
-func majorMinor(release string) string {
-	dots := 0
-	for i, r := range release {
-		if r == '.' {
-			dots++
-		}
-		if dots == 2 || !(r == '.' || r >= '0' && r <= '9') {
-			return release[:i]
-		}
-	}
-	return release
 }
 
 // argumentConditions translates a rule's argument checks (all must hold).
