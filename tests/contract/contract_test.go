@@ -157,6 +157,13 @@ func (c *contractRun) readReplica(t *testing.T) {
 		return code == 0 && strings.TrimSpace(out) == "1"
 	}, 30*time.Second, 100*time.Millisecond, "the row reaches the replica")
 	c.psql(t, "DELETE FROM shop.products WHERE name = 'streamed to the replica'")
+
+	// The pod restarts: its init container runs again on the data it left, asks the primary
+	// (the slot is there and in use) and resumes instead of copying.
+	again := pod.start(t, "replica-bootstrap")
+	code = again.wait(time.Minute)
+	require.Zerof(t, code, "replica-bootstrap on existing data exited %d:\n%s", code, again.Output())
+	assert.Contains(t, again.Output(), "holds a database; resuming from slot database_replica_0 (reserved)")
 }
 
 // backendPod runs the backend pod's init container against the database pod, then PgBouncer, through a SIGKILL and a restart in the same pod.

@@ -361,18 +361,6 @@ func (c *sandboxCluster) serviceAddress(t testing.TB, svc corev1.Service) string
 	return ""
 }
 
-// container finds a container (or init container) of the pod by name.
-func (p *sandboxPod) container(t testing.TB, name string) corev1.Container {
-	t.Helper()
-	for _, c := range testkit.TypedContainers(p.Spec) {
-		if c.Name == name {
-			return c
-		}
-	}
-	require.FailNowf(t, "no such container", "%s in pod %s", name, p.Name)
-	return corev1.Container{}
-}
-
 // identity is the uid, gid and supplementary groups a container runs with.
 func (p *sandboxPod) identity(c corev1.Container) (uid, gid int64, groups []int64) {
 	if sc := p.Spec.SecurityContext; sc != nil {
@@ -660,7 +648,7 @@ type ctr struct {
 // start runs a container of the pod (its image must be in contractImages) in the background.
 func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 	t.Helper()
-	spec := p.container(t, name)
+	spec := testkit.TypedContainer(t, p.Spec, name)
 	img, ok := contractImageOf(spec.Image)
 	require.Truef(t, ok && img.Runnable, "%s (%s) cannot run on this machine", name, spec.Image)
 	if len(p.etc) == 0 {

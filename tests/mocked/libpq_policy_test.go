@@ -28,7 +28,7 @@ func TestLibpqCallsNameTheirUser(t *testing.T) {
 			pod := testkit.TypedPod(t, w)
 			for _, c := range testkit.TypedContainers(pod.Spec) {
 				where := stack + "/" + w.K8sName() + "/" + c.Name
-				if envHas(c, "PGUSER") {
+				if _, ok := testkit.EnvOf(c)["PGUSER"]; ok {
 					continue
 				}
 				for what, argv := range execCommandsOf(c) {
@@ -61,15 +61,6 @@ func shellLines(text string) []string {
 		}
 	}
 	return out
-}
-
-func envHas(c corev1.Container, name string) bool {
-	for _, e := range c.Env {
-		if e.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // execCommandsOf are the command lines a container runs: its command override (with args),
