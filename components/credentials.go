@@ -50,7 +50,29 @@ func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
 // pods roll onto the new values right after (README: "Credential rotation").
 func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
 	labels := j.Identity.Labels(versionOf(j.Image))
-	sync := corev1.ContainerArgs{
+	return newGateJob(ctx, gateJob{
+		JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
+		Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
+		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials},
+		Pod: podOptions{
+			ServiceAccount: j.ServiceAccount,
+			Security:       j.Security,
+			Containers:     corev1.ContainerArray{credentialsSyncContainer(j)},
+			Volumes: corev1.VolumeArray{
+				configMapVolume("config", j.Config),
+				secretVolume("secrets", j.Secret),
+				emptyDir("tmp", "16Mi"),
+			},
+		},
+		BackoffLimit: 2, Deadline: credentialsSyncTimeoutSeconds + 120,
+		Reaches: j.DatabasePods, Port: PostgresPort,
+	}, opts...)
+}
+
+// credentialsSyncContainer runs credentials-sync.sh with the owner's credentials and the
+// files it sets (authenticator password, signing key, replication password).
+func credentialsSyncContainer(j credentialsJob) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
 		Name:    pulumi.String("credentials-sync"),
 		Image:   pulumi.String(j.Image),
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/credentials-sync.sh"}),
@@ -74,21 +96,4 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 		SecurityContext:          j.Security.containerSecurityContext(),
 	}
-	return newGateJob(ctx, gateJob{
-		JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
-		Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
-		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials},
-		Pod: podOptions{
-			ServiceAccount: j.ServiceAccount,
-			Security:       j.Security,
-			Containers:     corev1.ContainerArray{sync},
-			Volumes: corev1.VolumeArray{
-				configMapVolume("config", j.Config),
-				secretVolume("secrets", j.Secret),
-				emptyDir("tmp", "16Mi"),
-			},
-		},
-		BackoffLimit: 2, Deadline: credentialsSyncTimeoutSeconds + 120,
-		Reaches: j.DatabasePods, Port: PostgresPort,
-	}, opts...)
 }

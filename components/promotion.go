@@ -53,7 +53,28 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 	if err != nil {
 		return nil, fmt.Errorf("promotion check script: %w", err)
 	}
-	check := corev1.ContainerArgs{
+	return newGateJob(ctx, gateJob{
+		JobResource: p.Resource + "-job", PolicyResource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"),
+		Namespace: p.Namespace, Identity: p.Identity, Labels: labels,
+		Inputs: pulumi.StringMap{
+			promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
+			promotionImageKey: pulumi.String(p.Release.Image),
+		},
+		Pod: podOptions{
+			ServiceAccount: sa.Metadata.Name().Elem(),
+			Security:       p.Security,
+			Containers:     corev1.ContainerArray{promotionCheckContainer(p)},
+			Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
+		},
+		BackoffLimit: 0, Deadline: p.TimeoutSeconds,
+		Reaches: p.ColorPods, Port: FrontendPort,
+	}, opts...)
+}
+
+// promotionCheckContainer runs promotion-check.sh (curl) against the color's preview URL,
+// expecting its color and version.
+func promotionCheckContainer(p promotionCheck) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
 		Name:    pulumi.String("promotion-check"),
 		Image:   pulumi.String(p.Image),
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/promotion-check.sh"}),
@@ -68,20 +89,4 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 		SecurityContext:          p.Security.containerSecurityContext(),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 	}
-	return newGateJob(ctx, gateJob{
-		JobResource: p.Resource + "-job", PolicyResource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"),
-		Namespace: p.Namespace, Identity: p.Identity, Labels: labels,
-		Inputs: pulumi.StringMap{
-			promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
-			promotionImageKey: pulumi.String(p.Release.Image),
-		},
-		Pod: podOptions{
-			ServiceAccount: sa.Metadata.Name().Elem(),
-			Security:       p.Security,
-			Containers:     corev1.ContainerArray{check},
-			Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
-		},
-		BackoffLimit: 0, Deadline: p.TimeoutSeconds,
-		Reaches: p.ColorPods, Port: FrontendPort,
-	}, opts...)
 }
