@@ -30,8 +30,7 @@ import (
 
 // 1. A slow login's statement is logged without its parameters (the password).
 func TestAttackSlowLoginKeepsPasswordOutOfTheLog(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	s, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	// Every statement counts as slow in this session (a login under load takes > 500 ms).
 	_, err := conn.Exec(ctx, "SET log_min_duration_statement = 0")
@@ -52,8 +51,7 @@ func TestAttackSlowLoginKeepsPasswordOutOfTheLog(t *testing.T) {
 
 // 2. A signed-in customer reads only their own user row.
 func TestAttackCustomerListsOnlyThemself(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	u := pgtest.UserIDs(t, conn)
 	for _, sql := range []string{
@@ -92,8 +90,7 @@ func TestAttackLoginOverGetIsRefusedAndNotLogged(t *testing.T) {
 // 4. An unknown address and a known one without a password fail in the same time as a wrong
 // password: one bcrypt computation each.
 func TestAttackNoEmailEnumerationByTiming(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	median := func(email string, password *string) time.Duration {
 		var took []time.Duration
@@ -122,8 +119,7 @@ func TestAttackNoEmailEnumerationByTiming(t *testing.T) {
 // 5a. Five failures lock an address for a while, whoever sends them and whether or not the
 // address exists; other addresses are not affected.
 func TestAttackBruteForceLocksTheAccount(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	for _, email := range []string{"bob@example.com", "nobody@example.com"} {
 		for i := 0; i < 5; i++ {
@@ -192,8 +188,7 @@ func TestAttackRateLimitsKeyOnTheRealClient(t *testing.T) {
 // 6 and 7. The API's statements are cut off after a while, and an order is capped before
 // any work: a million lines fail at once; nobody buys the whole catalogue.
 func TestAttackOrderCapsAndStatementTimeout(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	assert.Equal(t, "{statement_timeout=10s}", pgtest.QueryString(t, conn,
 		"SELECT setconfig::text FROM pg_db_role_setting WHERE setrole = 'authenticator'::regrole AND setdatabase = 0"))
@@ -223,8 +218,7 @@ func TestAttackOrderCapsAndStatementTimeout(t *testing.T) {
 
 // 11. Anonymous visitors cannot follow the orders through the figures.
 func TestAttackAnonymousStatsWithheld(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	row := func(role, claims string) string {
 		var out string
@@ -342,8 +336,7 @@ func TestAttackProductionServiceIsTLSOnly(t *testing.T) {
 // 10. The signing key is out of reach of the API roles (no setting carries it, its table is
 // the owner's), and the owner of every view and SECURITY DEFINER function is not a superuser.
 func TestAttackSigningKeyOutOfReach(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	demo := pgtest.UserIDs(t, conn)["demo@example.com"]
 	for role, claims := range map[string]string{"web_anon": "", "web_user": pgtest.Claims(demo)} {

@@ -172,8 +172,7 @@ func TestPostgresConfRendered(t *testing.T) {
 }
 
 func TestPostgresPlaceOrder(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	p := pgtest.ProductIDs(t, conn)
 	demo := pgtest.UserIDs(t, conn)["demo@example.com"]
@@ -231,8 +230,7 @@ func TestPostgresPlaceOrder(t *testing.T) {
 }
 
 func TestPostgresPlaceOrderRejects(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	p := pgtest.ProductIDs(t, conn)
 	demo := pgtest.UserIDs(t, conn)["demo@example.com"]
@@ -278,8 +276,7 @@ func TestPostgresPlaceOrderRejects(t *testing.T) {
 }
 
 func TestPostgresConcurrentOrdersForLastItem(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	admin := s.Connect(t, pgtest.Database)
+	s, admin := pgtest.Seeded(t)
 	ctx := context.Background()
 	tamper := pgtest.ProductIDs(t, admin)["Limited Edition Tamper"]
 	users := pgtest.UserIDs(t, admin)
@@ -323,8 +320,7 @@ func TestPostgresConcurrentOrdersForLastItem(t *testing.T) {
 }
 
 func TestPostgresStats(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	p := pgtest.ProductIDs(t, conn)
 	u := pgtest.UserIDs(t, conn)
@@ -377,8 +373,7 @@ func TestPostgresStats(t *testing.T) {
 }
 
 func TestAuthLogin(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	users := pgtest.UserIDs(t, conn)
 
@@ -448,8 +443,7 @@ func TestAuthLogin(t *testing.T) {
 }
 
 func TestAuthRolePrivileges(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	p := pgtest.ProductIDs(t, conn)
 	u := pgtest.UserIDs(t, conn)
@@ -610,8 +604,7 @@ func pgDumps(t *testing.T, dir string) []string {
 }
 
 func TestBackupRoundTrip(t *testing.T) {
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	s, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	p := pgtest.ProductIDs(t, conn)
 	u := pgtest.UserIDs(t, conn)

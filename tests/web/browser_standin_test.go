@@ -29,8 +29,7 @@ func TestBrowserStandInMatchesTheAPISQL(t *testing.T) {
 		assert.Truef(t, api[route], "the stand-in serves %s, which 02-api.sql does not define", route)
 	}
 
-	s := pgtest.StartLoaded(t, true)
-	conn := s.Connect(t, pgtest.Database)
+	_, conn := pgtest.Seeded(t)
 	columns := func(view string) []string {
 		rows, err := conn.Query(context.Background(),
 			"SELECT column_name FROM information_schema.columns WHERE table_schema = 'api' AND table_name = $1", view)

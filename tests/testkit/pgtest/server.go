@@ -207,3 +207,11 @@ func (s *Server) RunInitScripts(t testing.TB, db string, includeSeed bool) strin
 	}
 	return all.String()
 }
+
+// Seeded is a server with the deployed init scripts and the demo data loaded, and a
+// connection to the shop's database as its owner: where most engine tests start.
+func Seeded(t testing.TB) (*Server, *pgx.Conn) {
+	t.Helper()
+	s := StartLoaded(t, true)
+	return s, s.Connect(t, Database)
+}
