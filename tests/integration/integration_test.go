@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -152,10 +153,7 @@ func (it *integration) badConfig(t *testing.T) {
 
 // devUp brings the dev stack up: every tier ready, the credentials Job done, the seed's names.
 func (it *integration) devUp(t *testing.T) {
-	start := time.Now()
-	changes, outputs, err := it.dev.Up(it.ctx)
-	require.NoError(t, err)
-	timing(t, "dev up", start)
+	changes, outputs := it.upTimed(t, it.dev, "dev up")
 	assert.NotEmpty(t, changes)
 	assert.Equal(t, devNS, outputs["namespace"].Value)
 	assert.Equal(t, "blue", outputs["activeColor"].Value)
@@ -205,10 +203,7 @@ func (it *integration) devUp(t *testing.T) {
 
 // noopUp: a second `up` changes nothing.
 func (it *integration) noopUp(t *testing.T) {
-	start := time.Now()
-	changes, _, err := it.dev.Up(it.ctx)
-	require.NoError(t, err)
-	timing(t, "no-op up", start)
+	changes, _ := it.upTimed(t, it.dev, "no-op up")
 	assert.Empty(t, changes)
 }
 
@@ -252,6 +247,16 @@ func (it *integration) switchTimed(t *testing.T, color, switchLabel, movedLabel 
 	return changes
 }
 
+// upTimed runs `up` on a stack, which must succeed, and reports how long it took.
+func (it *integration) upTimed(t *testing.T, s *deploy.Stack, label string) ([]deploy.Change, auto.OutputMap) {
+	t.Helper()
+	start := time.Now()
+	changes, outputs, err := s.Up(it.ctx)
+	require.NoError(t, err, label)
+	timing(t, label, start)
+	return changes, outputs
+}
+
 // switchBack restores blue.
 func (it *integration) switchBack(t *testing.T) {
 	changes := it.switchTimed(t, "blue", "switch back", "traffic moved back")
@@ -276,10 +281,7 @@ func (it *integration) failingCheck(t *testing.T) {
 	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
 
 	require.NoError(t, it.dev.SetConfig(it.ctx, "greenVersion", "1.2.0"))
-	start := time.Now()
-	_, _, err = it.dev.Up(it.ctx)
-	require.NoError(t, err, "the fixed color passes its check and goes live")
-	timing(t, "switch after a fix", start)
+	it.upTimed(t, it.dev, "switch after a fix")
 	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-green-")
 
 	_, err = it.dev.Switch(it.ctx, "blue")
@@ -294,10 +296,7 @@ func (it *integration) idleRelease(t *testing.T) {
 	planned, err := it.dev.Preview(it.ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"update kubernetes:apps/v1:Deployment frontend-green-deployment"}, changeStrings(planned))
-	start := time.Now()
-	_, _, err = it.dev.Up(it.ctx)
-	require.NoError(t, err)
-	timing(t, "idle-color release", start)
+	it.upTimed(t, it.dev, "idle-color release")
 	var d appsv1.Deployment
 	it.k.mustGet(t, nsPath(devNS, "deployments")+"/frontend-green", &d)
 	assert.Equal(t, "1.1.0", d.Spec.Template.Labels["app.kubernetes.io/version"])
@@ -326,10 +325,7 @@ func (it *integration) destroyDev(t *testing.T) {
 func (it *integration) prodUp(t *testing.T) {
 	prod := it.open(t, "prod")
 	const prodNS = "ecommerce-platform"
-	start := time.Now()
-	_, outputs, err := prod.Up(it.ctx)
-	require.NoError(t, err)
-	timing(t, "prod up", start)
+	_, outputs := it.upTimed(t, prod, "prod up")
 	var svc corev1.Service
 	it.k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
 	assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
@@ -360,7 +356,7 @@ func (it *integration) prodUp(t *testing.T) {
 	it.k.mustGet(t, nsPath(prodNS, "horizontalpodautoscalers")+"/backend", &hpa)
 	assert.Equal(t, int32(10), hpa.Spec.MaxReplicas)
 
-	err = prod.Destroy(it.ctx)
+	err := prod.Destroy(it.ctx)
 	require.Error(t, err, "destroy must be refused while the database is protected")
 	assert.Contains(t, err.Error(), "protect")
 	var sts appsv1.StatefulSet
