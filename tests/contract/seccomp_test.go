@@ -29,12 +29,6 @@ import (
 // container drops ALL), and hands to bubblewrap (--seccomp), which installs it right before
 // the container's process starts, as runc does. Syscalls outside the profile fail with EPERM.
 
-var (
-	runtimeDefaultOnce sync.Once
-	runtimeDefaultPath string
-	runtimeDefaultErr  error
-)
-
 // runtimeDefaultFilter is the path of the compiled profile (a cBPF program as bubblewrap
 // reads it), built once per test binary.
 func runtimeDefaultFilter(t testing.TB) string {
@@ -45,23 +39,18 @@ func runtimeDefaultFilter(t testing.TB) string {
 }
 
 // compiledRuntimeDefault compiles the profile on first use and returns its file.
-func compiledRuntimeDefault() (string, error) {
-	runtimeDefaultOnce.Do(func() {
-		var prog []byte
-		prog, runtimeDefaultErr = compileRuntimeDefault()
-		if runtimeDefaultErr != nil {
-			return
-		}
-		dir, err := os.MkdirTemp("", "seccomp-")
-		if err != nil {
-			runtimeDefaultErr = err
-			return
-		}
-		runtimeDefaultPath = filepath.Join(dir, "runtime-default.bpf")
-		runtimeDefaultErr = os.WriteFile(runtimeDefaultPath, prog, 0o644)
-	})
-	return runtimeDefaultPath, runtimeDefaultErr
-}
+var compiledRuntimeDefault = sync.OnceValues(func() (string, error) {
+	prog, err := compileRuntimeDefault()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "seccomp-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "runtime-default.bpf")
+	return path, os.WriteFile(path, prog, 0o644)
+})
 
 // compileRuntimeDefault turns the default profile into raw cBPF (struct sock_filter, native
 // byte order).
