@@ -22,7 +22,7 @@ include make/tools.mk
 
 .PHONY: pulumi-yaml up down preview switch rollback outputs render test test-mocked integration bench deps vet kube-score clean-secrets
 
-up: tools $(if $(KUBECONFIG),,cluster-up)
+up: deps tools $(if $(KUBECONFIG),,cluster-up)
 	$(PLATFORM) $(if $(filter dev,$(STACK)),-generate-secrets,) up
 
 preview: tools
@@ -57,7 +57,8 @@ down: tools
 render: tools
 	go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools render $(RENDER_DIR)
 
-# Debian packages the engine and browser tests run (skipped where already installed).
+# Debian packages the engine and browser tests run (one dpkg query when already installed);
+# `make up` and `make test` run it first.
 deps:
 	bash scripts/deps.sh
 
@@ -78,7 +79,7 @@ integration: tools
 
 # Skipped engine tests are listed at the end (scripts/test-summary.sh), never silently.
 # One package at a time (-p 1): the engine packages measure timings and share the CPU.
-test: vet
+test: deps vet
 	@rm -f .test-report
 	@ECOMMERCE_TEST_REPORT=$(ROOT)/.test-report go test -p 1 ./... -count=1; status=$$?; \
 		bash scripts/test-summary.sh .test-report; exit $$status

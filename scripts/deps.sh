@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real engines the tests run, when missing: PostgreSQL 15 (server and client),
 # PgBouncer, nginx, Chromium, bubblewrap and nss_wrapper (the container contract sandbox), the Prometheus
-# PostgreSQL and nginx exporters, from Debian's packages. Needs root (CI runs as root).
+# PostgreSQL and nginx exporters, from Debian's packages. `make up` and `make test` run it
+# first, so the README's two commands set up a fresh machine; with everything present it is
+# one dpkg query. Installing needs root: as another user it names what is missing and the
+# one command to run, and stops.
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -12,6 +15,11 @@ done
 if [ ${#need[@]} -eq 0 ]; then
   echo "[deps] engines present: postgresql-15 pgbouncer nginx chromium bubblewrap exporters"
   exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "[deps] missing Debian packages: ${need[*]}" >&2
+  echo "[deps] install them as root, then run this command again: sudo make deps" >&2
+  exit 1
 fi
 echo "[deps] installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive

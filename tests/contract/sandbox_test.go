@@ -154,9 +154,10 @@ type sandboxCluster struct {
 
 func newSandboxCluster(t testing.TB, r testkit.Run) *sandboxCluster {
 	t.Helper()
-	for _, tool := range []string{"bwrap", "nsenter", "setpriv"} {
+	for _, tool := range []string{"bwrap", "nsenter", "setpriv", "getent"} {
 		testkit.RequireEngine(t, tool)
 	}
+	testkit.RequireNSSWrapper(t)
 	dir, err := os.MkdirTemp("", "contract")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })

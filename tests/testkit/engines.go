@@ -29,13 +29,8 @@ func RequireEngine(t testing.TB, name string) string {
 			return p
 		}
 	}
-	msg := "engine " + name + " not found on PATH or in " + strings.Join(engineDirs, ", ") +
-		": run .ci/run (or `make deps`) to install it"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	ReportSkip(t, name)
-	t.Skip(msg)
+	missing(t, name, "engine "+name+" not found on PATH or in "+strings.Join(engineDirs, ", ")+
+		": run `make deps` as root to install it")
 	return ""
 }
 

@@ -32,6 +32,10 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 			break
 		fi
 	done
+	if ! getent passwd "$(id -u)" >/dev/null; then
+		echo "postgres-entrypoint: uid $(id -u) has no passwd entry and nss_wrapper did not give it one (LD_PRELOAD=${LD_PRELOAD:-unset}): install Debian package libnss-wrapper (make deps)" >&2
+		exit 1
+	fi
 	initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") --no-sync >/dev/null
 	if [[ "${LD_PRELOAD:-}" == */libnss_wrapper.so ]]; then
 		rm -f "$NSS_WRAPPER_PASSWD" "$NSS_WRAPPER_GROUP"
