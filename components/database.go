@@ -24,12 +24,14 @@ type DatabaseArgs struct {
 	Password            pulumi.StringInput // owner password, secret
 	APIPassword         pulumi.StringInput // `authenticator` role password, secret
 	JWTSecret           pulumi.StringInput // the API's JWT signing key, secret (shop.jwt_keys)
-	ReplicationPassword pulumi.StringInput // the replicator role's password, secret ("" without replicas)
-	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
-	MonitoringNamespace string
-	ExposeNodePorts     bool
-	NodePortFrom        []string // CIDRs that may reach the node port
-	Spread              bool
+	ReplicationPassword pulumi.StringInput // the replicator role's password, secret ("" without replicas or archiver)
+	// Object storage keys of the off-site copies and recoveries, secret ("" when unused).
+	OffsiteAccessKeyID, OffsiteSecretAccessKey pulumi.StringInput
+	ClientPods                                 pulumi.StringMap // pods allowed to connect (the backend)
+	MonitoringNamespace                        string
+	ExposeNodePorts                            bool
+	NodePortFrom                               []string // CIDRs that may reach the node port
+	Spread                                     bool
 }
 
 // Database is PostgreSQL 15 as a StatefulSet with its Services, metrics, backups and policies.
@@ -72,50 +74,29 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	replicaPods := id.WithComponent("replica")
 	readonlyPods := id.Selector()
 	if s.Replicas > 0 {
-		readonlyPods = replicaPods.Selector()
+		readonlyPods = id.WithComponent("replica").Selector()
 	}
 	headless, readonly, err := newDatabaseServices(ctx, name, args, labels, readonlyPods, parent)
 	if err != nil {
 		return nil, err
 	}
-	statefulSet, err := newDatabaseStatefulSet(ctx, name, args, labels, serviceAccount, secret, files, headless, parent)
-	if err != nil {
-		return nil, err
+	var offsite pulumi.StringInput = pulumi.String("")
+	if s.UsesObjectStorage() {
+		if offsite, err = newOffsiteSecret(ctx, name, id, ns, labels, args.OffsiteAccessKeyID, args.OffsiteSecretAccessKey, parent); err != nil {
+			return nil, err
+		}
 	}
-	backupPods, credentialsPods := id.WithComponent("backup"), id.WithComponent("credentials")
-	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods}, parent); err != nil {
+	statefulSet, err := newDatabaseStatefulSet(ctx, name, args, labels, serviceAccount, secret, offsite, files, headless, parent)
+	if err != nil {
 		return nil, err
 	}
 	host := headless.Metadata.Name().Elem()
-	if err := newBackup(ctx, backupJob{
-		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
-		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config, Host: host, DatabasePods: id.Selector(),
+	if err := d.newDependents(ctx, name, args, dependents{
+		ServiceAccount: serviceAccount, Secret: secret, Offsite: offsite, Files: files, Host: host, StatefulSet: statefulSet,
 	}, parent); err != nil {
 		return nil, err
-	}
-	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
-		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
-		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: host,
-		ServiceAccount: serviceAccount, Secret: secret, Config: files.Config,
-		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{statefulSet}))
-	if err != nil {
-		return nil, err
-	}
-	if s.Replicas > 0 {
-		// After the credentials job: the replicator role exists with its password.
-		if err := newReplicas(ctx, replicaSet{
-			Resource: name + "-replica", Namespace: ns, Identity: replicaPods, Security: args.Security, Settings: s,
-			ServiceAccount: serviceAccount, Secret: secret, Files: files, PrimaryHost: host, PrimaryPods: id.Selector(),
-			ReplicationPassword: args.ReplicationPassword, ClientPods: args.ClientPods,
-			MonitoringNamespace: args.MonitoringNamespace, Spread: args.Spread,
-		}, parent, pulumi.DependsOn([]pulumi.Resource{d.CredentialsJob})); err != nil {
-			return nil, err
-		}
-		d.ReplicaPods = replicaPods.Selector()
 	}
 
 	d.ServiceName = host
@@ -129,6 +110,61 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 	return d, nil
+}
+
+// dependents are what the database's jobs, replicas and archiver share with it.
+type dependents struct {
+	ServiceAccount, Secret, Offsite, Host pulumi.StringInput
+	Files                                 databaseFiles
+	StatefulSet                           pulumi.Resource
+}
+
+// newDependents creates what runs beside the primary: its policies, the logical backup, the
+// credentials Job, then (after it: the replicator role exists) the replicas and the archiver.
+func (d *Database) newDependents(ctx *pulumi.Context, name string, args *DatabaseArgs, dep dependents, parent pulumi.ResourceOption) error {
+	s, ns, id := args.Settings, args.Namespace, args.Identity
+	backupPods, credentialsPods := id.WithComponent("backup"), id.WithComponent("credentials")
+	replicaPods, archiverPods := id.WithComponent("replica"), id.WithComponent("archiver")
+	labels := id.Labels(versionOf(s.Image))
+	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods, archiverPods}, parent); err != nil {
+		return err
+	}
+	if err := newBackup(ctx, backupJob{
+		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
+		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, Host: dep.Host, DatabasePods: id.Selector(),
+	}, parent); err != nil {
+		return err
+	}
+	var err error
+	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
+		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
+		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host,
+		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config,
+		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
+	}, parent, pulumi.DependsOn([]pulumi.Resource{dep.StatefulSet}))
+	if err != nil {
+		return err
+	}
+	afterCredentials := pulumi.DependsOn([]pulumi.Resource{d.CredentialsJob})
+	if s.Replicas > 0 {
+		if err := newReplicas(ctx, replicaSet{
+			Resource: name + "-replica", Namespace: ns, Identity: replicaPods, Security: args.Security, Settings: s,
+			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Files: dep.Files, PrimaryHost: dep.Host, PrimaryPods: id.Selector(),
+			ReplicationPassword: args.ReplicationPassword, ClientPods: args.ClientPods,
+			MonitoringNamespace: args.MonitoringNamespace, Spread: args.Spread,
+		}, parent, afterCredentials); err != nil {
+			return err
+		}
+		d.ReplicaPods = replicaPods.Selector()
+	}
+	if s.Archive.Enabled {
+		return newArchiver(ctx, archiverSet{
+			Resource: name + "-archiver", Namespace: ns, Identity: archiverPods, Security: args.Security, Settings: s,
+			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Offsite: dep.Offsite, Config: dep.Files.Config,
+			PrimaryHost: dep.Host, PrimaryPods: id.Selector(), Spread: args.Spread,
+		}, parent, afterCredentials)
+	}
+	return nil
 }
 
 // newDatabaseSecret holds the owner's and the API role's passwords and the JWT signing key,
@@ -182,7 +218,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 
 // newDatabaseStatefulSet runs PostgreSQL with its exporter, one claim per pod, and the
 // disruption budget that keeps it up through voluntary evictions.
-func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, serviceAccount, secret pulumi.StringInput, files databaseFiles, headless *corev1.Service, parent pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
+func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, serviceAccount, secret, offsite pulumi.StringInput, files databaseFiles, headless *corev1.Service, parent pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	annotations := prometheusAnnotations(strconv.Itoa(postgresMetricsPort))
 	annotations["checksum/config"] = files.ConfHash
@@ -203,6 +239,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 				Spec: podOptions{
 					ServiceAccount:   serviceAccount,
 					Security:         args.Security,
+					InitContainers:   recoveryContainers(s, offsite, args.Security),
 					Containers:       corev1.ContainerArray{postgresContainer(s, args.Security), postgresExporterContainer(s, args.Security)},
 					TerminationGrace: 60,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
@@ -222,6 +259,24 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 	return statefulSet, nil
 }
 
+// recoveryContainers bootstrap a primary from an archive instead of initdb (none without
+// databaseRecoverFrom): fetch it from object storage, then lay out the base backup.
+func recoveryContainers(s config.Database, offsite pulumi.StringInput, security PodSecurity) corev1.ContainerArray {
+	if s.Recovery.From == "" {
+		return nil
+	}
+	return corev1.ContainerArray{recoveryFetchContainer(s, offsite, security), recoveryBootstrapContainer(s, security)}
+}
+
+// recoveryEgress lets a recovering primary reach the object storage endpoint (nothing
+// otherwise: the primary starts no connection of its own).
+func recoveryEgress(s config.Database) networkingv1.NetworkPolicyEgressRuleArray {
+	if s.Recovery.From == "" {
+		return nil
+	}
+	return networkingv1.NetworkPolicyEgressRuleArray{egressRule(objectStoragePort(s.Offsite.Endpoint), anywhere())}
+}
+
 // newDatabasePolicies admit the database's clients (the backend, the jobs, and the node
 // port's sources) on 5432, and the monitoring namespace on the exporter's port.
 func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, jobs []Identity, parent pulumi.ResourceOption) error {
@@ -238,6 +293,7 @@ func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 			ingressRule(PostgresPort, clients...),
 			ingressRule(postgresMetricsPort, fromNamespace(args.MonitoringNamespace)),
 		},
+		Egress: recoveryEgress(args.Settings),
 	}, parent); err != nil {
 		return fmt.Errorf("database network policy: %w", err)
 	}

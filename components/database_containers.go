@@ -21,6 +21,10 @@ const (
 	postgresHBAPath     = "/etc/postgresql/pg_hba.conf"
 )
 
+// replicationUser is the role the replicas and the archiver stream with (credentials-sync.sh
+// creates it).
+const replicationUser = "replicator"
+
 // BackupDir is where the backup volume is mounted in the backup job's pod.
 const BackupDir = "/backups"
 

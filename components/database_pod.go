@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -30,6 +31,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 		UnixSocketDir:           postgresSocketDir,
 		HBAFile:                 postgresHBAPath,
 		ReplicaWalKeepSize:      s.ReplicaWalKeepSize,
+		SynchronousStandbys:     synchronousStandbys(s, id.Object("replica")),
 	})
 	if err != nil {
 		return databaseFiles{}, err
@@ -37,6 +39,8 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	configData := map[string]string{
 		"postgresql.conf": postgresConf, "pg_hba.conf": assets.File("pg_hba.conf"),
 		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
+		"archive.sh": assets.File("archive.sh"), "offsite-sync.sh": assets.File("offsite-sync.sh"),
+		"recovery-fetch.sh": assets.File("recovery-fetch.sh"), "recovery-bootstrap.sh": assets.File("recovery-bootstrap.sh"),
 	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta(id.Object("config"), ns, labels),
@@ -58,6 +62,25 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	}
 	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
 }
+
+// synchronousStandbys is synchronous_standby_names: ANY n of the replicas (application_name
+// = their slot, the pod name) and the archiver; "" when commits are asynchronous.
+func synchronousStandbys(s config.Database, replicaSet string) string {
+	if s.SyncStandbys == 0 {
+		return ""
+	}
+	var names []string
+	for i := range s.Replicas {
+		names = append(names, slotName(fmt.Sprintf("%s-%d", replicaSet, i)))
+	}
+	if s.Archive.Enabled {
+		names = append(names, ArchiverSlot)
+	}
+	return fmt.Sprintf("ANY %d (%s)", s.SyncStandbys, strings.Join(names, ", "))
+}
+
+// slotName is a pod name as a replication slot name (what replica-bootstrap.sh derives).
+func slotName(pod string) string { return strings.NewReplacer("-", "_", ".", "_").Replace(pod) }
 
 // databaseVolumes are the volumes of a database pod, primary or replica.
 func databaseVolumes(files databaseFiles, secret pulumi.StringInput) corev1.VolumeArray {

@@ -13,9 +13,6 @@ import (
 	"ecommerce-platform/components/config"
 )
 
-// replicationUser is the role the replicas stream with (credentials-sync.sh creates it).
-const replicationUser = "replicator"
-
 // replicaSet is what the read replicas need.
 type replicaSet struct {
 	Resource            string

@@ -56,6 +56,7 @@ type PostgresSettings struct {
 	UnixSocketDir           string
 	HBAFile                 string // pg_hba.conf (the embedded one, mounted)
 	ReplicaWalKeepSize      string // max_slot_wal_keep_size
+	SynchronousStandbys     string // synchronous_standby_names, e.g. ANY 1 (a, b); "" asynchronous
 }
 
 // RenderPostgresConf renders postgresql.conf for the database StatefulSet.

@@ -68,6 +68,9 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 		}
 		*s.bind(cfg) = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
 	}
+	if cfg.Database.Offsite.Prefix == "" {
+		cfg.Database.Offsite.Prefix = ctx.Stack()
+	}
 	problems = append(problems, cfg.Validate()...)
 	if err := problems.err(); err != nil {
 		return nil, err

@@ -17,6 +17,9 @@ var (
 	pgMemory    = regexp.MustCompile(`^[0-9]+(kB|MB|GB|TB)$`)
 	pgIdent     = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	cronField   = regexp.MustCompile(`^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*$`)
+	s3Bucket    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	s3Prefix    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$`)
+	s3Region    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	versionText = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 )
 

@@ -27,8 +27,11 @@ type Config struct {
 	DBPassword    pulumi.StringOutput
 	APIDBPassword pulumi.StringOutput
 	JWTSecret     pulumi.StringOutput
-	// ReplicationPassword is "" when there are no replicas and none was set.
+	// ReplicationPassword is "" when there are no replicas, no archiver and none was set.
 	ReplicationPassword pulumi.StringOutput
+	// Object storage keys of the off-site copies and recoveries ("" when neither is used).
+	OffsiteAccessKeyID     pulumi.StringOutput
+	OffsiteSecretAccessKey pulumi.StringOutput
 }
 
 // Database configures the PostgreSQL tier.
@@ -56,7 +59,54 @@ type Database struct {
 	Replicas             int    // streaming read replicas
 	ReplicaMaxLagSeconds int    // a replica further behind is not ready
 	ReplicaWalKeepSize   string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
+	Archive              Archive
+	SyncStandbys         int // quorum commit: ANY n of the replicas and the archiver; 0: asynchronous
+	Offsite              Offsite
+	Recovery             Recovery
 }
+
+// Archive configures continuous WAL archiving and base backups (the database-archiver pod).
+type Archive struct {
+	Enabled                 bool
+	StorageClass            string
+	StorageSize             string
+	BaseBackupIntervalHours int
+	BaseBackupKeep          int
+}
+
+// Offsite configures the copies of the archive in S3-compatible object storage; recovery
+// from object storage uses its endpoint, region, image and credentials too.
+type Offsite struct {
+	Enabled         bool
+	Endpoint        string
+	Bucket          string
+	Prefix          string // "" until Load fills in the stack's name
+	Region          string
+	IntervalSeconds int
+	Image           string
+}
+
+// Recovery bootstraps the database from an archive instead of initdb (From "" = a new
+// database).
+type Recovery struct {
+	From   string // s3://bucket/prefix
+	Target string // latest or an RFC 3339 time
+}
+
+// Remote is the rclone path of this stack's off-site archive (remote "offsite").
+func (o Offsite) Remote() string { return "offsite:" + o.Bucket + "/" + o.Prefix }
+
+// Remote is the rclone path of the archive a recovery reads ("" without one).
+func (r Recovery) Remote() string {
+	if rest, ok := strings.CutPrefix(r.From, "s3://"); ok {
+		return "offsite:" + rest
+	}
+	return ""
+}
+
+// UsesObjectStorage tells whether anything talks to the S3 endpoint (copies or a recovery),
+// so its settings and credentials are needed.
+func (d Database) UsesObjectStorage() bool { return d.Offsite.Enabled || d.Recovery.From != "" }
 
 // Backend configures the API tier.
 type Backend struct {

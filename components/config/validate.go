@@ -1,8 +1,10 @@
 package config
 
 import (
+	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Validate checks every value against what Kubernetes and the engines accept and returns
@@ -40,6 +42,60 @@ func (d *Database) validate(v *problemList) {
 	v.oneOf("backupStorageClass", d.BackupStorageClass, dnsName.MatchString(d.BackupStorageClass), "a StorageClass name")
 	v.oneOf("databasePvcRetention", d.PVCRetention, d.PVCRetention == "Retain" || d.PVCRetention == "Delete", "Retain or Delete")
 	v.resources("database", d.Resources)
+	v.oneOf("databaseArchiveStorageClass", d.Archive.StorageClass, dnsName.MatchString(d.Archive.StorageClass), "a StorageClass name")
+	candidates := d.Replicas
+	if d.Archive.Enabled {
+		candidates++
+	}
+	if d.SyncStandbys > candidates {
+		v.addf("databaseSyncStandbys", "%d is more than the %d synchronous standby candidates (databaseReplicas %d, plus 1 with databaseArchive); use 0 to %d",
+			d.SyncStandbys, candidates, d.Replicas, candidates)
+	}
+	if d.SyncStandbys > 0 && d.SyncStandbys == candidates {
+		v.addf("databaseSyncStandbys", "%d equals the number of candidates, so one standby down would block every commit; use at most %d", d.SyncStandbys, candidates-1)
+	}
+	d.Offsite.validate(v, d.UsesObjectStorage())
+	d.Recovery.validate(v, d.Offsite)
+}
+
+// validate checks each setting's shape whenever it is set, and requires the endpoint (and,
+// for copies, the bucket) when object storage is used.
+func (o *Offsite) validate(v *problemList, used bool) {
+	if o.Endpoint != "" || used {
+		u, err := url.Parse(o.Endpoint)
+		v.oneOf("databaseOffsiteEndpoint", o.Endpoint, err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "",
+			"an http(s) URL of the S3 endpoint (required with databaseOffsite or databaseRecoverFrom)")
+	}
+	if o.Bucket != "" || o.Enabled {
+		v.oneOf("databaseOffsiteBucket", o.Bucket, s3Bucket.MatchString(o.Bucket), "an S3 bucket name (required with databaseOffsite)")
+	}
+	if o.Prefix != "" {
+		v.oneOf("databaseOffsitePrefix", o.Prefix, s3Prefix.MatchString(o.Prefix), "a folder name of letters, digits, '-', '_', '.' and '/'")
+	}
+	v.oneOf("databaseOffsiteRegion", o.Region, s3Region.MatchString(o.Region), "an S3 region name such as us-east-1")
+}
+
+func (r *Recovery) validate(v *problemList, own Offsite) {
+	if r.From != "" {
+		rest, ok := strings.CutPrefix(r.From, "s3://")
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		switch {
+		case !ok || !s3Bucket.MatchString(bucket) || !s3Prefix.MatchString(prefix):
+			v.add("databaseRecoverFrom", r.From, "s3://<bucket>/<prefix> of an off-site archive on databaseOffsiteEndpoint")
+		case own.Enabled && bucket == own.Bucket && strings.Trim(prefix, "/") == strings.Trim(own.Prefix, "/"):
+			v.addf("databaseRecoverFrom", "%q is this stack's own off-site archive (databaseOffsiteBucket/databaseOffsitePrefix); a recovering stack writes a new archive, so give it another databaseOffsitePrefix", r.From)
+		}
+	}
+	if r.Target == "latest" {
+		return
+	}
+	at, err := time.Parse(time.RFC3339, r.Target)
+	switch {
+	case err != nil:
+		v.add("databaseRecoveryTarget", r.Target, "latest or an RFC 3339 time such as 2026-12-04T14:03:00Z")
+	case at.After(time.Now()):
+		v.addf("databaseRecoveryTarget", "%q is in the future; use latest or a time that has passed", r.Target)
+	}
 }
 
 func (b *Backend) validate(v *problemList) {

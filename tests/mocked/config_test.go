@@ -270,7 +270,8 @@ func TestReplicaConfig(t *testing.T) {
 			assert.Empty(t, r.Kubernetes())
 		})
 	}
-	dev := testkit.MustRun(t, "dev", map[string]string{"replicationPassword": testkit.Unset})
-	assert.Equal(t, []string{"database"}, dev.Names(testkit.StatefulSet), "dev: the primary only")
-	assert.Equal(t, []string{"database", "database-replica"}, testkit.MustRun(t, "prod", nil).Names(testkit.StatefulSet))
+	dev := testkit.MustRun(t, "dev", map[string]string{"replicationPassword": testkit.Unset, "databaseArchive": "false"})
+	assert.Equal(t, []string{"database"}, dev.Names(testkit.StatefulSet), "dev without the archiver: the primary only")
+	assert.Equal(t, []string{"database", "database-archiver"}, testkit.MustRun(t, "dev", nil).Names(testkit.StatefulSet))
+	assert.Equal(t, []string{"database", "database-archiver", "database-replica"}, testkit.MustRun(t, "prod", nil).Names(testkit.StatefulSet))
 }

@@ -184,6 +184,7 @@ func TestSelectorsMatchExactlyTheIntendedPods(t *testing.T) {
 				"frontend-internal":      {"frontend-green"},
 				"frontend-blue-preview":  {"frontend-blue"},
 				"frontend-green-preview": {"frontend-green"},
+				"database-archiver":      {"database-archiver"},
 			}
 			if stack == "prod" {
 				want["database-readonly"] = []string{"database-replica"}

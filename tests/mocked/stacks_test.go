@@ -40,7 +40,7 @@ func TestStackShapes(t *testing.T) {
 			storageClass: "standard", storageSize: "1Gi", retention: "Delete", protect: false,
 			frontendType: "ClusterIP", seedScript: true,
 			services: []string{
-				"backend-nodeport", "backend-service", "database-nodeport", "database-readonly", "database-service",
+				"backend-nodeport", "backend-service", "database-archiver", "database-nodeport", "database-readonly", "database-service",
 				"frontend-blue-preview", "frontend-green-preview", "frontend-internal", "frontend-nodeport", "frontend-service",
 			},
 		},
@@ -49,7 +49,7 @@ func TestStackShapes(t *testing.T) {
 			storageClass: "fast-ssd", storageSize: "10Gi", retention: "Retain", protect: true,
 			frontendType: "LoadBalancer", spreadsAcrossNode: true,
 			services: []string{
-				"backend-service", "database-readonly", "database-replica", "database-service",
+				"backend-service", "database-archiver", "database-readonly", "database-replica", "database-service",
 				"frontend-blue-preview", "frontend-green-preview", "frontend-internal", "frontend-service",
 			},
 		},

@@ -22,10 +22,20 @@ const Unset = "<unset>"
 
 // TestSecrets are the secret config values every mocked run gets unless a test removes one.
 var TestSecrets = map[string]string{
-	"dbPassword":          "db-owner-password-7f3a9c",
-	"apiDbPassword":       "api-authenticator-password-51be",
-	"jwtSecret":           "jwt-secret-that-is-at-least-32-characters-long-0c4d",
-	"replicationPassword": "replicator-password-9e21",
+	"dbPassword":             "db-owner-password-7f3a9c",
+	"apiDbPassword":          "api-authenticator-password-51be",
+	"jwtSecret":              "jwt-secret-that-is-at-least-32-characters-long-0c4d",
+	"replicationPassword":    "replicator-password-9e21",
+	"offsiteAccessKeyId":     "offsite-key-id-31",
+	"offsiteSecretAccessKey": "offsite-secret-access-key-8d",
+}
+
+// TestObjectStorage are the plain settings of the off-site archive every stack's mocked run
+// gets unless its file sets them: they name a storage owner's endpoint and bucket, which no
+// committed stack file can know (prod requires them).
+var TestObjectStorage = map[string]string{
+	"databaseOffsiteEndpoint": "https://s3.test.example",
+	"databaseOffsiteBucket":   "ecommerce-archive-test",
 }
 
 // StackConfig is a stack's real config (Pulumi.<stack>.yaml) with overrides applied: a
@@ -64,6 +74,11 @@ func StackConfigFromFile(t testing.TB, path string, overrides map[string]string)
 	for k, v := range TestSecrets {
 		cfg[Project+":"+k] = v
 		secret[Project+":"+k] = true
+	}
+	for k, v := range TestObjectStorage {
+		if _, ok := cfg[Project+":"+k]; !ok {
+			cfg[Project+":"+k] = v
+		}
 	}
 	for k, v := range overrides {
 		full := Project + ":" + k

@@ -59,13 +59,36 @@ type Server struct {
 	ConfPath  string
 	Settings  assets.PostgresSettings
 	Path      string // PATH for client programs: the folders of psql, pg_dump, pg_restore first
+	DataDir   string
+	Proc      *Process
 	psql      string
+}
+
+// Durable settings run the server as deployed: fsync, full-page writes and synchronous
+// commit on (Start turns them off for speed). Adjust changes the rendered settings first.
+type Durable struct {
+	Adjust func(*assets.PostgresSettings)
 }
 
 // Start starts an empty PostgreSQL 15 (initdb as POSTGRES_USER, as the image does) with the
 // rendered postgresql.conf. Local connections are trusted; TCP on 127.0.0.1 takes SCRAM
 // passwords for authenticator (PgBouncer) and ecommerce (the backup job).
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, nil)
+}
+
+// StartDurable starts a loaded server (init scripts with the dev seed, credentials) exactly
+// as deployed: fsync and synchronous commit on, for the durability tests.
+func StartDurable(t testing.TB, d Durable) *Server {
+	t.Helper()
+	s := start(t, &d)
+	s.RunInitScripts(t, Database, true)
+	s.SyncCredentials(t, Database, AuthenticatorPassword, JWTSecret)
+	return s
+}
+
+func start(t testing.TB, durable *Durable) *Server {
 	t.Helper()
 	initdb := testkit.RequireEngine(t, "initdb")
 	postgres := testkit.RequireEngine(t, "postgres")
@@ -93,8 +116,11 @@ func Start(t testing.TB) *Server {
 	WriteFile(t, hbaPath, assets.PostgresHBA(), 0o600)
 
 	s := &Server{Dir: dir, SocketDir: sockDir, Port: testkit.FreePort(t), ConfPath: filepath.Join(dir, "postgresql.conf"),
-		Path: strings.Join(path, string(os.PathListSeparator)), psql: psql}
+		Path: strings.Join(path, string(os.PathListSeparator)), DataDir: dataDir, psql: psql}
 	s.Settings = deployedSettings
+	if durable != nil && durable.Adjust != nil {
+		durable.Adjust(&s.Settings)
+	}
 	s.Settings.Port = s.Port
 	s.Settings.UnixSocketDir = sockDir
 	s.Settings.HBAFile = hbaPath
@@ -103,11 +129,13 @@ func Start(t testing.TB) *Server {
 	WriteFile(t, s.ConfPath, conf, 0o644)
 
 	// The rendered file as deployed; the command line only keeps the test server off other
-	// interfaces and skips fsync.
-	proc := StartProcess(t, "postgres", filepath.Join(dir, "postgres.log"), syscall.SIGINT, postgres,
-		"-D", dataDir, "-c", "config_file="+s.ConfPath,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
-	WaitConnect(t, proc, s.ConnString("postgres"))
+	// interfaces and, unless durable, skips fsync.
+	args := []string{"-D", dataDir, "-c", "config_file=" + s.ConfPath, "-c", "listen_addresses=127.0.0.1"}
+	if durable == nil {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	s.Proc = StartProcess(t, "postgres", filepath.Join(dir, "postgres.log"), syscall.SIGINT, postgres, args...)
+	WaitConnect(t, s.Proc, s.ConnString("postgres"))
 	// What the image does with POSTGRES_PASSWORD and POSTGRES_DB.
 	s.Exec(t, "postgres", "ALTER ROLE "+Superuser+" PASSWORD '"+SuperuserPassword+"'")
 	s.Exec(t, "postgres", "CREATE DATABASE "+Database)

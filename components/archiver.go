@@ -1,0 +1,123 @@
+package components
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
+)
+
+// archiverSet is what the archiver needs.
+type archiverSet struct {
+	Resource       string
+	Namespace      pulumi.StringInput
+	Identity       Identity // of the archiver pods
+	Security       PodSecurity
+	Settings       config.Database
+	ServiceAccount pulumi.StringInput
+	Secret         pulumi.StringInput // database-credentials (replication-password)
+	Offsite        pulumi.StringInput // database-offsite ("" without off-site copies)
+	Config         pulumi.StringInput // database-config, holding the scripts
+	PrimaryHost    pulumi.StringInput
+	PrimaryPods    pulumi.StringMap
+	Spread         bool
+}
+
+// newArchiver runs the database-archiver StatefulSet: WAL streamed from the primary through a
+// slot of its own into a claim of its own (never the database's), verified base backups on a
+// schedule with retention, and, when configured, copies of both in object storage. Its
+// NetworkPolicy lets it reach only the primary and the object storage endpoint.
+func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOption) error {
+	s, ns := a.Settings, a.Namespace
+	labels := a.Identity.Labels(versionOf(s.Image))
+	name := a.Identity.Object("archiver")
+	headless, err := newService(ctx, ns, labels, service{
+		Resource: a.Resource + "-service", Name: name, Type: "Headless", Selector: a.Identity.Selector(),
+		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
+	}, opts...)
+	if err != nil {
+		return fmt.Errorf("archiver headless service: %w", err)
+	}
+	containers := corev1.ContainerArray{walReceiverContainer(s, a.PrimaryHost, a.Security), baseBackupContainer(s, a.PrimaryHost, a.Security)}
+	egress := networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.PrimaryPods))}
+	if s.Offsite.Enabled {
+		containers = append(containers, offsiteSyncContainer(s, a.Offsite, a.Security))
+		egress = append(egress, egressRule(objectStoragePort(s.Offsite.Endpoint), anywhere()))
+	}
+	retention := pulumi.String(s.PVCRetention)
+	if _, err := appsv1.NewStatefulSet(ctx, a.Resource+"-statefulset", &appsv1.StatefulSetArgs{
+		Metadata: workloadMeta(name, ns, labels),
+		Spec: appsv1.StatefulSetSpecArgs{
+			ServiceName: headless.Metadata.Name().Elem(),
+			Replicas:    pulumi.Int(1),
+			Selector:    &metav1.LabelSelectorArgs{MatchLabels: a.Identity.Selector()},
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
+				WhenDeleted: retention,
+				WhenScaled:  retention,
+			},
+			Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels},
+				Spec: podOptions{
+					ServiceAccount:   a.ServiceAccount,
+					Security:         a.Security,
+					Containers:       containers,
+					TerminationGrace: 30,
+					SpreadSelector:   spreadIf(a.Spread, a.Identity.Selector()),
+					Volumes: corev1.VolumeArray{
+						configMapVolume("config", a.Config),
+						secretVolume("secrets", a.Secret),
+						emptyDir("tmp", "64Mi"),
+						emptyDir("status", "1Mi"),
+					},
+				}.spec(),
+			},
+			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{
+				claimTemplate("archive", labels, s.Archive.StorageClass, s.Archive.StorageSize),
+			},
+		},
+	}, opts...); err != nil {
+		return fmt.Errorf("archiver statefulset: %w", err)
+	}
+	if err := newAllowPolicy(ctx, ns, allowPolicy{
+		Resource: a.Resource + "-netpol", Name: name, Labels: labels, Pods: a.Identity.Selector(), Egress: egress,
+	}, opts...); err != nil {
+		return fmt.Errorf("archiver network policy: %w", err)
+	}
+	return nil
+}
+
+// newOffsiteSecret holds the object storage keys, for the off-site copies and recoveries.
+func newOffsiteSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, keyID, secretKey pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	secret, err := corev1.NewSecret(ctx, name+"-offsite", &corev1.SecretArgs{
+		Metadata:   meta(id.Object("offsite"), ns, labels),
+		Type:       pulumi.String("Opaque"),
+		StringData: pulumi.StringMap{"access-key-id": keyID, "secret-access-key": secretKey},
+	}, opts...)
+	if err != nil {
+		return pulumi.StringOutput{}, fmt.Errorf("offsite secret: %w", err)
+	}
+	return secret.Metadata.Name().Elem(), nil
+}
+
+// objectStoragePort is the TCP port of the S3 endpoint (443 unless the URL names one).
+func objectStoragePort(endpoint string) int {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return 443
+	}
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		return p
+	}
+	if u.Scheme == "http" {
+		return 80
+	}
+	return 443
+}

@@ -1,0 +1,159 @@
+package components
+
+import (
+	"strconv"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/config"
+)
+
+// ArchiverSlot is the archiver's replication slot and application_name: the name it has in
+// synchronous_standby_names.
+const ArchiverSlot = "database_archiver"
+
+// Paths of the archiver pod and the recovering primary.
+const (
+	archiveDir        = "/archive" // the archive claim in the archiver pod
+	archiverStatusDir = "/status"
+	archiveCheckSecs  = 60
+	restoreDir        = postgresDataDir + "/restore" // on the database's claim, beside PGDATA
+)
+
+// archiveEnv is what archive.sh needs to reach the primary as the replicator.
+func archiveEnv(primary pulumi.StringInput) corev1.EnvVarArray {
+	return corev1.EnvVarArray{
+		corev1.EnvVarArgs{Name: pulumi.String("PRIMARY_HOST"), Value: primary},
+		env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
+		env("REPLICATION_USER", replicationUser),
+		env("PGPASSWORD_FILE", postgresSecretsDir+"/replication-password"),
+		env("ARCHIVE_DIR", archiveDir),
+		env("SLOT", ArchiverSlot),
+	}
+}
+
+// archiveMounts are the archiver's mounts of the archive, its script and the password.
+func archiveMounts() corev1.VolumeMountArray {
+	return corev1.VolumeMountArray{
+		mount("archive", archiveDir),
+		fileMount("config", "/scripts/archive.sh", "archive.sh"),
+		readOnlyMount("secrets", postgresSecretsDir),
+		mount("tmp", "/tmp"),
+		mount("status", archiverStatusDir),
+	}
+}
+
+// walReceiverContainer is pg_receivewal (archive.sh receive): ready while it streams into
+// the archive (a .partial segment is open), alive while the archive answers.
+func walReceiverContainer(s config.Database, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	return serving(corev1.ContainerArgs{
+		Name:         pulumi.String("wal-receiver"),
+		Image:        pulumi.String(s.Image),
+		Command:      pulumi.ToStringArray([]string{"sh", "/scripts/archive.sh", "receive"}),
+		Env:          archiveEnv(primary),
+		VolumeMounts: archiveMounts(),
+	}, sidecarResources, security.containerSecurityContext(),
+		servingProbes(execCheck("sh", "/scripts/archive.sh", "streaming"), execCheck("sh", "/scripts/archive.sh", "alive-archive")))
+}
+
+// baseBackupContainer takes a verified base backup whenever the newest is older than the
+// interval (archive.sh schedule); alive while its loop runs or a backup is in progress.
+func baseBackupContainer(s config.Database, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	alive := execCheck("sh", "/scripts/archive.sh", "alive")
+	return serving(corev1.ContainerArgs{
+		Name:    pulumi.String("base-backup"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/archive.sh", "schedule"}),
+		Env: append(archiveEnv(primary),
+			env("BASEBACKUP_INTERVAL_SECONDS", strconv.Itoa(s.Archive.BaseBackupIntervalHours*3600)),
+			env("BASEBACKUP_KEEP", strconv.Itoa(s.Archive.BaseBackupKeep)),
+			env("CHECK_SECONDS", strconv.Itoa(archiveCheckSecs)),
+			env("STATUS_DIR", archiverStatusDir),
+		),
+		VolumeMounts: archiveMounts(),
+	}, backupResources, security.containerSecurityContext(), servingProbes(alive, alive))
+}
+
+// rcloneEnv configures rclone's remote "offsite" (S3) from the settings and the Secret.
+func rcloneEnv(o config.Offsite, secret pulumi.StringInput) corev1.EnvVarArray {
+	return corev1.EnvVarArray{
+		env("RCLONE_CONFIG_OFFSITE_TYPE", "s3"),
+		env("RCLONE_CONFIG_OFFSITE_PROVIDER", "Other"),
+		env("RCLONE_CONFIG_OFFSITE_ENDPOINT", o.Endpoint),
+		env("RCLONE_CONFIG_OFFSITE_REGION", o.Region),
+		env("RCLONE_CONFIG_OFFSITE_FORCE_PATH_STYLE", "true"),
+		secretEnv("RCLONE_CONFIG_OFFSITE_ACCESS_KEY_ID", secret, "access-key-id"),
+		secretEnv("RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY", secret, "secret-access-key"),
+		// No config file: the remote is all in the environment; HOME is the writable /tmp.
+		env("RCLONE_CONFIG", "/tmp/rclone.conf"),
+		env("HOME", "/tmp"),
+	}
+}
+
+// offsiteSyncContainer copies the archive to object storage every interval
+// (offsite-sync.sh loop); ready and alive while its last good copy is recent.
+func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	synced := execCheck("sh", "/scripts/offsite-sync.sh", "synced")
+	return serving(corev1.ContainerArgs{
+		Name:    pulumi.String("offsite-sync"),
+		Image:   pulumi.String(s.Offsite.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/offsite-sync.sh", "loop"}),
+		Env: append(rcloneEnv(s.Offsite, secret),
+			env("ARCHIVE_DIR", archiveDir),
+			env("REMOTE", s.Offsite.Remote()),
+			env("INTERVAL_SECONDS", strconv.Itoa(s.Offsite.IntervalSeconds)),
+			env("STATUS_DIR", archiverStatusDir),
+		),
+		VolumeMounts: corev1.VolumeMountArray{
+			readOnlyMount("archive", archiveDir),
+			fileMount("config", "/scripts/offsite-sync.sh", "offsite-sync.sh"),
+			mount("tmp", "/tmp"),
+			mount("status", archiverStatusDir),
+		},
+	}, sidecarResources, security.containerSecurityContext(), servingProbes(synced, synced))
+}
+
+// recoveryFetchContainer copies the archive a recovery reads from object storage onto the
+// database's claim (recovery-fetch.sh; nothing on a claim that holds a database).
+func recoveryFetchContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:    pulumi.String("recovery-fetch"),
+		Image:   pulumi.String(s.Offsite.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/recovery-fetch.sh"}),
+		Env: append(rcloneEnv(s.Offsite, secret),
+			env("PGDATA", postgresDataDir+"/pgdata"),
+			env("RESTORE_DIR", restoreDir),
+			env("REMOTE", s.Recovery.Remote()),
+		),
+		VolumeMounts: corev1.VolumeMountArray{
+			mount("data", postgresDataDir),
+			fileMount("config", "/scripts/recovery-fetch.sh", "recovery-fetch.sh"),
+			mount("tmp", "/tmp"),
+		},
+		Resources:       requirements(backupResources),
+		SecurityContext: security.containerSecurityContext(),
+	}
+}
+
+// recoveryBootstrapContainer lays the newest verified base backup before the target into an
+// empty PGDATA and sets up the recovery (recovery-bootstrap.sh).
+func recoveryBootstrapContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:    pulumi.String("recovery-bootstrap"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.ToStringArray([]string{"sh", "/scripts/recovery-bootstrap.sh"}),
+		Env: corev1.EnvVarArray{
+			env("PGDATA", postgresDataDir+"/pgdata"),
+			env("RESTORE_DIR", restoreDir),
+			env("RECOVERY_TARGET", s.Recovery.Target),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			mount("data", postgresDataDir),
+			fileMount("config", "/scripts/recovery-bootstrap.sh", "recovery-bootstrap.sh"),
+			mount("tmp", "/tmp"),
+		},
+		Resources:       requirements(backupResources),
+		SecurityContext: security.containerSecurityContext(),
+	}
+}
