@@ -65,13 +65,13 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 
 // synchronousStandbys is synchronous_standby_names: ANY n of the replicas (application_name
 // = their slot, the pod name) and the archiver; "" when commits are asynchronous.
-func synchronousStandbys(s config.Database, replicaSet string) string {
+func synchronousStandbys(s config.Database, replicaName string) string {
 	if s.SyncStandbys == 0 {
 		return ""
 	}
 	var names []string
 	for i := range s.Replicas {
-		names = append(names, slotName(fmt.Sprintf("%s-%d", replicaSet, i)))
+		names = append(names, slotName(fmt.Sprintf("%s-%d", replicaName, i)))
 	}
 	if s.Archive.Enabled {
 		names = append(names, ArchiverSlot)

@@ -185,7 +185,7 @@ func TestDurabilityLostPrimaryLosesNoAcknowledgedOrder(t *testing.T) {
 // replica and the archiver.
 func prodSynchronousStandbys(t *testing.T) string {
 	r := testkit.MustRun(t, "prod", map[string]string{"databaseReplicas": "1"})
-	conf := r.ConfigMapData(t, "database-config")["postgresql.conf"]
+	conf := testkit.TypedConfigMap(t, r, "database-config").Data["postgresql.conf"]
 	for _, line := range strings.Split(conf, "\n") {
 		if v, ok := strings.CutPrefix(line, "synchronous_standby_names = '"); ok {
 			return strings.TrimSuffix(v, "'")
