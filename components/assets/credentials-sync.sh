@@ -13,7 +13,8 @@
 #   TIMEOUT_SECONDS                  how long to wait for the database
 #
 # Sets the password of role authenticator and the signing key in shop.jwt_keys in one
-# transaction. The values travel in psql's environment (\getenv), never on a command line,
+# transaction, and synchronous_commit = on for authenticator: the API's commits wait for the
+# quorum of synchronous_standby_names (postgresql.conf; a local flush when it is empty). The values travel in psql's environment (\getenv), never on a command line,
 # and the session keeps them out of the server log.
 set -eu
 
@@ -65,6 +66,7 @@ SET log_min_error_statement = 'panic';
 \getenv rpw REPLICATION_PASSWORD
 BEGIN;
 ALTER ROLE authenticator PASSWORD :'apw';
+ALTER ROLE authenticator SET synchronous_commit = on;
 SELECT :'rpw' <> '' AS replicas \gset
 \if :replicas
 DO $$

@@ -50,7 +50,7 @@ func newArchiver(t *testing.T, primary *pgtest.Server) *pgArchiver {
 // folder on PATH.
 func (a *pgArchiver) env(t *testing.T, extra ...string) []string {
 	return append([]string{
-		"PATH=" + filepath.Dir(testkit.RequireEngine(t, "pg_receivewal")) + ":" + a.primary.Path,
+		"PATH=" + filepath.Dir(testkit.RequireEngine(t, "pg_verifybackup")) + ":" + a.primary.Path,
 		"PRIMARY_HOST=127.0.0.1", fmt.Sprintf("PRIMARY_PORT=%d", a.primary.Port), "REPLICATION_USER=replicator",
 		"PGPASSWORD_FILE=" + filepath.Join(filepath.Dir(a.script), "replication-password"),
 		"ARCHIVE_DIR=" + a.Dir, "SLOT=" + components.ArchiverSlot, "BASEBACKUP_KEEP=2",
@@ -73,6 +73,22 @@ func (a *pgArchiver) Receive(t *testing.T) {
 		}
 		require.False(t, time.Now().After(deadline), "the archiver is not streaming after 20 s:\n%s", a.proc.Log())
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitCaughtUp waits until the archiver has flushed everything the primary has written.
+func (a *pgArchiver) WaitCaughtUp(t *testing.T) {
+	t.Helper()
+	admin := a.primary.Connect(t, "postgres")
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var behind int64
+		require.NoError(t, admin.QueryRow(context.Background(),
+			"SELECT pg_current_wal_lsn() - flush_lsn FROM pg_stat_replication WHERE application_name = $1", components.ArchiverSlot).Scan(&behind))
+		if behind <= 0 {
+			return
+		}
+		require.False(t, time.Now().After(deadline), "the archiver is %d bytes behind after 20 s", behind)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -45,6 +45,7 @@ func TestPITRExactlyTheOrdersBeforeTheTarget(t *testing.T) {
 	target := load.Mark()
 	time.Sleep(1500 * time.Millisecond)
 	acked := load.Stop()
+	archiver.WaitCaughtUp(t) // asynchronous here: the archive may trail the last commits by milliseconds
 	archiver.Stop(t)
 	before, after := ackedBefore(acked, target)
 	require.NotEmpty(t, before)
@@ -87,7 +88,8 @@ func TestPITRBackupThatFailsVerificationNeverCounts(t *testing.T) {
 	first := archiver.Backups(t)
 	require.Len(t, first, 1)
 
-	candidate := strings.TrimSpace(archiver.MustRun(t, "take"))
+	printed := strings.Split(strings.TrimSpace(archiver.MustRun(t, "take")), "\n")
+	candidate := printed[len(printed)-1] // the log goes to stderr, the path last to stdout
 	flipByte(t, filepath.Join(candidate, "global", "pg_control"))
 	out, err := archiver.Run(t, "keep", candidate)
 	require.Error(t, err)
@@ -102,7 +104,7 @@ func TestPITRBackupThatFailsVerificationNeverCounts(t *testing.T) {
 	archiver.MustRun(t, "basebackup")
 	verified := archiver.Backups(t)
 	require.Len(t, verified, 3)
-	newest := verified[1]
+	newest := verified[len(verified)-1]
 	flipByte(t, filepath.Join(archiver.Dir, "base", newest, "PG_VERSION"))
 	archiver.Stop(t)
 	r := recoverInto(t, primary, archiver.Dir, "latest")
