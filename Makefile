@@ -79,7 +79,7 @@ integration: tools
 
 # Skipped engine tests are listed at the end (scripts/test-summary.sh), never silently.
 # One package at a time (-p 1): the engine packages measure timings and share the CPU.
-test: deps vet
+test: deps tools vet
 	@rm -f .test-report
 	@ECOMMERCE_TEST_REPORT=$(ROOT)/.test-report go test -p 1 ./... -count=1; status=$$?; \
 		bash scripts/test-summary.sh .test-report; exit $$status

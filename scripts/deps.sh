@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real engines the tests run, when missing: PostgreSQL 15 (server and client),
-# PgBouncer, nginx, Chromium, bubblewrap and nss_wrapper (the container contract sandbox), the Prometheus
+# PgBouncer, nginx, Chromium, bubblewrap and nss_wrapper (the container contract sandbox), rclone
+# (the archive's off-site copies), the Prometheus
 # PostgreSQL and nginx exporters, from Debian's packages. `make up` and `make test` run it
 # first, so the README's two commands set up a fresh machine; with everything present it is
 # one dpkg query. Installing needs root: as another user it names what is missing and the
@@ -8,7 +9,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap libnss-wrapper curl \
+for pkg in postgresql-15 postgresql-client-15 pgbouncer nginx chromium bubblewrap libnss-wrapper curl rclone \
   prometheus-postgres-exporter prometheus-nginx-exporter; do
   have "$pkg" || need+=("$pkg")
 done

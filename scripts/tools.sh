@@ -10,6 +10,7 @@
 #   cluster   -> .tools/bin/{etcd,kube-apiserver,kube-controller-manager,
 #                            kube-scheduler,kubectl,kwok} (tools/cluster)
 #   kubescore -> .tools/bin/kube-score                  (tools/kubescore)
+#   s3        -> .tools/bin/weed (SeaweedFS: the real S3 server of the off-site tests) (tools/s3)
 #
 # Built binaries are kept in a cache outside the repository, keyed on a hash of
 # the tool module's go.mod + go.sum (+ main.go) and the Go version, so a fresh
@@ -32,6 +33,7 @@ PULUMI_VERSION="v3.274.1"
 # stamp what is built. The program pins the SDK to the same version (go.mod).
 PROVIDER_VERSION="4.25.0"
 KUBESCORE_VERSION="v1.20.0"
+SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 K8S_VERSION="v1.37.2"
 # Bump to force a rebuild of every tool when the recipe below changes.
 RECIPE=1
@@ -46,7 +48,8 @@ binaries() {
     provider) echo "pulumi-resource-kubernetes" ;;
     cluster) echo "etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok" ;;
     kubescore) echo "kube-score" ;;
-    *) echo "unknown tool: $1 (want pulumi, provider, cluster or kubescore)" >&2; return 1 ;;
+    s3) echo "weed" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore or s3)" >&2; return 1 ;;
   esac
 }
 
@@ -56,6 +59,7 @@ label() {
     provider) echo "kubernetes provider (cold 17-20 min)" ;;
     cluster) echo "cluster tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cold 13-23 min)" ;;
     kubescore) echo "kube-score (cold 1-2 min)" ;;
+    s3) echo "SeaweedFS S3 server (cold about 10 min)" ;;
   esac
 }
 
@@ -68,6 +72,7 @@ tool_hash() {
       provider) echo "recipe=$RECIPE version=$PROVIDER_VERSION" ;;
       cluster) echo "recipe=$RECIPE version=$K8S_VERSION" ;;
       kubescore) echo "recipe=$RECIPE version=$KUBESCORE_VERSION" ;;
+      s3) echo "recipe=$RECIPE version=$SEAWEEDFS_VERSION" ;;
     esac
     go env GOVERSION GOOS GOARCH
     cat "$dir/go.mod" "$dir/go.sum"
@@ -125,6 +130,11 @@ build_kubescore() {
     gobuild "$out" -ldflags "-X $v.version=$KUBESCORE_VERSION" tool)
 }
 
+build_s3() {
+  local out="$1"
+  (cd "$ROOT/tools/s3" && gobuild "$out" tool)
+}
+
 # Make sure the cache holds a complete build for $1 and link it into .tools/bin.
 ensure() {
   local tool="$1" bins hash entry stamp b ok=1
@@ -171,7 +181,7 @@ ensure() {
 
 main() {
   local tools=("$@") tool
-  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore); fi
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3); fi
   for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
 
   command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }

@@ -29,6 +29,7 @@ import (
 	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/tests/testkit"
+	"ecommerce-platform/tests/testkit/s3test"
 )
 
 // contractRan records which containers ran, per stack, for the not-run listing.
@@ -61,8 +62,12 @@ func contractStack(t *testing.T, stack string) {
 	c := newContractRun(t, stack)
 	c.databasePod(t)
 	t.Run("credentials job sets the API password and the signing key", c.credentialsJob)
-	if len(c.r.Names(testkit.StatefulSet)) > 1 {
+	if slices.Contains(c.r.Names(testkit.StatefulSet), "database-replica") {
 		t.Run("a read replica bootstraps from the primary and streams", c.readReplica)
+	}
+	t.Run("archiver streams WAL and takes a verified base backup into its own claim", c.archiverPod)
+	if c.store != nil {
+		t.Run("a primary recovers from the off-site archive alone", c.recoveredPrimary)
 	}
 	t.Run("backend init container completes against the database pod", c.backendPod)
 	t.Run("backup job writes a dump the restore command reads back", c.backupRoundTrip)
@@ -83,15 +88,28 @@ type contractRun struct {
 	ran      *contractRan
 	timings  map[string]time.Duration
 	postgres *ctr
-	products string // shop.products' row count after the first start
+	products string         // shop.products' row count after the first start
+	store    *s3test.Server // the object storage of the off-site copies (stacks that copy)
 }
 
+// objectStoreHost is the object storage endpoint's name in the sandbox: the host, where the
+// test's S3 server runs.
+const objectStoreHost = "objectstore.test"
+
 func newContractRun(t *testing.T, stack string) *contractRun {
-	r := testkit.MustRun(t, stack, nil)
+	var store *s3test.Server
+	overrides := map[string]string{}
+	if testkit.ReadStackFile(t, testkit.ProjectFile(t, "Pulumi."+stack+".yaml")).Values[testkit.Project+":databaseOffsite"] == "true" {
+		store = s3test.Start(t)
+		overrides = map[string]string{"databaseOffsiteEndpoint": store.Endpoint(objectStoreHost), "databaseOffsiteBucket": s3test.Bucket,
+			"offsiteAccessKeyId": s3test.AccessKey, "offsiteSecretAccessKey": s3test.SecretKey}
+	}
+	r := testkit.MustRun(t, stack, overrides)
 	cluster := newSandboxCluster(t, r)
+	cluster.hosts[objectStoreHost] = cluster.net.prefix + ".1"
 	cert, key := testkit.TLSKeyPair(t)
 	cluster.external["frontend-tls"] = map[string]string{"tls.crt": string(cert), "tls.key": string(key)}
-	return &contractRun{stack: stack, r: r, cluster: cluster, ran: &contractRan{set: map[string]bool{}}, timings: map[string]time.Duration{}}
+	return &contractRun{stack: stack, r: r, cluster: cluster, ran: &contractRan{set: map[string]bool{}}, timings: map[string]time.Duration{}, store: store}
 }
 
 // databasePod starts database-0 of the StatefulSet, with its claim: postgres (whose exec
@@ -375,4 +393,79 @@ func contractPromotionCheck(t *testing.T, cluster *sandboxCluster, r testkit.Run
 	assert.Equal(t, 1, code, "the check fails on an API that cannot answer:\n%s", check.Output())
 	assert.Contains(t, check.Output(), "promotion check FAILED for blue at http://frontend-blue-preview:80: /api/health answered 502",
 		"/health, the dashboard, /release/color and /release/version passed first")
+}
+
+// archiverPod runs database-archiver-0 with its claim: pg_receivewal streams (ready: a
+// segment is open in the archive), the base-backup loop takes its first backup at once and
+// only a verified one counts; where the stack copies off site, the copy reaches the bucket.
+func (c *contractRun) archiverPod(t *testing.T) {
+	set := c.r.Object(t, testkit.StatefulSet, "database-archiver")
+	pod := c.cluster.newPod(t, "database-archiver-0", testkit.TypedPod(t, set), map[string]string{"archive": "archive-database-archiver-0"})
+	receiver := pod.start(t, "wal-receiver")
+	c.timings["wal-receiver"] = receiver.awaitStarted(t)
+	receiver.requireReadyAndLive(t)
+	c.ran.add("wal-receiver")
+	assert.Equal(t, "streaming", c.psql(t, "SELECT state FROM pg_stat_replication WHERE application_name = '"+components.ArchiverSlot+"'"))
+
+	backups := pod.start(t, "base-backup")
+	c.timings["base-backup"] = backups.awaitStarted(t)
+	backups.requireReadyAndLive(t)
+	c.ran.add("base-backup")
+	verified := func() []string {
+		names, _ := filepath.Glob(filepath.Join(pod.volumes["archive"], "base", "20*Z"))
+		return names
+	}
+	for deadline := time.Now().Add(2 * time.Minute); len(verified()) == 0; time.Sleep(500 * time.Millisecond) {
+		require.False(t, time.Now().After(deadline), "no verified base backup after 2 min:\n%s", backups.Output())
+	}
+	assert.Contains(t, backups.Output(), "verified against its manifest")
+	if c.store == nil {
+		return
+	}
+	offsite := pod.start(t, "offsite-sync")
+	c.timings["offsite-sync"] = offsite.awaitStarted(t)
+	offsite.requireReadyAndLive(t)
+	c.ran.add("offsite-sync")
+	objects := strings.Join(c.store.Objects(t, c.stack), "\n")
+	assert.Contains(t, objects, "/backup_manifest", "the verified base backup is in the bucket")
+	assert.Contains(t, objects, "wal/", "the WAL is in the bucket")
+}
+
+// recoveredPrimary is a new stack's primary with databaseRecoverFrom the bucket: its init
+// containers fetch the archive and lay out the base backup on an empty claim, and postgres
+// recovers to the latest WAL and serves the same shop.
+func (c *contractRun) recoveredPrimary(t *testing.T) {
+	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('before-the-loss', 1, 1)")
+	c.psql(t, "SELECT pg_switch_wal()")
+	time.Sleep(2 * time.Second) // the archiver has the segment; the next copy takes it off site
+	set := c.r.Object(t, testkit.StatefulSet, "database-archiver")
+	offsite := testkit.TypedContainer(t, testkit.TypedPod(t, set).Spec, "offsite-sync")
+	interval, err := time.ParseDuration(testkit.EnvOf(offsite)["INTERVAL_SECONDS"] + "s")
+	require.NoError(t, err)
+	time.Sleep(interval + 5*time.Second)
+
+	recovering := testkit.MustRun(t, c.stack, map[string]string{
+		"databaseOffsiteEndpoint": c.store.Endpoint(objectStoreHost), "databaseOffsiteBucket": s3test.Bucket,
+		"offsiteAccessKeyId": s3test.AccessKey, "offsiteSecretAccessKey": s3test.SecretKey,
+		"databaseOffsitePrefix": c.stack + "-recovered", "databaseRecoverFrom": "s3://" + s3test.Bucket + "/" + c.stack,
+	})
+	tmpl := testkit.TypedPod(t, recovering.Object(t, testkit.StatefulSet, "database"))
+	pod := c.cluster.newPod(t, "database-recovered-0", tmpl, map[string]string{"data": "data-database-recovered-0"})
+	for _, name := range []string{"recovery-fetch", "recovery-bootstrap"} {
+		init := pod.start(t, name)
+		code := init.wait(3 * time.Minute)
+		require.Zerof(t, code, "%s exited %d:\n%s", name, code, init.Output())
+		c.ran.add(name)
+	}
+	postgres := pod.start(t, "postgres")
+	c.timings["postgres (recovered)"] = postgres.awaitStarted(t)
+	postgres.requireReadyAndLive(t)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		code, out := postgres.exec(10*time.Second, "psql", "--username=ecommerce", "--dbname=ecommerce", "--no-psqlrc", "-At",
+			"-c", "SELECT pg_is_in_recovery(), count(*) FROM shop.products WHERE name = 'before-the-loss'")
+		if code == 0 && strings.TrimSpace(out) == "f|1" {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "the recovered primary: %s\n%s", out, postgres.Output())
+	}
 }

@@ -39,6 +39,8 @@ const debianPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 //     worker tuning) are not run here; nginx.conf is mounted over the image's, so they change
 //     nothing the program deploys. Debian's nginx 1.22 here.
 //   - curlimages/curl: alpine with curl and busybox sh; its command is overridden.
+//   - rclone/rclone: alpine with busybox sh, /usr/local/bin/rclone, ENTRYPOINT rclone; the
+//     program overrides the command (sh and a script). Debian's rclone 1.60 here.
 //   - postgrest/postgrest (scratch, no shell), envoyproxy/envoy, fluent/fluent-bit: no
 //     binary here.
 var contractImages = map[string]contractImage{
@@ -78,6 +80,10 @@ var contractImages = map[string]contractImage{
 	"curlimages/curl": {
 		Runnable: true, Path: debianPath, Entrypoint: []string{"/entrypoint.sh"}, Cmd: []string{"curl"},
 		Note: "Debian's curl and sh (the image: alpine with curl and busybox sh)",
+	},
+	"rclone/rclone": {
+		Runnable: true, Path: debianPath, Entrypoint: []string{"rclone"},
+		Note: "Debian's rclone 1.60 (the image has 1.68: alpine with busybox sh); its command is overridden",
 	},
 	"envoyproxy/envoy": {Covered: "TestEnvoyConfigIsAValidBootstrap decodes envoy.yaml into Envoy's bootstrap v3 types and validates it"},
 	"fluent/fluent-bit": {Covered: "TestNginxFluentBitReceivesTheAccessLog checks fluent-bit.conf against what nginx sends, " +

@@ -150,6 +150,8 @@ type sandboxCluster struct {
 	services []corev1.Service
 	// external are Secrets the stack names but its users create (the TLS certificate).
 	external map[string]map[string]string
+	// hosts are names outside the cluster the pods resolve (the object storage endpoint).
+	hosts map[string]string
 }
 
 func newSandboxCluster(t testing.TB, r testkit.Run) *sandboxCluster {
@@ -163,7 +165,7 @@ func newSandboxCluster(t testing.TB, r testkit.Run) *sandboxCluster {
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
 	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, vips: map[string]string{}, scratch: dir,
-		external: map[string]map[string]string{}}
+		external: map[string]map[string]string{}, hosts: map[string]string{}}
 	for _, s := range r.OfType(testkit.Service) {
 		c.services = append(c.services, testkit.DecodeAs[corev1.Service](t, s.Inputs))
 	}
@@ -328,6 +330,9 @@ func (p *sandboxPod) etcFiles(t testing.TB) {
 			ns := svc.Namespace
 			hosts = append(hosts, fmt.Sprintf("%s %s %s.%s %s.%s.svc.cluster.local", ip, svc.Name, svc.Name, ns, svc.Name, ns))
 		}
+	}
+	for name, ip := range c.hosts {
+		hosts = append(hosts, ip+" "+name)
 	}
 	c.mu.Unlock()
 	files := map[string]string{

@@ -20,6 +20,7 @@ import (
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/tests/testkit"
 	"ecommerce-platform/tests/testkit/pgtest"
+	"ecommerce-platform/tests/testkit/s3test"
 )
 
 // archivedPrimary is a durable primary with the replicator role and a streaming archiver
@@ -78,6 +79,47 @@ func TestPITRExactlyTheOrdersBeforeTheTarget(t *testing.T) {
 		require.NoError(t, err, out)
 		assert.Contains(t, out, "already holds a database; not recovering")
 	})
+	t.Run("from the bucket alone (local archive deleted): exactly the orders before the target", func(t *testing.T) {
+		store := s3test.Start(t)
+		remote := "offsite:" + s3test.Bucket + "/prod"
+		out := runOffsiteScript(t, store, "offsite-sync.sh", []string{"ARCHIVE_DIR=" + archiver.Dir, "REMOTE=" + remote}, "once")
+		assert.Contains(t, out, "archive copied to "+remote)
+		objects := store.Objects(t, "prod")
+		assert.Contains(t, strings.Join(objects, "\n"), "/backup_manifest", "a verified base backup is off site")
+		assert.Contains(t, strings.Join(objects, "\n"), "wal/", "the WAL is off site")
+		require.NoError(t, os.RemoveAll(archiver.Dir))
+
+		restore := filepath.Join(pgtest.ServerDir(t), "restore")
+		out = runOffsiteScript(t, store, "recovery-fetch.sh", []string{"PGDATA=" + filepath.Join(restore, "none"), "RESTORE_DIR=" + restore, "REMOTE=" + remote})
+		assert.Contains(t, out, "archive copied from "+remote)
+		r := recoverInto(t, primary, restore, target.UTC().Format(time.RFC3339))
+		assert.Equal(t, before, r.OrderIDs(t))
+
+		cmd := offsiteCommand(t, store, "recovery-fetch.sh", []string{"PGDATA=" + filepath.Join(restore, "none"),
+			"RESTORE_DIR=" + t.TempDir(), "REMOTE=offsite:no-such-bucket/prod"})
+		failed, err := cmd.CombinedOutput()
+		require.Error(t, err)
+		assert.Contains(t, string(failed), "cannot read the archive databaseRecoverFrom at offsite:no-such-bucket/prod")
+	})
+}
+
+// offsiteCommand is one of the rclone image's scripts (offsite-sync.sh, recovery-fetch.sh)
+// with the rclone environment the program gives its containers, against the test's server.
+func offsiteCommand(t *testing.T, store *s3test.Server, script string, env []string, args ...string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), script)
+	require.NoError(t, os.WriteFile(path, []byte(assets.File(script)), 0o644))
+	cmd := exec.Command("sh", append([]string{path}, args...)...)
+	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, store.Env("127.0.0.1")...), env...)
+	return cmd
+}
+
+// runOffsiteScript runs it to success and returns what it printed.
+func runOffsiteScript(t *testing.T, store *s3test.Server, script string, env []string, args ...string) string {
+	t.Helper()
+	out, err := offsiteCommand(t, store, script, env, args...).CombinedOutput()
+	require.NoError(t, err, "%s:\n%s", script, out)
+	return string(out)
 }
 
 // TestPITRBackupThatFailsVerificationNeverCounts: a base backup with one flipped byte fails
