@@ -149,7 +149,7 @@ func randomSecret(n int) (string, error) {
 func (s *Stack) EnsureSecrets(ctx context.Context) ([]string, error) {
 	var generated []string
 	for _, key := range config.Schema() {
-		if !key.Secret {
+		if !key.Secret || key.Issued {
 			continue
 		}
 		if v, err := s.stack.GetConfig(ctx, key.Key); err == nil && v.Value != "" {

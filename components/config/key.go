@@ -19,8 +19,10 @@ type Key struct {
 	Default     string
 	Description string
 	Secret      bool
-	bind        func(*Config) any
-	check       func(*problemList, *Config) // this key's own validation, if any
+	// Issued is a secret someone else issues (object storage keys): never generated.
+	Issued bool
+	bind   func(*Config) any
+	check  func(*problemList, *Config) // this key's own validation, if any
 }
 
 // between allows an integer key values from lo to hi.

@@ -7,6 +7,7 @@ package config
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
@@ -16,7 +17,7 @@ import (
 func Schema() []Key {
 	keys := append([]Key(nil), configKeys...)
 	for _, s := range secretKeys {
-		keys = append(keys, Key{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true})
+		keys = append(keys, Key{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true, Issued: strings.HasPrefix(s.key, "offsite")})
 	}
 	return keys
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"ecommerce-platform/components"
@@ -35,11 +35,7 @@ func TestArchiverPerStack(t *testing.T) {
 				}
 			}
 			assert.Equal(t, tc.containers, names)
-			claims := testkit.DecodeAs[struct {
-				Spec struct {
-					VolumeClaimTemplates []corev1.PersistentVolumeClaim `json:"volumeClaimTemplates"`
-				} `json:"spec"`
-			}](t, archiver.Inputs).Spec.VolumeClaimTemplates
+			claims := testkit.DecodeAs[appsv1.StatefulSet](t, archiver.Inputs).Spec.VolumeClaimTemplates
 			require.Len(t, claims, 1)
 			assert.Equal(t, "archive", claims[0].Name)
 			assert.Equal(t, tc.class, *claims[0].Spec.StorageClassName)
