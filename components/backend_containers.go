@@ -58,7 +58,10 @@ func envoyContainer(image string, rateLimit int, security PodSecurity) corev1.Co
 	return serving(corev1.ContainerArgs{
 		Name:    pulumi.String("envoy"),
 		Image:   pulumi.String(image),
-		Command: pulumi.ToStringArray([]string{"envoy", "--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn"}),
+		// One worker thread per CPU of its limit: without --concurrency Envoy starts one per
+		// host thread, which its CPU limit then throttles.
+		Command: pulumi.ToStringArray([]string{"envoy", "--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn",
+			"--concurrency", strconv.Itoa(wholeCPUs(proxyResources.CPULimit))}),
 		Ports:   corev1.ContainerPortArray{containerPort("http", BackendPort)},
 		Env:     corev1.EnvVarArray{env("API_RATE_LIMIT", strconv.Itoa(rateLimit))},
 		VolumeMounts: corev1.VolumeMountArray{

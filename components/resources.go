@@ -1,6 +1,10 @@
 package components
 
 import (
+	"math"
+	"strconv"
+	"strings"
+
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -38,4 +42,21 @@ func requirements(r config.Resources) *corev1.ResourceRequirementsArgs {
 			"ephemeral-storage": pulumi.String(EphemeralStorageLimit),
 		},
 	}
+}
+
+// wholeCPUs is a CPU quantity (e.g. 500m, 2) rounded up to whole CPUs, at least 1: the
+// worker threads a container's CPU limit can keep busy.
+func wholeCPUs(quantity string) int {
+	milli, err := 0, error(nil)
+	if m, ok := strings.CutSuffix(quantity, "m"); ok {
+		milli, err = strconv.Atoi(m)
+	} else {
+		var cpus float64
+		cpus, err = strconv.ParseFloat(quantity, 64)
+		milli = int(math.Ceil(cpus * 1000))
+	}
+	if err != nil || milli <= 1000 {
+		return 1
+	}
+	return (milli + 999) / 1000
 }
