@@ -56,14 +56,14 @@ func waitForDatabaseContainer(image string, host pulumi.StringInput, database st
 // envoyContainer is the backend's only way in: rate limit, circuit breaker, outlier detection.
 func envoyContainer(image string, rateLimit int, security PodSecurity) corev1.ContainerArgs {
 	return serving(corev1.ContainerArgs{
-		Name:    pulumi.String("envoy"),
-		Image:   pulumi.String(image),
+		Name:  pulumi.String("envoy"),
+		Image: pulumi.String(image),
 		// One worker thread per CPU of its limit: without --concurrency Envoy starts one per
 		// host thread, which its CPU limit then throttles.
 		Command: pulumi.ToStringArray([]string{"envoy", "--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn",
 			"--concurrency", strconv.Itoa(wholeCPUs(proxyResources.CPULimit))}),
-		Ports:   corev1.ContainerPortArray{containerPort("http", BackendPort)},
-		Env:     corev1.EnvVarArray{env("API_RATE_LIMIT", strconv.Itoa(rateLimit))},
+		Ports: corev1.ContainerPortArray{containerPort("http", BackendPort)},
+		Env:   corev1.EnvVarArray{env("API_RATE_LIMIT", strconv.Itoa(rateLimit))},
 		VolumeMounts: corev1.VolumeMountArray{
 			fileMount("config", "/etc/envoy/envoy.yaml", "envoy.yaml"),
 			mount("tmp", "/tmp"),
