@@ -76,6 +76,14 @@ log "restoring base backup $chosen into $PGDATA"
 mkdir -p "$PGDATA"
 chmod 700 "$PGDATA"
 cp -R "$RESTORE_DIR/base/$chosen/." "$PGDATA/"
+# Object storage keeps no empty folders: give back the ones every PostgreSQL 15 data
+# directory has (pg_basebackup's own list; the manifest names files only).
+for dir in base global pg_commit_ts pg_dynshmem pg_logical/mappings pg_logical/snapshots pg_multixact/members \
+    pg_multixact/offsets pg_notify pg_replslot pg_serial pg_snapshots pg_stat pg_stat_tmp pg_subtrans pg_tblspc \
+    pg_twophase pg_wal/archive_status pg_xact; do
+    mkdir -p "$PGDATA/$dir"
+done
+chmod -R go-rwx "$PGDATA"
 rm -f "$PGDATA/backup_manifest" "$PGDATA/standby.signal"
 touch "$PGDATA/recovery.signal"
 wal="$RESTORE_DIR/wal"
