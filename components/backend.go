@@ -25,7 +25,6 @@ type BackendArgs struct {
 	DatabaseHost    pulumi.StringInput // from the Database's Output
 	DatabaseName    string
 	DatabasePods    pulumi.StringMap
-	ReplicaPods     pulumi.StringMap // the read replicas (nil: none)
 	ClientPods      pulumi.StringMap // pods allowed to call the API (the frontend)
 	APIPassword     pulumi.StringInput
 	JWTSecret       pulumi.StringInput
@@ -263,11 +262,8 @@ func newCPUAutoscaler(ctx *pulumi.Context, resource string, ns pulumi.StringInpu
 	return nil
 }
 
-// databasePeers are the pods the backend may reach on 5432: the primary and the replicas.
+// databasePeers are the pods the backend may reach on 5432: the primary only. PostgREST
+// never reads from a replica, so a compromised backend pod reaches none.
 func databasePeers(args *BackendArgs) []networkingv1.NetworkPolicyPeerArgs {
-	peers := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.DatabasePods)}
-	if args.ReplicaPods != nil {
-		peers = append(peers, fromPods(args.ReplicaPods))
-	}
-	return peers
+	return []networkingv1.NetworkPolicyPeerArgs{fromPods(args.DatabasePods)}
 }

@@ -45,7 +45,7 @@ func Program(ctx *pulumi.Context) error {
 	backend, err := NewBackend(ctx, "backend", &BackendArgs{
 		Namespace: ns, Identity: backendID, Security: security, Settings: cfg.Backend,
 		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
-		DatabasePods: databaseID.Selector(), ReplicaPods: database.ReplicaPods, ClientPods: frontendID.Selector(),
+		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
 		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob},
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	})

@@ -141,6 +141,15 @@ schedule() {
     done
 }
 
+# any PATH...: one of the (globbed) paths exists. Probes redirect nothing: they run in the
+# container as exec probes, where only the container's own files are sure to be writable.
+any() {
+    for path in "$@"; do
+        [ -e "$path" ] && return 0
+    done
+    return 1
+}
+
 # age_ok FILE SECONDS: FILE was modified less than SECONDS ago.
 age_ok() {
     [ -e "$1" ] && [ $(($(date +%s) - $(stat -c %Y "$1"))) -lt "$2" ]
@@ -150,15 +159,15 @@ case "${1:-}" in
 receive) receive ;;
 streaming)
     require ARCHIVE_DIR
-    ls "$ARCHIVE_DIR"/wal/*.partial >/dev/null 2>&1 || fail "no WAL segment open in $ARCHIVE_DIR/wal"
+    any "$ARCHIVE_DIR"/wal/*.partial || fail "no WAL segment open in $ARCHIVE_DIR/wal"
     ;;
 alive-archive)
     require ARCHIVE_DIR
-    ls "$ARCHIVE_DIR" >/dev/null
+    [ -d "$ARCHIVE_DIR/." ] || fail "the archive $ARCHIVE_DIR does not answer"
     ;;
 alive)
     require ARCHIVE_DIR STATUS_DIR CHECK_SECONDS
-    age_ok "$STATUS_DIR/alive" $((3 * CHECK_SECONDS)) || ls -d "$ARCHIVE_DIR"/base/*.partial >/dev/null 2>&1 ||
+    age_ok "$STATUS_DIR/alive" $((3 * CHECK_SECONDS)) || any "$ARCHIVE_DIR"/base/*.partial ||
         fail "the schedule loop has not run for $((3 * CHECK_SECONDS))s and no base backup is in progress"
     ;;
 schedule) schedule ;;

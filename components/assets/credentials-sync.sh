@@ -66,7 +66,8 @@ SET log_min_error_statement = 'panic';
 \getenv rpw REPLICATION_PASSWORD
 BEGIN;
 ALTER ROLE authenticator PASSWORD :'apw';
-ALTER ROLE authenticator SET synchronous_commit = on;
+SELECT current_database() AS shop_db \gset
+ALTER ROLE authenticator IN DATABASE :"shop_db" SET synchronous_commit = on;
 SELECT :'rpw' <> '' AS replicas \gset
 \if :replicas
 DO $$
@@ -77,6 +78,9 @@ BEGIN
 END
 $$;
 ALTER ROLE replicator WITH LOGIN REPLICATION PASSWORD :'rpw';
+-- The replicas' bootstrap asks the primary about their slots in the maintenance database,
+-- which PUBLIC may not connect to (03-roles.sh).
+GRANT CONNECT ON DATABASE postgres TO replicator;
 \endif
 INSERT INTO shop.jwt_keys (id, secret) VALUES (true, :'jwt')
     ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -129,6 +130,16 @@ func (f *Frontend) validate(v *problemList) {
 		v.oneOf("tlsSecret", f.TLSSecret, dnsName.MatchString(f.TLSSecret), "a Secret name")
 	} else if f.ServiceType == "LoadBalancer" {
 		v.addf("tlsSecret", "is required when frontendServiceType is LoadBalancer (traffic from the internet must be encrypted); name a kubernetes.io/tls Secret, for example one cert-manager issues")
+	}
+	for _, c := range CIDRList(f.TrustedProxies) {
+		if _, n, err := net.ParseCIDR(c); err == nil {
+			if ones, bits := n.Mask.Size(); ones < bits/4 {
+				v.addf("trustedProxies", "%q trusts every client to name its own address (X-Forwarded-For would choose the rate limits' key); name only your proxies' ranges, /%d or narrower", c, bits/4)
+			}
+		}
+	}
+	if f.IngressEnabled && strings.TrimSpace(f.TrustedProxies) == "" {
+		v.addf("trustedProxies", "is empty with ingressEnabled: every client would arrive from the ingress controller's address and share one rate limit; set it to the ingress controller pods' CIDR")
 	}
 	v.oneOf("ingressClass", f.IngressClass, dnsName.MatchString(f.IngressClass), "an IngressClass name")
 	if f.IngressTLSSecret != "" {

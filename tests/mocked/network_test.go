@@ -71,7 +71,7 @@ func TestNetworkPoliciesAdmitOnlyTheTiersPaths(t *testing.T) {
 					want     bool
 				}{
 					{"database-replica", "database", 5432, true},
-					{"backend", "database-replica", 5432, true},
+					{"backend", "database-replica", 5432, false}, // PostgREST reads the primary only
 					{"frontend-blue", "database-replica", 5432, false},
 					{"monitoring", "database-replica", 9187, true},
 					{"outside", "database-replica", 5432, false},

@@ -190,6 +190,7 @@ func TestIngressFromConfig(t *testing.T) {
 	assert.Empty(t, testkit.MustRun(t, "prod", nil).OfType(testkit.Ingress))
 	r := testkit.MustRun(t, "prod", map[string]string{
 		"ingressEnabled": "true", "ingressHost": "shop.example.com", "ingressClass": "public", "ingressTlsSecret": "shop-tls",
+		"trustedProxies": "10.244.0.0/16", // the ingress controller pods
 	})
 	ing := testkit.DecodeAs[networkingv1.Ingress](t, r.Object(t, testkit.Ingress, "frontend").Inputs)
 	assert.Equal(t, ptr("public"), ing.Spec.IngressClassName)

@@ -114,6 +114,7 @@ CREATE TABLE shop.login_failures (
     window_start timestamptz NOT NULL,
     locked_until timestamptz
 );
+CREATE INDEX login_failures_window_start ON shop.login_failures (window_start);
 
 -- Products ----------------------------------------------------------------------------------
 

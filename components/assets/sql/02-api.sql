@@ -149,6 +149,23 @@ BEGIN
             USING ERRCODE = '55000';
     END IF;
 
+    -- An address longer than any e-mail address (RFC 5321: 254) is no account's: refused
+    -- before it costs a row.
+    IF length(v_key) > 254 THEN
+        PERFORM set_config('response.status', '401', true);
+        RETURN json_build_object('code', '28P01', 'message', 'invalid email or password', 'details', null, 'hint', null);
+    END IF;
+    -- Forget failures nobody counts any more (window over, no lock), a few per call, so the
+    -- table holds at most about 15 minutes of failures.
+    DELETE FROM shop.login_failures f
+     WHERE f.ctid IN (SELECT s.ctid FROM shop.login_failures s
+                       WHERE s.window_start < now() - interval '15 minutes'
+                         AND (s.locked_until IS NULL OR s.locked_until < now())
+                       LIMIT 10);
+    -- The address's row exists before it is locked, so concurrent attempts for one address
+    -- wait for each other (FOR UPDATE locks nothing that does not exist yet).
+    INSERT INTO shop.login_failures AS f (email, failures, window_start) VALUES (v_key, 0, now())
+        ON CONFLICT ON CONSTRAINT login_failures_pkey DO NOTHING;
     SELECT * INTO v_fail FROM shop.login_failures f WHERE f.email = v_key FOR UPDATE;
     IF v_fail.locked_until > now() THEN
         PERFORM set_config('response.status', '429', true);
@@ -164,12 +181,10 @@ BEGIN
                    ELSE '$2a$10$ecommercePlatformDummy' END;
     v_check := public.crypt(coalesce(login.password, ''), v_hash);
     IF NOT v_found OR login.password IS NULL OR v_check IS DISTINCT FROM v_user.password_hash THEN
-        INSERT INTO shop.login_failures AS f (email, failures, window_start)
-        VALUES (v_key, 1, now())
-        ON CONFLICT ON CONSTRAINT login_failures_pkey DO UPDATE
+        UPDATE shop.login_failures f
            SET failures     = CASE WHEN f.window_start < now() - interval '15 minutes' THEN 1 ELSE f.failures + 1 END,
-               window_start = CASE WHEN f.window_start < now() - interval '15 minutes' THEN now() ELSE f.window_start END,
-               locked_until = NULL
+               window_start = CASE WHEN f.window_start < now() - interval '15 minutes' THEN now() ELSE f.window_start END
+         WHERE f.email = v_key
         RETURNING * INTO v_fail;
         IF v_fail.failures >= 5 THEN
             UPDATE shop.login_failures f

@@ -68,6 +68,17 @@ ALTER ROLE web_user WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
 -- A request's statements end after this long (PostgREST's connections all log in as
 -- authenticator): Envoy's route timeout ends the HTTP request, this ends the database work.
 ALTER ROLE authenticator SET statement_timeout = '10s';
+-- What one request may cost, per role PostgREST switches to (PostgREST 12 applies these
+-- role settings on every request): a stranger's statement ends after 2 s, a customer's
+-- after 5 s.
+ALTER ROLE web_anon SET statement_timeout = '2s';
+ALTER ROLE web_user SET statement_timeout = '5s';
+-- Temporary files are bounded for the API's login role in the shop's database (a
+-- superuser-only setting: a session cannot lift it), and PUBLIC may not connect to the
+-- maintenance database.
+SELECT current_database() AS shop_db \gset
+ALTER ROLE authenticator IN DATABASE :"shop_db" SET temp_file_limit = '64MB';
+REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
 GRANT web_anon TO authenticator;
 GRANT web_user TO authenticator;
 
