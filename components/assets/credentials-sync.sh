@@ -61,6 +61,10 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --quiet --username="$PGUSER" -
 SET log_statement = 'none';
 SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
+-- An error's DETAIL (a failing row holds the secret) reaches neither the server log nor the
+-- Job's output.
+SET log_min_messages = 'panic';
+\set VERBOSITY terse
 \getenv apw AUTHENTICATOR_PASSWORD
 \getenv jwt JWT_SECRET
 \getenv rpw REPLICATION_PASSWORD

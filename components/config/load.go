@@ -8,6 +8,7 @@ package config
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	pulumiconfig "github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
@@ -64,8 +65,9 @@ func Load(ctx *pulumi.Context) (*Config, error) {
 			continue
 		case !ctx.IsConfigSecret(full):
 			problems.addf(s.key, "is stored in plain text; remove it and set it with `pulumi config set --secret %s <value>`", s.key)
-		case len(raw) < s.minLen:
-			problems.addf(s.key, "is %d characters long; it must be at least %d", len(raw), s.minLen)
+		case utf8.RuneCountInString(raw) < s.minLen:
+			// Characters, as the database's own checks count them (length()), not bytes.
+			problems.addf(s.key, "is %d characters long; it must be at least %d", utf8.RuneCountInString(raw), s.minLen)
 		}
 		*s.bind(cfg) = pulumi.ToSecret(pulumi.String(raw)).(pulumi.StringOutput)
 	}

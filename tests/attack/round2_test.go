@@ -233,3 +233,21 @@ func TestAttackRetriedPostIsNotRepeated(t *testing.T) {
 		}
 	}
 }
+
+// 11. A jwtSecret of 16 non-ASCII characters (48 bytes) is refused by config, counted in
+// characters as the database counts them; and a secret the database refuses never reaches
+// the credentials Job's output.
+func TestAttackShortSecretRefusedAndNeverPrinted(t *testing.T) {
+	short := strings.Repeat("é", 16)
+	r := testkit.RunProgram(t, "dev", map[string]string{"jwtSecret": short})
+	require.Error(t, r.Err)
+	assert.Contains(t, r.Err.Error(), "jwtSecret: is 16 characters long; it must be at least 32")
+	assert.NotContains(t, r.Err.Error(), short)
+	assert.Empty(t, r.Kubernetes())
+
+	s := pgtest.StartLoaded(t, false)
+	out, err := s.TrySyncCredentials(t, pgtest.Database, pgtest.AuthenticatorPassword, short)
+	require.Error(t, err, "the table's check refuses it")
+	assert.NotContains(t, out, short, "the failing row, with the secret, is printed")
+	assert.NotContains(t, s.Proc.Log(), short, "the failing row, with the secret, is in the server log")
+}

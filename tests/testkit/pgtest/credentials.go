@@ -21,6 +21,20 @@ func (s *Server) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtSec
 // SyncCredentialsWithReplication also sets the replicator role's password ("": no replicas).
 func (s *Server) SyncCredentialsWithReplication(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string) string {
 	t.Helper()
+	out, err := s.syncCredentials(t, db, authenticatorPassword, jwtSecret, replicationPassword)
+	require.NoError(t, err, "credentials-sync.sh:\n%s", out)
+	return out
+}
+
+// TrySyncCredentials runs credentials-sync.sh and returns what it printed and how it ended,
+// for values the database may refuse.
+func (s *Server) TrySyncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret string) (string, error) {
+	t.Helper()
+	return s.syncCredentials(t, db, authenticatorPassword, jwtSecret, "")
+}
+
+func (s *Server) syncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string) (string, error) {
+	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{"owner": SuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword}
 	for name, value := range files {
@@ -36,6 +50,5 @@ func (s *Server) SyncCredentialsWithReplication(t testing.TB, db, authenticatorP
 		"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"),
 		"TIMEOUT_SECONDS=10")
 	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "credentials-sync.sh:\n%s", out)
-	return string(out)
+	return string(out), err
 }
