@@ -20,7 +20,7 @@ PLATFORM := go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools -kubecon
 
 include make/tools.mk
 
-.PHONY: pulumi-yaml up down preview switch rollback outputs render test test-mocked integration bench deps vet kube-score clean-secrets
+.PHONY: pulumi-yaml up down preview switch rollback outputs render test test-mocked integration bench bench-durability deps vet kube-score clean-secrets
 
 up: deps tools $(if $(KUBECONFIG),,cluster-up)
 	$(PLATFORM) $(if $(filter dev,$(STACK)),-generate-secrets,) up
@@ -93,6 +93,11 @@ kube-score: tools
 # The mocked suite only: no engine, no cluster, under a second.
 test-mocked:
 	go test ./tests/mocked -count=1
+
+# The README's durability figures (minutes of load on real PostgreSQL): async vs quorum
+# commit, archive lag, recovery of 1 GB plus a minute of WAL.
+bench-durability:
+	ECOMMERCE_DURABILITY_FIGURES=1 go test ./tests/postgres -run TestDurabilityFigures -count=1 -v -timeout 30m | grep -E 'durability figure|^(--- |ok|FAIL)'
 
 bench:
 	go test ./tests/mocked -run '^$$' -bench BenchmarkProgram -benchmem -count=3

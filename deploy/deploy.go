@@ -147,9 +147,20 @@ func randomSecret(n int) (string, error) {
 // `pulumi config set --secret` semantics. It returns the keys it generated. Meant for local
 // dev stacks; production secrets are set by their owners.
 func (s *Stack) EnsureSecrets(ctx context.Context) ([]string, error) {
+	return s.generateSecrets(ctx, false)
+}
+
+// ensureSecrets generates the missing secrets, issued ones too when asked (a render, whose
+// Secrets are throwaway text).
+func (s *Stack) ensureSecrets(ctx context.Context, issued bool) error {
+	_, err := s.generateSecrets(ctx, issued)
+	return err
+}
+
+func (s *Stack) generateSecrets(ctx context.Context, issued bool) ([]string, error) {
 	var generated []string
 	for _, key := range config.Schema() {
-		if !key.Secret || key.Issued {
+		if !key.Secret || (key.Issued && !issued) {
 			continue
 		}
 		if v, err := s.stack.GetConfig(ctx, key.Key); err == nil && v.Value != "" {
@@ -165,6 +176,14 @@ func (s *Stack) EnsureSecrets(ctx context.Context) ([]string, error) {
 		generated = append(generated, key.Key)
 	}
 	return generated, nil
+}
+
+// SetSecret is `pulumi config set --secret key value`.
+func (s *Stack) SetSecret(ctx context.Context, key, value string) error {
+	if err := s.stack.SetConfig(ctx, key, auto.ConfigValue{Value: value, Secret: true}); err != nil {
+		return fmt.Errorf("set secret %s: %w", key, err)
+	}
+	return nil
 }
 
 // SetConfig is `pulumi config set key value`.

@@ -11,12 +11,15 @@ import (
 type RenderOptions struct {
 	Options
 	OutDir string
+	// Config sets plain values on the throwaway copy only, e.g. the off-site endpoint and
+	// bucket prod requires, which a stack file cannot know.
+	Config map[string]string
 }
 
 // Render writes every object of a stack as YAML into OutDir through the Kubernetes
 // provider's renderYamlToDirectory: no cluster is contacted. It works on a copy of the
 // project files with a throwaway state, so the real stack's state is untouched. Secrets the
-// stack lacks are generated; every Secret is written in plain text (the provider's caveat).
+// stack lacks are generated, issued ones (object storage keys) too; every Secret is written in plain text (the provider's caveat).
 func Render(ctx context.Context, o RenderOptions) ([]string, error) {
 	work, err := os.MkdirTemp("", "ecommerce-render-")
 	if err != nil {
@@ -54,8 +57,13 @@ func Render(ctx context.Context, o RenderOptions) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.EnsureSecrets(ctx); err != nil {
+	if err := s.ensureSecrets(ctx, true); err != nil {
 		return nil, err
+	}
+	for key, value := range o.Config {
+		if err := s.SetConfig(ctx, key, value); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.SetConfig(ctx, "kubernetes:renderYamlToDirectory", out); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -36,6 +37,15 @@ func run() error {
 	flag.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig of the target cluster (empty: KUBECONFIG or ~/.kube/config)")
 	flag.StringVar(&o.StateDir, "state", "", "local state folder (default <project>/.pulumi-local/state)")
 	generate := flag.Bool("generate-secrets", false, "generate missing secrets (for local dev stacks)")
+	renderConfig := map[string]string{}
+	flag.Func("config", "render only: key=value set on the throwaway copy (repeatable), e.g. prod's databaseOffsiteEndpoint", func(kv string) error {
+		key, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("want key=value, got %q", kv)
+		}
+		renderConfig[key] = value
+		return nil
+	})
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(), "usage: platform [flags] up|preview|destroy|outputs|rollback | switch blue|green | render <dir>")
 		flag.PrintDefaults()
@@ -52,7 +62,7 @@ func run() error {
 	defer func() { fmt.Printf("platform %s: %.1fs\n", args[0], time.Since(start).Seconds()) }()
 
 	if args[0] == "render" {
-		return render(ctx, o, args)
+		return render(ctx, o, args, renderConfig)
 	}
 
 	s, err := deploy.Open(ctx, o)
@@ -128,11 +138,11 @@ func command(ctx context.Context, s *deploy.Stack, o deploy.Options, args []stri
 }
 
 // render writes every object of the stack as YAML into a folder, through the provider.
-func render(ctx context.Context, o deploy.Options, args []string) error {
+func render(ctx context.Context, o deploy.Options, args []string, config map[string]string) error {
 	if len(args) != 2 {
 		return fmt.Errorf("render needs an output folder")
 	}
-	files, err := deploy.Render(ctx, deploy.RenderOptions{Options: o, OutDir: args[1]})
+	files, err := deploy.Render(ctx, deploy.RenderOptions{Options: o, OutDir: args[1], Config: config})
 	if err != nil {
 		return err
 	}

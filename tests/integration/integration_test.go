@@ -95,6 +95,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("a release on the idle color updates only its Deployment", it.idleRelease)
 	t.Run("destroy leaves nothing behind", it.destroyDev)
 	t.Run("prod up and protected destroy", it.prodUp)
+	t.Run("a recovery stack's database bootstraps from the archive", it.recoveryUp)
 }
 
 // devNS is the dev stack's namespace.
@@ -321,11 +322,33 @@ func (it *integration) destroyDev(t *testing.T) {
 	}
 }
 
+// prodObjectStorage are the off-site settings prod requires (pods are simulated: nothing
+// connects to the endpoint).
+var prodObjectStorage = map[string]string{"databaseOffsiteEndpoint": "https://s3.integration.invalid", "databaseOffsiteBucket": "integration-archive"}
+
 // prodUp brings prod up (LoadBalancer, fast-ssd, two read replicas) and shows destroy refused while the database is protected.
 func (it *integration) prodUp(t *testing.T) {
 	prod := it.open(t, "prod")
 	const prodNS = "ecommerce-platform"
+	// Prod copies its archive off site: without the storage owner's settings it is refused,
+	// naming them, and creates nothing.
+	_, _, err := prod.Up(it.ctx)
+	require.Error(t, err)
+	for _, key := range []string{"databaseOffsiteEndpoint", "databaseOffsiteBucket", "offsiteAccessKeyId", "offsiteSecretAccessKey"} {
+		assert.Contains(t, err.Error(), key)
+	}
+	assert.Equal(t, http404, it.k.get(t, "/api/v1/namespaces/"+prodNS, nil))
+	for key, value := range prodObjectStorage {
+		require.NoError(t, prod.SetConfig(it.ctx, key, value))
+	}
+	require.NoError(t, prod.SetSecret(it.ctx, "offsiteAccessKeyId", "integration-key-id"))
+	require.NoError(t, prod.SetSecret(it.ctx, "offsiteSecretAccessKey", "integration-secret-key"))
 	_, outputs := it.upTimed(t, prod, "prod up")
+	// The archiver runs with a claim of its own, on the prod class.
+	var archiver appsv1.StatefulSet
+	it.k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-archiver", &archiver)
+	assert.Equal(t, int32(1), archiver.Status.ReadyReplicas)
+	waitClaimBound(t, it.k, prodNS, "archive-database-archiver-0", "fast-ssd")
 	var svc corev1.Service
 	it.k.mustGet(t, nsPath(prodNS, "services")+"/frontend-service", &svc)
 	assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
@@ -356,7 +379,7 @@ func (it *integration) prodUp(t *testing.T) {
 	it.k.mustGet(t, nsPath(prodNS, "horizontalpodautoscalers")+"/backend", &hpa)
 	assert.Equal(t, int32(10), hpa.Spec.MaxReplicas)
 
-	err := prod.Destroy(it.ctx)
+	err = prod.Destroy(it.ctx)
 	require.Error(t, err, "destroy must be refused while the database is protected")
 	assert.Contains(t, err.Error(), "protect")
 	var sts appsv1.StatefulSet
@@ -378,6 +401,7 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 	files, err := deploy.Render(ctx, deploy.RenderOptions{
 		Options: deploy.Options{ProjectDir: project, Stack: "prod", ToolsDir: tools, Passphrase: "integration", Progress: io.Discard},
 		OutDir:  out,
+		Config:  prodObjectStorage,
 	})
 	require.NoError(t, err)
 	timing(t, "render prod", start)
@@ -549,4 +573,38 @@ func tail(s string, lines int) string {
 		all = all[len(all)-lines:]
 	}
 	return strings.Join(all, "\n")
+}
+
+// recoveryUp brings up a new stack (dev's shape, its own namespace) with databaseRecoverFrom
+// prod's off-site archive: its database runs the recovery's init containers instead of
+// initdb, and its own archive goes to another prefix.
+func (it *integration) recoveryUp(t *testing.T) {
+	const ns = "ecommerce-recover"
+	dev, err := os.ReadFile(filepath.Join(it.project, "Pulumi.dev.yaml"))
+	require.NoError(t, err)
+	recoverFile := strings.Replace(string(dev), "ecommerce-platform:namespace: ecommerce-dev", "ecommerce-platform:namespace: "+ns, 1)
+	recoverFile = strings.Replace(recoverFile, `ecommerce-platform:exposeNodePorts: "true"`, `ecommerce-platform:exposeNodePorts: "false"`, 1)
+	require.NoError(t, os.WriteFile(filepath.Join(it.project, "Pulumi.recover.yaml"), []byte(recoverFile), 0o600))
+	stack := it.open(t, "recover")
+	for key, value := range map[string]string{
+		"databaseOffsiteEndpoint": prodObjectStorage["databaseOffsiteEndpoint"],
+		"databaseRecoverFrom":     "s3://" + prodObjectStorage["databaseOffsiteBucket"] + "/prod",
+		"databaseRecoveryTarget":  time.Now().Add(-time.Minute).UTC().Format(time.RFC3339),
+	} {
+		require.NoError(t, stack.SetConfig(it.ctx, key, value))
+	}
+	require.NoError(t, stack.SetSecret(it.ctx, "offsiteAccessKeyId", "integration-key-id"))
+	require.NoError(t, stack.SetSecret(it.ctx, "offsiteSecretAccessKey", "integration-secret-key"))
+	it.upTimed(t, stack, "recovery stack up")
+	var sts appsv1.StatefulSet
+	it.k.mustGet(t, nsPath(ns, "statefulsets")+"/database", &sts)
+	var names []string
+	for _, c := range sts.Spec.Template.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	assert.Equal(t, []string{"recovery-fetch", "recovery-bootstrap"}, names, "the database bootstraps from the archive")
+	assert.Equal(t, int32(1), sts.Status.ReadyReplicas)
+	start := time.Now()
+	require.NoError(t, stack.Destroy(it.ctx))
+	timing(t, "recovery stack destroy", start)
 }

@@ -109,7 +109,7 @@ func (s *Server) Rclone(t testing.TB, host, rclone string, args ...string) (stri
 // Objects lists the keys under a prefix of the bucket.
 func (s *Server) Objects(t testing.TB, prefix string) []string {
 	t.Helper()
-	out, err := s.Rclone(t, "127.0.0.1", testkit.RequireEngine(t, "rclone"), "lsf", "-R", "--files-only", "offsite:"+Bucket+"/"+prefix)
+	out, err := s.Rclone(t, "127.0.0.1", testkit.RequireEngine(t, "rclone"), "lsf", "-q", "-R", "--files-only", "offsite:"+Bucket+"/"+prefix)
 	require.NoError(t, err, out)
 	return strings.Fields(out)
 }
