@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
@@ -237,8 +238,13 @@ func recordChanges(op func(chan<- events.EngineEvent) error) ([]Change, error) {
 			changes = append(changes, Change{Op: string(m.Op), Type: m.Type, Name: urn[strings.LastIndex(urn, "::")+2:]})
 		}
 	}()
-	err := op(ch) // the Automation API closes the channel when the operation ends
-	<-done
+	err := op(ch) // the Automation API closes the channel when the operation ends...
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		// ...except when it failed before the engine started: then nothing closes it, and
+		// waiting would hide the error forever.
+	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].String() < changes[j].String() })
 	return changes, err
 }

@@ -22,6 +22,10 @@ func ProjectYAML() []byte {
 	for _, k := range Schema() {
 		fmt.Fprintf(&b, "  %s:\n    type: %s\n    description: %s\n", k.Key, k.Type, yamlQuoted(k.Description))
 		switch {
+		case k.Secret && k.Issued:
+			// Issued by a storage owner and needed only when used: the program, not the CLI,
+			// says when it is missing.
+			b.WriteString("    secret: true\n    default: \"\"\n")
 		case k.Secret:
 			b.WriteString("    secret: true\n")
 		case k.Type == string(kindString):
