@@ -20,12 +20,13 @@ func ProjectYAML() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "name: %s\nruntime: %s\ndescription: %s\nconfig:\n", ProjectName, Runtime, ProjectDescription)
 	for _, k := range Schema() {
+		if k.Issued {
+			// Needed only when used (the program names it then): declared, the CLI would
+			// require it in every stack, and a secret cannot have a default.
+			continue
+		}
 		fmt.Fprintf(&b, "  %s:\n    type: %s\n    description: %s\n", k.Key, k.Type, yamlQuoted(k.Description))
 		switch {
-		case k.Secret && k.Issued:
-			// Issued by a storage owner and needed only when used: the program, not the CLI,
-			// says when it is missing.
-			b.WriteString("    secret: true\n    default: \"\"\n")
 		case k.Secret:
 			b.WriteString("    secret: true\n")
 		case k.Type == string(kindString):

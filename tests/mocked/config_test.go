@@ -42,7 +42,16 @@ func TestPulumiYAMLDeclaresEveryConfigKey(t *testing.T) {
 	assert.Equal(t, "ecommerce-platform", projectFile.Name)
 	assert.Equal(t, "go", projectFile.Runtime)
 
-	schema := config.Schema()
+	var schema []config.Key
+	for _, key := range config.Schema() {
+		if key.Issued {
+			// Object storage keys: needed only when used, so not declared (the CLI would
+			// require them in every stack); the program names them when they are missing.
+			assert.NotContainsf(t, projectFile.Config, key.Key, "%s is issued: not declared", key.Key)
+			continue
+		}
+		schema = append(schema, key)
+	}
 	require.Len(t, projectFile.Config, len(schema), "Pulumi.yaml declares a key the program does not read, or misses one")
 	for _, key := range schema {
 		declared, ok := projectFile.Config[key.Key]
@@ -52,12 +61,6 @@ func TestPulumiYAMLDeclaresEveryConfigKey(t *testing.T) {
 		assert.Equal(t, key.Type, declared.Type, key.Key)
 		assert.Equal(t, key.Description, declared.Description, key.Key)
 		assert.Equal(t, key.Secret, declared.Secret, key.Key)
-		if key.Secret && key.Issued {
-			// Needed only when used: an empty default keeps the CLI from requiring it, and
-			// the program names it when it is missing and needed (TestDurabilityConfig).
-			assert.Equalf(t, "", yamlScalar(declared.Default), "%s is issued: empty default", key.Key)
-			continue
-		}
 		if key.Secret {
 			assert.Nilf(t, declared.Default, "%s is a secret: no default", key.Key)
 			continue
