@@ -424,7 +424,8 @@ func (c *contractRun) archiverPod(t *testing.T) {
 	offsite.requireReadyAndLive(t)
 	c.ran.add("offsite-sync")
 	objects := ""
-	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(objects, "/backup_manifest"); time.Sleep(2 * time.Second) {
+	// A sync copies files in parallel: wait until both the backup and the WAL are there.
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(objects, "/backup_manifest") || !strings.Contains(objects, "wal/"); time.Sleep(2 * time.Second) {
 		require.False(t, time.Now().After(deadline), "nothing in the bucket after 2 min:\n%s", offsite.Output())
 		objects = strings.Join(c.store.Objects(t, c.stack), "\n")
 	}
