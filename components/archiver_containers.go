@@ -61,6 +61,8 @@ func walReceiverContainer(s config.Database, primary pulumi.StringInput, securit
 // interval (archive.sh schedule); alive while its loop runs or a backup is in progress.
 func baseBackupContainer(s config.Database, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	alive := execCheck("sh", "/scripts/archive.sh", "alive")
+	// Started and alive while its loop runs (a first backup may take hours); ready while the
+	// newest verified backup is current, so a failing backup shows as a NotReady pod.
 	return serving(corev1.ContainerArgs{
 		Name:    pulumi.String("base-backup"),
 		Image:   pulumi.String(s.Image),
@@ -72,7 +74,11 @@ func baseBackupContainer(s config.Database, primary pulumi.StringInput, security
 			env("STATUS_DIR", archiverStatusDir),
 		),
 		VolumeMounts: archiveMounts(),
-	}, backupResources, security.containerSecurityContext(), servingProbes(alive, alive))
+	}, backupResources, security.containerSecurityContext(), probes{
+		startup:   probe(alive, startupTiming),
+		readiness: probe(execCheck("sh", "/scripts/archive.sh", "current"), readinessTiming),
+		liveness:  probe(alive, livenessTiming),
+	})
 }
 
 // rcloneEnv configures rclone's remote "offsite" (S3) from the settings and the Secret.
@@ -92,9 +98,10 @@ func rcloneEnv(o config.Offsite, secret pulumi.StringInput) corev1.EnvVarArray {
 }
 
 // offsiteSyncContainer copies the archive to object storage every interval
-// (offsite-sync.sh loop); ready and alive while its last good copy is recent.
+// (offsite-sync.sh loop); started and alive while its loop runs, ready while its last good
+// copy is recent.
 func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
-	synced := execCheck("sh", "/scripts/offsite-sync.sh", "synced")
+	alive := execCheck("sh", "/scripts/offsite-sync.sh", "alive")
 	return serving(corev1.ContainerArgs{
 		Name:    pulumi.String("offsite-sync"),
 		Image:   pulumi.String(s.Offsite.Image),
@@ -111,7 +118,11 @@ func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security
 			mount("tmp", "/tmp"),
 			mount("status", archiverStatusDir),
 		},
-	}, sidecarResources, security.containerSecurityContext(), servingProbes(synced, synced))
+	}, sidecarResources, security.containerSecurityContext(), probes{
+		startup:   probe(alive, startupTiming),
+		readiness: probe(execCheck("sh", "/scripts/offsite-sync.sh", "synced"), readinessTiming),
+		liveness:  probe(alive, livenessTiming),
+	})
 }
 
 // recoveryFetchContainer copies the archive a recovery reads from object storage onto the

@@ -14,6 +14,9 @@
 #   archive.sh alive-archive  probe: exits 0 while the archive answers
 #   archive.sh alive       probe: exits 0 while the schedule loop ran within 3 checks, or a
 #                          base backup is in progress
+#   archive.sh current     probe: exits 0 while the newest verified base backup is younger
+#                          than BASEBACKUP_INTERVAL_SECONDS plus an hour (ready: the archive
+#                          can be recovered from)
 #   archive.sh take        pg_basebackup into base/<UTC time>.partial; prints its path
 #   archive.sh keep DIR    pg_verifybackup DIR against its manifest; only if it passes is it
 #                          renamed to base/<UTC time it completed>, a verified backup; else
@@ -164,6 +167,13 @@ streaming)
 alive-archive)
     require ARCHIVE_DIR
     [ -d "$ARCHIVE_DIR/." ] || fail "the archive $ARCHIVE_DIR does not answer"
+    ;;
+current)
+    require ARCHIVE_DIR BASEBACKUP_INTERVAL_SECONDS
+    newest=$(verified | tail -n 1)
+    [ -n "$newest" ] || fail "no verified base backup yet"
+    age_ok "$ARCHIVE_DIR/base/$newest" $((BASEBACKUP_INTERVAL_SECONDS + 3600)) ||
+        fail "the newest verified base backup, $newest, is older than the interval allows"
     ;;
 alive)
     require ARCHIVE_DIR STATUS_DIR CHECK_SECONDS

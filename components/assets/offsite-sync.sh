@@ -7,8 +7,11 @@
 #
 #   offsite-sync.sh loop   sync forever; touches $STATUS_DIR/synced after each good sync
 #   offsite-sync.sh once   one sync (the engine tests and a manual run)
-#   offsite-sync.sh synced probe: exits 0 while the last good sync is under 3 intervals old,
-#                          or a sync is running (the first copy of a large archive is long)
+#   offsite-sync.sh synced probe (readiness): exits 0 while the last good sync is under 3
+#                          intervals old
+#   offsite-sync.sh alive  probe (startup, liveness): exits 0 while a sync runs (the first
+#                          copy of a large archive is long) or the loop tried one within 3
+#                          intervals
 #
 # Environment: ARCHIVE_DIR, REMOTE (rclone remote path, e.g. offsite:bucket/prefix, the remote
 # configured through RCLONE_CONFIG_OFFSITE_* variables: type s3, endpoint, keys from a Secret),
@@ -33,17 +36,21 @@ once)
     log "archive copied to $REMOTE"
     ;;
 synced)
+    [ -e "$STATUS_DIR/synced" ] && [ $(($(date +%s) - $(stat -c %Y "$STATUS_DIR/synced"))) -lt $((3 * INTERVAL_SECONDS)) ]
+    ;;
+alive)
     [ -e "$STATUS_DIR/syncing" ] ||
-        { [ -e "$STATUS_DIR/synced" ] && [ $(($(date +%s) - $(stat -c %Y "$STATUS_DIR/synced"))) -lt $((3 * INTERVAL_SECONDS)) ]; }
+        { [ -e "$STATUS_DIR/tried" ] && [ $(($(date +%s) - $(stat -c %Y "$STATUS_DIR/tried"))) -lt $((3 * INTERVAL_SECONDS)) ]; }
     ;;
 loop)
     while :; do
         touch "$STATUS_DIR/syncing"
         if once; then
-            touch "$STATUS_DIR/synced"
+            touch "$STATUS_DIR/synced" "$STATUS_DIR/tried"
             rm -f "$STATUS_DIR/syncing"
         else
             rm -f "$STATUS_DIR/syncing"
+            touch "$STATUS_DIR/tried"
             log "ERROR: copy to $REMOTE failed; trying again in ${INTERVAL_SECONDS}s" >&2
         fi
         sleep "$INTERVAL_SECONDS"

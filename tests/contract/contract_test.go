@@ -406,7 +406,6 @@ func (c *contractRun) archiverPod(t *testing.T) {
 
 	backups := pod.start(t, "base-backup")
 	c.timings["base-backup"] = backups.awaitStarted(t)
-	backups.requireReadyAndLive(t)
 	c.ran.add("base-backup")
 	verified := func() []string {
 		names, _ := filepath.Glob(filepath.Join(pod.volumes["archive"], "base", "20*Z"))
@@ -416,12 +415,12 @@ func (c *contractRun) archiverPod(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "no verified base backup after 2 min:\n%s", backups.Output())
 	}
 	assert.Contains(t, backups.Output(), "verified against its manifest")
+	backups.requireReadyAndLive(t) // ready: a current verified backup exists
 	if c.store == nil {
 		return
 	}
 	offsite := pod.start(t, "offsite-sync")
 	c.timings["offsite-sync"] = offsite.awaitStarted(t)
-	offsite.requireReadyAndLive(t)
 	c.ran.add("offsite-sync")
 	objects := ""
 	// A sync copies files in parallel: wait until both the backup and the WAL are there.
@@ -431,6 +430,10 @@ func (c *contractRun) archiverPod(t *testing.T) {
 	}
 	assert.Contains(t, objects, "/backup_manifest", "the verified base backup is in the bucket")
 	assert.Contains(t, objects, "wal/", "the WAL is in the bucket")
+	for deadline := time.Now().Add(time.Minute); offsite.check(offsite.Spec.ReadinessProbe) != nil; time.Sleep(time.Second) {
+		require.False(t, time.Now().After(deadline), "offsite-sync not ready after its first copy:\n%s", offsite.Output())
+	}
+	offsite.requireReadyAndLive(t) // ready: the last copy succeeded
 	// While the archiver runs: a new stack's primary recovers from what it copied.
 	t.Run("a primary recovers from the off-site archive alone", c.recoveredPrimary)
 }
