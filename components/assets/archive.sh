@@ -71,9 +71,15 @@ receive() {
     exec pg_receivewal "$@" --directory="$ARCHIVE_DIR/wal" --synchronous --status-interval=1
 }
 
-# verified lists the verified base backups, oldest first.
+# verified lists the verified base backups, oldest first (a glob: the readiness probe uses
+# it, and probes redirect nothing).
 verified() {
-    ls "$ARCHIVE_DIR/base" 2>/dev/null | grep -E '^[0-9]{8}T[0-9]{6}Z$' || true
+    for path in "$ARCHIVE_DIR"/base/*; do
+        name=${path##*/}
+        case "$name" in
+        [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) echo "$name" ;;
+        esac
+    done
 }
 
 take() {
