@@ -151,13 +151,8 @@ func (s *Stack) EnsureSecrets(ctx context.Context) ([]string, error) {
 	return s.generateSecrets(ctx, false)
 }
 
-// ensureSecrets generates the missing secrets, issued ones too when asked (a render, whose
+// generateSecrets generates the missing secrets, issued ones too when asked (a render, whose
 // Secrets are throwaway text).
-func (s *Stack) ensureSecrets(ctx context.Context, issued bool) error {
-	_, err := s.generateSecrets(ctx, issued)
-	return err
-}
-
 func (s *Stack) generateSecrets(ctx context.Context, issued bool) ([]string, error) {
 	var generated []string
 	for _, key := range config.Schema() {

@@ -57,7 +57,7 @@ func Render(ctx context.Context, o RenderOptions) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.ensureSecrets(ctx, true); err != nil {
+	if _, err := s.generateSecrets(ctx, true); err != nil {
 		return nil, err
 	}
 	for key, value := range o.Config {

@@ -7,7 +7,6 @@ package config
 
 import (
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -18,7 +17,7 @@ import (
 func Schema() []Key {
 	keys := append([]Key(nil), configKeys...)
 	for _, s := range secretKeys {
-		keys = append(keys, Key{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true, Issued: strings.HasPrefix(s.key, "offsite")})
+		keys = append(keys, Key{Key: s.key, Type: string(kindString), Description: s.desc, Secret: true, Issued: s.issued})
 	}
 	return keys
 }

@@ -9,14 +9,15 @@ var secretKeys = []struct {
 	desc     string
 	bind     func(*Config) *pulumi.StringOutput
 	required func(*Config) bool // nil: always
+	issued   bool               // someone else issues it (object storage keys): never generated
 }{
-	{"dbPassword", 12, "Password of the database owner (postgres superuser of the instance)", func(c *Config) *pulumi.StringOutput { return &c.DBPassword }, nil},
-	{"apiDbPassword", 12, "Password of the API's `authenticator` login role, used by PgBouncer", func(c *Config) *pulumi.StringOutput { return &c.APIDBPassword }, nil},
-	{"jwtSecret", 32, "HS256 secret that signs and verifies the API's JWTs (PostgREST needs at least 32 characters)", func(c *Config) *pulumi.StringOutput { return &c.JWTSecret }, nil},
+	{"dbPassword", 12, "Password of the database owner (postgres superuser of the instance)", func(c *Config) *pulumi.StringOutput { return &c.DBPassword }, nil, false},
+	{"apiDbPassword", 12, "Password of the API's `authenticator` login role, used by PgBouncer", func(c *Config) *pulumi.StringOutput { return &c.APIDBPassword }, nil, false},
+	{"jwtSecret", 32, "HS256 secret that signs and verifies the API's JWTs (PostgREST needs at least 32 characters)", func(c *Config) *pulumi.StringOutput { return &c.JWTSecret }, nil, false},
 	{"replicationPassword", 12, "Password of the `replicator` role the read replicas and the archiver stream with (required when databaseReplicas > 0 or databaseArchive)",
-		func(c *Config) *pulumi.StringOutput { return &c.ReplicationPassword }, func(c *Config) bool { return c.Database.Replicas > 0 || c.Database.Archive.Enabled }},
+		func(c *Config) *pulumi.StringOutput { return &c.ReplicationPassword }, func(c *Config) bool { return c.Database.Replicas > 0 || c.Database.Archive.Enabled }, false},
 	{"offsiteAccessKeyId", 3, "Access key id for the S3 endpoint (required with databaseOffsite or databaseRecoverFrom)",
-		func(c *Config) *pulumi.StringOutput { return &c.OffsiteAccessKeyID }, func(c *Config) bool { return c.Database.UsesObjectStorage() }},
+		func(c *Config) *pulumi.StringOutput { return &c.OffsiteAccessKeyID }, func(c *Config) bool { return c.Database.UsesObjectStorage() }, true},
 	{"offsiteSecretAccessKey", 8, "Secret access key for the S3 endpoint (required with databaseOffsite or databaseRecoverFrom)",
-		func(c *Config) *pulumi.StringOutput { return &c.OffsiteSecretAccessKey }, func(c *Config) bool { return c.Database.UsesObjectStorage() }},
+		func(c *Config) *pulumi.StringOutput { return &c.OffsiteSecretAccessKey }, func(c *Config) bool { return c.Database.UsesObjectStorage() }, true},
 }

@@ -187,17 +187,7 @@ func TestDurabilityLostPrimaryLosesNoAcknowledgedOrder(t *testing.T) {
 	replica := newReplica(t, primary, replicaName)
 	replica.Bootstrap(t)
 	replica.Start(t)
-	user, products := shopForLoad(t, primary)
-	load := startOrders(t, loadPool(t, primary), 8, user, products)
-	time.Sleep(2 * time.Second)
-	require.NoError(t, primary.Proc.Cmd.Process.Kill())
-	<-primary.Proc.Done
-	require.NoError(t, os.RemoveAll(primary.DataDir))
-	acked := load.Stop()
-	all, _ := ackedBefore(acked, time.Now().Add(time.Hour))
-	require.NotEmpty(t, all)
-	time.Sleep(500 * time.Millisecond)
-	archiver.Stop(t)
+	_, all := losePrimaryUnderLoad(t, primary, archiver)
 
 	t.Run("from the archive alone", func(t *testing.T) {
 		r := recoverInto(t, primary, archiver.Dir, "latest")
@@ -225,6 +215,25 @@ func TestDurabilityLostPrimaryLosesNoAcknowledgedOrder(t *testing.T) {
 	})
 }
 
+// losePrimaryUnderLoad places orders from 8 clients through PgBouncer, kills the primary
+// with SIGKILL after 2 s and deletes its data directory, then stops the archiver. It returns
+// when each order was acknowledged and the acknowledged ids, ascending.
+func losePrimaryUnderLoad(t *testing.T, primary *pgtest.Server, archiver *pgArchiver) (map[int64]time.Time, []int64) {
+	t.Helper()
+	user, products := shopForLoad(t, primary)
+	load := startOrders(t, loadPool(t, primary), 8, user, products)
+	time.Sleep(2 * time.Second)
+	require.NoError(t, primary.Proc.Cmd.Process.Kill())
+	<-primary.Proc.Done
+	require.NoError(t, os.RemoveAll(primary.DataDir))
+	acked := load.Stop()
+	all, _ := ackedBefore(acked, time.Now().Add(time.Hour))
+	require.NotEmpty(t, all)
+	time.Sleep(500 * time.Millisecond)
+	archiver.Stop(t)
+	return acked, all
+}
+
 // prodSynchronousStandbys is synchronous_standby_names as the prod stack renders it for one
 // replica and the archiver.
 func prodSynchronousStandbys(t *testing.T) string {
@@ -245,8 +254,7 @@ func flipByte(t *testing.T, path string) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	b[len(b)/2] ^= 0xff
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-	_ = exec.Command("chown", "postgres:postgres", path).Run()
+	pgtest.WriteFile(t, path, string(b), 0o600)
 }
 
 // TestDurabilityLostPrimaryDevSettings: dev's asynchronous commit under the same load and the
@@ -255,17 +263,7 @@ func flipByte(t *testing.T, path string) {
 // milliseconds).
 func TestDurabilityLostPrimaryDevSettings(t *testing.T) {
 	primary, archiver := archivedPrimary(t, nil)
-	user, products := shopForLoad(t, primary)
-	load := startOrders(t, loadPool(t, primary), 8, user, products)
-	time.Sleep(2 * time.Second)
-	require.NoError(t, primary.Proc.Cmd.Process.Kill())
-	<-primary.Proc.Done
-	require.NoError(t, os.RemoveAll(primary.DataDir))
-	acked := load.Stop()
-	all, _ := ackedBefore(acked, time.Now().Add(time.Hour))
-	require.NotEmpty(t, all)
-	time.Sleep(500 * time.Millisecond)
-	archiver.Stop(t)
+	acked, all := losePrimaryUnderLoad(t, primary, archiver)
 	r := recoverInto(t, primary, archiver.Dir, "latest")
 	gone := missing(all, r.OrderIDs(t))
 	lost := time.Duration(0)
