@@ -142,8 +142,15 @@ func TestReplicaStreaming(t *testing.T) {
 		assert.Contains(t, r.Bootstrap(t), "copying the primary")
 		r.Start(t)
 	}
-	assert.Equal(t, "database_replica_0,database_replica_1", pgtest.QueryString(t, admin,
-		"SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots WHERE active"))
+	// A replica's WAL receiver connects a moment after it accepts connections: wait for both
+	// slots to be in use (up to 10 s), then assert exactly them.
+	active := func() string {
+		return pgtest.QueryString(t, admin, "SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') FROM pg_replication_slots WHERE active")
+	}
+	for deadline := time.Now().Add(10 * time.Second); active() != "database_replica_0,database_replica_1" && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	assert.Equal(t, "database_replica_0,database_replica_1", active())
 
 	t.Run("a row written on the primary is read on both replicas", func(t *testing.T) {
 		written := insert("replicated-1")
