@@ -28,6 +28,7 @@ type archiverSet struct {
 	PrimaryHost    pulumi.StringInput
 	PrimaryPods    pulumi.StringMap
 	Spread         bool
+	Monitoring     string // the namespace that scrapes the metrics container
 }
 
 // newArchiver runs the database-archiver StatefulSet: WAL streamed from the primary through a
@@ -45,7 +46,9 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	if err != nil {
 		return fmt.Errorf("archiver headless service: %w", err)
 	}
-	containers := corev1.ContainerArray{walReceiverContainer(s, a.PrimaryHost, a.Security), baseBackupContainer(s, a.PrimaryHost, a.Security)}
+	containers := corev1.ContainerArray{
+		walReceiverContainer(s, a.PrimaryHost, a.Security), baseBackupContainer(s, a.PrimaryHost, a.Security), archiveMetricsContainer(s, a.Security),
+	}
 	egress := networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.PrimaryPods))}
 	if s.Offsite.Enabled {
 		containers = append(containers, offsiteSyncContainer(s, a.Offsite, a.Security))
@@ -63,7 +66,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 				WhenScaled:  retention,
 			},
 			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels},
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(archiveMetricsPort)))},
 				Spec: podOptions{
 					ServiceAccount:   a.ServiceAccount,
 					Security:         a.Security,
@@ -87,6 +90,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	}
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: a.Resource + "-netpol", Name: name, Labels: labels, Pods: a.Identity.Selector(), Egress: egress,
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(archiveMetricsPort, fromNamespace(a.Monitoring))},
 	}, opts...); err != nil {
 		return fmt.Errorf("archiver network policy: %w", err)
 	}

@@ -15,10 +15,11 @@ const ArchiverSlot = "database_archiver"
 
 // Paths of the archiver pod and the recovering primary.
 const (
-	archiveDir        = "/archive" // the archive claim in the archiver pod
-	archiverStatusDir = "/status"
-	archiveCheckSecs  = 60
-	restoreDir        = postgresDataDir + "/restore" // on the database's claim, beside PGDATA
+	archiveDir         = "/archive" // the archive claim in the archiver pod
+	archiverStatusDir  = "/status"
+	archiveCheckSecs   = 60
+	archiveMetricsPort = 9188                         // archive-metrics-nginx.conf
+	restoreDir         = postgresDataDir + "/restore" // on the database's claim, beside PGDATA
 )
 
 // archiveEnv is what archive.sh needs to reach the primary as the replicator.
@@ -38,6 +39,7 @@ func archiveMounts() corev1.VolumeMountArray {
 	return corev1.VolumeMountArray{
 		mount("archive", archiveDir),
 		fileMount("config", "/scripts/archive.sh", "archive.sh"),
+		fileMount("config", "/scripts/archive-metrics.sh", "archive-metrics.sh"),
 		readOnlyMount("secrets", postgresSecretsDir),
 		mount("tmp", "/tmp"),
 		mount("status", archiverStatusDir),
@@ -61,18 +63,22 @@ func walReceiverContainer(s config.Database, primary pulumi.StringInput, securit
 // interval (archive.sh schedule); alive while its loop runs or a backup is in progress.
 func baseBackupContainer(s config.Database, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	alive := execCheck("sh", "/scripts/archive.sh", "alive")
+	environment := append(archiveEnv(primary),
+		env("BASEBACKUP_INTERVAL_SECONDS", strconv.Itoa(s.Archive.BaseBackupIntervalHours*3600)),
+		env("BASEBACKUP_KEEP", strconv.Itoa(s.Archive.BaseBackupKeep)),
+		env("CHECK_SECONDS", strconv.Itoa(archiveCheckSecs)),
+		env("STATUS_DIR", archiverStatusDir),
+	)
+	if s.Offsite.Enabled {
+		environment = append(environment, env("OFFSITE_COPIES", "on")) // its metric is written too
+	}
 	// Started and alive while its loop runs (a first backup may take hours); ready while the
 	// newest verified backup is current, so a failing backup shows as a NotReady pod.
 	return serving(corev1.ContainerArgs{
-		Name:    pulumi.String("base-backup"),
-		Image:   pulumi.String(s.Image),
-		Command: pulumi.ToStringArray([]string{"sh", "/scripts/archive.sh", "schedule"}),
-		Env: append(archiveEnv(primary),
-			env("BASEBACKUP_INTERVAL_SECONDS", strconv.Itoa(s.Archive.BaseBackupIntervalHours*3600)),
-			env("BASEBACKUP_KEEP", strconv.Itoa(s.Archive.BaseBackupKeep)),
-			env("CHECK_SECONDS", strconv.Itoa(archiveCheckSecs)),
-			env("STATUS_DIR", archiverStatusDir),
-		),
+		Name:         pulumi.String("base-backup"),
+		Image:        pulumi.String(s.Image),
+		Command:      pulumi.ToStringArray([]string{"sh", "/scripts/archive.sh", "schedule"}),
+		Env:          environment,
 		VolumeMounts: archiveMounts(),
 	}, backupResources, security.containerSecurityContext(), probes{
 		startup:   probe(alive, startupTiming),
@@ -115,6 +121,7 @@ func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security
 		VolumeMounts: corev1.VolumeMountArray{
 			readOnlyMount("archive", archiveDir),
 			fileMount("config", "/scripts/offsite-sync.sh", "offsite-sync.sh"),
+			fileMount("config", "/scripts/archive-metrics.sh", "archive-metrics.sh"),
 			mount("tmp", "/tmp"),
 			mount("status", archiverStatusDir),
 		},
@@ -123,6 +130,22 @@ func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security
 		readiness: probe(execCheck("sh", "/scripts/offsite-sync.sh", "synced"), readinessTiming),
 		liveness:  probe(alive, livenessTiming),
 	})
+}
+
+// archiveMetricsContainer serves the metrics file the archiver's loops write
+// (archive-metrics.sh) to Prometheus: ready once the file exists, alive while nginx listens.
+func archiveMetricsContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
+	return serving(corev1.ContainerArgs{
+		Name:    pulumi.String("metrics"),
+		Image:   pulumi.String(s.Archive.MetricsImage),
+		Command: pulumi.ToStringArray([]string{"nginx", "-c", "/etc/archive-metrics/nginx.conf", "-g", "daemon off;"}),
+		Ports:   corev1.ContainerPortArray{containerPort("metrics", archiveMetricsPort)},
+		VolumeMounts: corev1.VolumeMountArray{
+			fileMount("config", "/etc/archive-metrics/nginx.conf", "archive-metrics-nginx.conf"),
+			readOnlyMount("status", archiverStatusDir),
+			mount("tmp", "/tmp"),
+		},
+	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/metrics", archiveMetricsPort), tcpCheck(archiveMetricsPort)))
 }
 
 // recoveryFetchContainer copies the archive a recovery reads from object storage onto the

@@ -161,7 +161,7 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 		return newArchiver(ctx, archiverSet{
 			Resource: name + "-archiver", Namespace: ns, Identity: archiverPods, Security: args.Security, Settings: s,
 			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Offsite: dep.Offsite, Config: dep.Files.Config,
-			PrimaryHost: dep.Host, PrimaryPods: id.Selector(), Spread: args.Spread,
+			PrimaryHost: dep.Host, PrimaryPods: id.Selector(), Spread: args.Spread, Monitoring: args.MonitoringNamespace,
 		}, parent, afterCredentials)
 	}
 	return nil

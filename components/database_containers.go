@@ -57,6 +57,9 @@ func postgresContainer(s config.Database, security PodSecurity) corev1.Container
 	}, s.Resources, security.containerSecurityContext(), servingProbes(isReady, tcpCheck(PostgresPort)))
 }
 
+// exporterQueriesPath is where the exporter reads its queries (a ConfigMap key).
+const exporterQueriesPath = "/etc/postgres-exporter/queries.yaml"
+
 // postgresExporterContainer serves the database's metrics on :9187, logging in as the owner.
 func postgresExporterContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
 	return serving(corev1.ContainerArgs{
@@ -67,8 +70,13 @@ func postgresExporterContainer(s config.Database, security PodSecurity) corev1.C
 			env("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/%s?sslmode=disable", PostgresPort, s.Name)),
 			env("DATA_SOURCE_USER", s.User),
 			env("DATA_SOURCE_PASS_FILE", postgresSecretsDir+"/password"),
+			// pg_archiver_*: the archiver's lag (exporter-queries.yaml).
+			env("PG_EXPORTER_EXTEND_QUERY_PATH", exporterQueriesPath),
 		},
-		VolumeMounts: corev1.VolumeMountArray{readOnlyMount("secrets", postgresSecretsDir)},
+		VolumeMounts: corev1.VolumeMountArray{
+			readOnlyMount("secrets", postgresSecretsDir),
+			fileMount("config", exporterQueriesPath, "exporter-queries.yaml"),
+		},
 	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort)))
 }
 

@@ -8,7 +8,8 @@
 #                          application_name $SLOT: a synchronous standby candidate
 #   archive.sh schedule    take a base backup whenever the newest verified one is older than
 #                          BASEBACKUP_INTERVAL_SECONDS (at once on an empty archive); checks
-#                          every CHECK_SECONDS and touches $STATUS_DIR/alive each time
+#                          every CHECK_SECONDS, touches $STATUS_DIR/alive and writes the
+#                          metrics (archive-metrics.sh, beside this script) each time
 #   archive.sh basebackup  one base backup now: take, then keep
 #   archive.sh streaming   probe: exits 0 while pg_receivewal has a segment open (.partial)
 #   archive.sh alive-archive  probe: exits 0 while the archive answers
@@ -26,13 +27,14 @@
 #
 # Environment: PRIMARY_HOST PRIMARY_PORT REPLICATION_USER PGPASSWORD_FILE ARCHIVE_DIR SLOT
 # (receive, take); BASEBACKUP_KEEP (keep); BASEBACKUP_INTERVAL_SECONDS CHECK_SECONDS
-# STATUS_DIR (schedule).
+# STATUS_DIR, OFFSITE_COPIES (schedule: see archive-metrics.sh).
 # Layout of the archive: wal/ (segments, the current one as .partial), base/<time>/ (each a
 # plain-format backup with its own WAL and backup_manifest, named after the UTC time it
 # completed, YYYYmmddTHHMMSSZ).
 set -eu
 LC_ALL=C
 export LC_ALL
+here=$(dirname "$0")
 
 log() {
     printf '%s archive: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"
@@ -132,6 +134,11 @@ retain() {
     log "WAL before $start (the start of base backup $oldest, the oldest kept) pruned"
 }
 
+# metrics writes the archiver's metrics file (before a backup that may take hours, and after).
+metrics() {
+    sh "$here/archive-metrics.sh" || log "ERROR: metrics not written"
+}
+
 schedule() {
     require ARCHIVE_DIR BASEBACKUP_INTERVAL_SECONDS CHECK_SECONDS STATUS_DIR BASEBACKUP_KEEP
     while :; do
@@ -142,9 +149,11 @@ schedule() {
             made=$(date -u -d "$(echo "$newest" | sed 's/^\(....\)\(..\)\(..\)T\(..\)\(..\)\(..\)Z$/\1-\2-\3 \4:\5:\6/')" +%s)
             [ $(($(date +%s) - made)) -lt "$BASEBACKUP_INTERVAL_SECONDS" ] && due=0
         fi
+        metrics
         if [ "$due" = 1 ]; then
             # A failed backup is logged and tried again at the next check.
             (dir=$(take) && keep "$dir") || log "base backup failed; the previous verified one still counts"
+            metrics
         fi
         sleep "$CHECK_SECONDS"
     done

@@ -5,7 +5,9 @@
 # most one interval of archive. Backups still being taken (.partial) and those that failed
 # verification (.failed) are never copied; what retention removed locally is removed there.
 #
-#   offsite-sync.sh loop   sync forever; touches $STATUS_DIR/synced after each good sync
+#   offsite-sync.sh loop   sync forever; touches $STATUS_DIR/synced after each good sync and
+#                          writes the metrics (archive-metrics.sh, beside this script) after
+#                          each try
 #   offsite-sync.sh once   one sync (the engine tests and a manual run)
 #   offsite-sync.sh synced probe (readiness): exits 0 while the last good sync is under 3
 #                          intervals old
@@ -53,6 +55,7 @@ loop)
             touch "$STATUS_DIR/tried"
             log "ERROR: copy to $REMOTE failed; trying again in ${INTERVAL_SECONDS}s" >&2
         fi
+        OFFSITE_COPIES=on sh "$(dirname "$0")/archive-metrics.sh" || log "ERROR: metrics not written" >&2
         sleep "$INTERVAL_SECONDS"
     done
     ;;

@@ -72,6 +72,7 @@ type Archive struct {
 	StorageSize             string
 	BaseBackupIntervalHours int
 	BaseBackupKeep          int
+	MetricsImage            string
 }
 
 // Offsite configures the copies of the archive in S3-compatible object storage; recovery

@@ -85,6 +85,7 @@ type contractRun struct {
 	ran      *contractRan
 	timings  map[string]time.Duration
 	postgres *ctr
+	primary  *sandboxPod    // database-0, with its exporter
 	products string         // shop.products' row count after the first start
 	store    *s3test.Server // the object storage of the off-site copies (stacks that copy)
 }
@@ -114,6 +115,7 @@ func newContractRun(t *testing.T, stack string) *contractRun {
 func (c *contractRun) databasePod(t *testing.T) {
 	dbSet := c.r.Object(t, testkit.StatefulSet, "database")
 	dbPod := c.cluster.newPod(t, "database-0", testkit.TypedPod(t, dbSet), map[string]string{"data": "data-database-0"})
+	c.primary = dbPod
 	c.postgres = dbPod.start(t, "postgres")
 	c.timings["postgres"] = c.postgres.awaitStarted(t)
 	c.postgres.requireReadyAndLive(t)
@@ -416,6 +418,7 @@ func (c *contractRun) archiverPod(t *testing.T) {
 	}
 	assert.Contains(t, backups.Output(), "verified against its manifest")
 	backups.requireReadyAndLive(t) // ready: a current verified backup exists
+	c.archiveMetrics(t, pod, verified)
 	if c.store == nil {
 		return
 	}
@@ -434,8 +437,40 @@ func (c *contractRun) archiverPod(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "offsite-sync not ready after its first copy:\n%s", offsite.Output())
 	}
 	offsite.requireReadyAndLive(t) // ready: the last copy succeeded
+	// The offsite loop writes the metrics after each copy: its time is there.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		samples := testkit.Samples(t, contractGet(t, pod.IP, 9188, "/metrics"))
+		if at, ok := samples["archive_offsite_last_success_timestamp_seconds"]; ok && at > float64(time.Now().Add(-2*time.Minute).Unix()) {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "no recent off-site copy in the archiver's metrics: %v", samples)
+	}
 	// While the archiver runs: a new stack's primary recovers from what it copied.
 	t.Run("a primary recovers from the off-site archive alone", c.recoveredPrimary)
+}
+
+// archiveMetrics runs the archiver's metrics container (nginx with its deployed conf): it
+// serves the file the base-backup loop wrote, with the newest verified backup's time; and
+// the primary's exporter (with the deployed queries) sees the archiver streaming.
+func (c *contractRun) archiveMetrics(t *testing.T, pod *sandboxPod, verified func() []string) {
+	metrics := pod.start(t, "metrics")
+	c.timings["archive metrics"] = metrics.awaitStarted(t)
+	metrics.requireReadyAndLive(t)
+	c.ran.add("metrics")
+	newest := verified()[len(verified())-1]
+	made, err := time.Parse("20060102T150405Z", filepath.Base(newest))
+	require.NoError(t, err)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+		samples := testkit.Samples(t, contractGet(t, pod.IP, 9188, "/metrics"))
+		if samples["archive_base_backup_last_verified_timestamp_seconds"] == float64(made.Unix()) {
+			assert.GreaterOrEqual(t, samples["archive_base_backups_verified"], 1.0)
+			break
+		}
+		require.False(t, time.Now().After(deadline), "the archiver's metrics do not show backup %s: %v", newest, samples)
+	}
+	exported := testkit.Samples(t, contractGet(t, c.primary.IP, 9187, "/metrics"))
+	assert.Equal(t, 1.0, testkit.SampleNamed(t, exported, "pg_archiver_streaming", `slot_name="`+components.ArchiverSlot+`"`))
+	assert.Less(t, testkit.SampleNamed(t, exported, "pg_archiver_lag_bytes"), float64(16<<20))
 }
 
 // recoveredPrimary is a new stack's primary with databaseRecoverFrom the bucket: its init

@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -20,8 +21,8 @@ func TestArchiverPerStack(t *testing.T) {
 		stack, class, size string
 		containers         []string
 	}{
-		{"dev", "standard", "2Gi", []string{"wal-receiver", "base-backup"}},
-		{"prod", "fast-ssd", "50Gi", []string{"wal-receiver", "base-backup", "offsite-sync"}},
+		{"dev", "standard", "2Gi", []string{"wal-receiver", "base-backup", "metrics"}},
+		{"prod", "fast-ssd", "50Gi", []string{"wal-receiver", "base-backup", "metrics", "offsite-sync"}},
 	} {
 		t.Run(tc.stack, func(t *testing.T) {
 			r := testkit.MustRun(t, tc.stack, nil)
@@ -66,11 +67,17 @@ func TestQuorumCommitOnlyInProd(t *testing.T) {
 	}
 }
 
-// The archiver reaches the primary and the object storage endpoint only; the primary admits it.
+// The archiver reaches the primary and the object storage endpoint only; the primary admits
+// it; only the monitoring namespace reaches it, on its metrics port.
 func TestArchiverNetworkPolicy(t *testing.T) {
 	r := testkit.MustRun(t, "prod", map[string]string{"databaseOffsiteEndpoint": "https://minio.storage.example:9000"})
 	policy := testkit.DecodeAs[networkingv1.NetworkPolicy](t, r.Object(t, testkit.NetworkPolicy, "database-archiver").Inputs)
-	assert.Empty(t, policy.Spec.Ingress)
+	require.Len(t, policy.Spec.Ingress, 1)
+	require.Len(t, policy.Spec.Ingress[0].Ports, 1)
+	assert.Equal(t, int32(9188), policy.Spec.Ingress[0].Ports[0].Port.IntVal)
+	require.Len(t, policy.Spec.Ingress[0].From, 1)
+	assert.Nil(t, policy.Spec.Ingress[0].From[0].PodSelector)
+	assert.Equal(t, map[string]string{"kubernetes.io/metadata.name": "monitoring"}, policy.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels)
 	require.Len(t, policy.Spec.Egress, 2)
 	assert.Equal(t, int32(5432), policy.Spec.Egress[0].Ports[0].Port.IntVal)
 	assert.Equal(t, "database", policy.Spec.Egress[0].To[0].PodSelector.MatchLabels["app.kubernetes.io/component"])
@@ -134,4 +141,35 @@ func TestDurabilityConfig(t *testing.T) {
 	}
 	ok := testkit.MustRun(t, "dev", map[string]string{"databaseRecoverFrom": "s3://old/dev", "databaseOffsiteEndpoint": "http://10.0.0.5:9000"})
 	assert.Len(t, testkit.TypedPod(t, ok.Object(t, testkit.StatefulSet, "database")).Spec.InitContainers, 2)
+}
+
+// The archive's metrics, exported where Prometheus scrapes: the archiver pod's metrics
+// container (scrape annotations on its port, the file its loops write, with the off-site
+// metric only where copies are made) and the primary's exporter (the lag queries).
+func TestArchiveMetricsAreScraped(t *testing.T) {
+	for stack, offsite := range map[string]string{"dev": "", "prod": "on"} {
+		r := testkit.MustRun(t, stack, nil)
+		set := testkit.DecodeAs[appsv1.StatefulSet](t, r.Object(t, testkit.StatefulSet, "database-archiver").Inputs)
+		assert.Equal(t, map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9188", "prometheus.io/path": "/metrics"},
+			set.Spec.Template.Annotations, stack)
+		pod := set.Spec.Template.Spec
+		metrics := testkit.TypedContainer(t, pod, "metrics")
+		assert.Equal(t, "nginxinc/nginx-unprivileged:1.27.4-alpine", metrics.Image)
+		assert.Equal(t, int32(9188), metrics.Ports[0].ContainerPort)
+		assert.Equal(t, "/metrics", metrics.ReadinessProbe.HTTPGet.Path, "ready once the file is written")
+		assert.Equal(t, offsite, testkit.EnvOf(testkit.TypedContainer(t, pod, "base-backup"))["OFFSITE_COPIES"], stack)
+		data := testkit.TypedConfigMap(t, r, "database-config").Data
+		assert.Equal(t, assets.File("archive-metrics.sh"), data["archive-metrics.sh"])
+		assert.Equal(t, assets.File("archive-metrics-nginx.conf"), data["archive-metrics-nginx.conf"])
+
+		exporter := testkit.TypedContainer(t, testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database")).Spec, "postgres-exporter")
+		path := testkit.EnvOf(exporter)["PG_EXPORTER_EXTEND_QUERY_PATH"]
+		assert.Equal(t, "/etc/postgres-exporter/queries.yaml", path)
+		mounted := false
+		for _, m := range exporter.VolumeMounts {
+			mounted = mounted || (m.MountPath == path && m.SubPath == "exporter-queries.yaml" && m.Name == "config")
+		}
+		assert.True(t, mounted, "the queries file is mounted where the exporter reads it")
+		assert.Equal(t, assets.File("exporter-queries.yaml"), data["exporter-queries.yaml"])
+	}
 }

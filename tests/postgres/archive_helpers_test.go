@@ -39,6 +39,7 @@ func newArchiver(t *testing.T, primary *pgtest.Server) *pgArchiver {
 	home := pgtest.ServerDir(t)
 	a := &pgArchiver{Dir: filepath.Join(home, "archive"), script: filepath.Join(home, "archive.sh"), primary: primary}
 	pgtest.WriteFile(t, a.script, assets.File("archive.sh"), 0o644)
+	pgtest.WriteFile(t, filepath.Join(home, "archive-metrics.sh"), assets.File("archive-metrics.sh"), 0o644) // beside it, as deployed
 	pgtest.WriteFile(t, filepath.Join(home, "replication-password"), pgReplicationPassword+"\n", 0o600)
 	cmd := exec.Command("mkdir", "-p", a.Dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
@@ -107,6 +108,17 @@ func (a *pgArchiver) Run(t *testing.T, args ...string) (string, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// MustRunScript runs another deployed script beside archive.sh (e.g. archive-metrics.sh)
+// with the archiver's environment plus extra.
+func (a *pgArchiver) MustRunScript(t *testing.T, script string, extra ...string) string {
+	t.Helper()
+	cmd := exec.Command("sh", filepath.Join(filepath.Dir(a.script), script))
+	cmd.Env = a.env(t, extra...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s:\n%s", script, out)
+	return string(out)
 }
 
 // MustRun is Run that requires success.
