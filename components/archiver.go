@@ -28,7 +28,7 @@ type archiverSet struct {
 	PrimaryHost    pulumi.StringInput
 	PrimaryPods    pulumi.StringMap
 	Spread         bool
-	Monitoring     string // the namespace that scrapes the metrics container
+	Monitoring     Scrapers
 }
 
 // newArchiver runs the database-archiver StatefulSet: WAL streamed from the primary through a
@@ -66,7 +66,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 				WhenScaled:  retention,
 			},
 			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(archiveMetricsPort)))},
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(a.Monitoring.annotations(archiveMetricsPort))},
 				Spec: podOptions{
 					ServiceAccount:   a.ServiceAccount,
 					Security:         a.Security,
@@ -90,7 +90,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	}
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: a.Resource + "-netpol", Name: name, Labels: labels, Pods: a.Identity.Selector(), Egress: egress,
-		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(archiveMetricsPort, fromNamespace(a.Monitoring))},
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(archiveMetricsPort, fromNamespace(a.Monitoring.Namespace))},
 	}, opts...); err != nil {
 		return fmt.Errorf("archiver network policy: %w", err)
 	}

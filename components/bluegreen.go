@@ -16,16 +16,16 @@ const servicePort = 80
 
 // BlueGreenArgs configure the frontend tier: both colors and the Services that pick one.
 type BlueGreenArgs struct {
-	Namespace           pulumi.StringInput
-	Identity            Identity // without a color
-	Security            PodSecurity
-	Settings            config.Frontend
-	BackendHost         pulumi.StringInput
-	BackendPort         int
-	BackendPods         pulumi.StringMap
-	MonitoringNamespace string
-	ExposeNodePorts     bool
-	Spread              bool
+	Namespace       pulumi.StringInput
+	Identity        Identity // without a color
+	Security        PodSecurity
+	Settings        config.Frontend
+	BackendHost     pulumi.StringInput
+	BackendPort     int
+	BackendPods     pulumi.StringMap
+	Monitoring      Scrapers
+	ExposeNodePorts bool
+	Spread          bool
 }
 
 // BlueGreen runs a blue and a green Frontend side by side. The production Services select
@@ -60,7 +60,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		f, err := NewFrontend(ctx, name+"-"+color, &FrontendArgs{
 			Namespace: ns, Identity: id.WithColor(color), Security: args.Security,
 			Release: *s.Color(color), Pod: colorPod(s), ServiceAccount: sa.Metadata.Name().Elem(),
-			BackendHost: args.BackendHost, BackendPort: args.BackendPort, Spread: args.Spread,
+			BackendHost: args.BackendHost, BackendPort: args.BackendPort, Spread: args.Spread, Monitoring: args.Monitoring,
 		}, parent)
 		if err != nil {
 			return nil, err
@@ -260,7 +260,7 @@ func newFrontendPolicy(ctx *pulumi.Context, name string, ns pulumi.StringInput, 
 			networkingv1.NetworkPolicyIngressRuleArgs{
 				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
 			},
-			ingressRule(nginxExporterPort, fromNamespace(args.MonitoringNamespace)),
+			ingressRule(nginxExporterPort, fromNamespace(args.Monitoring.Namespace)),
 			// The promotion check, by name: ipBlock rules need not match pod addresses.
 			ingressRule(FrontendPort, fromPods(id.WithComponent("promotion-check").Selector())),
 		},

@@ -2,7 +2,6 @@ package components
 
 import (
 	"fmt"
-	"strconv"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
@@ -28,7 +27,7 @@ type DatabaseArgs struct {
 	// Object storage keys of the off-site copies and recoveries, secret ("" when unused).
 	OffsiteAccessKeyID, OffsiteSecretAccessKey pulumi.StringInput
 	ClientPods                                 pulumi.StringMap // pods allowed to connect (the backend)
-	MonitoringNamespace                        string
+	Monitoring                                 Scrapers
 	ExposeNodePorts                            bool
 	NodePortFrom                               []string // CIDRs that may reach the node port
 	Spread                                     bool
@@ -151,7 +150,7 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 			Resource: name + "-replica", Namespace: ns, Identity: replicaPods, Security: args.Security, Settings: s,
 			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Files: dep.Files, PrimaryHost: dep.Host, PrimaryPods: id.Selector(),
 			ReplicationPassword: args.ReplicationPassword, ClientPods: args.ClientPods,
-			MonitoringNamespace: args.MonitoringNamespace, Spread: args.Spread,
+			Monitoring: args.Monitoring, Spread: args.Spread,
 		}, parent, afterCredentials); err != nil {
 			return err
 		}
@@ -161,7 +160,7 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 		return newArchiver(ctx, archiverSet{
 			Resource: name + "-archiver", Namespace: ns, Identity: archiverPods, Security: args.Security, Settings: s,
 			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Offsite: dep.Offsite, Config: dep.Files.Config,
-			PrimaryHost: dep.Host, PrimaryPods: id.Selector(), Spread: args.Spread, Monitoring: args.MonitoringNamespace,
+			PrimaryHost: dep.Host, PrimaryPods: id.Selector(), Spread: args.Spread, Monitoring: args.Monitoring,
 		}, parent, afterCredentials)
 	}
 	return nil
@@ -220,7 +219,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 // disruption budget that keeps it up through voluntary evictions.
 func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, serviceAccount, secret, offsite pulumi.StringInput, files databaseFiles, headless *corev1.Service, parent pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
-	annotations := prometheusAnnotations(strconv.Itoa(postgresMetricsPort))
+	annotations := args.Monitoring.annotations(postgresMetricsPort)
 	annotations["checksum/config"] = files.ConfHash
 	retention := pulumi.String(s.PVCRetention)
 	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
@@ -291,7 +290,7 @@ func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 		Resource: name + "-netpol", Name: args.Identity.Object(), Labels: labels, Pods: args.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			ingressRule(PostgresPort, clients...),
-			ingressRule(postgresMetricsPort, fromNamespace(args.MonitoringNamespace)),
+			ingressRule(postgresMetricsPort, fromNamespace(args.Monitoring.Namespace)),
 		},
 		Egress: recoveryEgress(args.Settings),
 	}, parent); err != nil {

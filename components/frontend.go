@@ -2,7 +2,6 @@ package components
 
 import (
 	"fmt"
-	"strconv"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -39,6 +38,7 @@ type FrontendArgs struct {
 	BackendHost    pulumi.StringInput // from the Backend's Output
 	BackendPort    int
 	Spread         bool
+	Monitoring     Scrapers
 }
 
 // Frontend is one color's nginx Deployment (dashboard + API proxy) with its log collector
@@ -95,7 +95,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	if tls {
 		volumes = append(volumes, secretVolume("tls", pulumi.String(s.TLSSecret)))
 	}
-	annotations := pulumi.ToStringMap(prometheusAnnotations(strconv.Itoa(nginxExporterPort)))
+	annotations := pulumi.ToStringMap(args.Monitoring.annotations(nginxExporterPort))
 	annotations["checksum/config"] = files.Hash
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
 		Metadata: workloadMeta(objectName, ns, podLabels),

@@ -32,13 +32,18 @@ type Identity struct {
 
 // Selector is the label set a controller or Service matches on.
 func (id Identity) Selector() pulumi.StringMap {
-	m := pulumi.StringMap{
-		"app.kubernetes.io/name":      pulumi.String(id.Name),
-		"app.kubernetes.io/instance":  pulumi.String(id.Instance),
-		"app.kubernetes.io/component": pulumi.String(id.Component),
+	return pulumi.ToStringMap(id.MatchLabels())
+}
+
+// MatchLabels is Selector as plain values (for the operator's typed label selectors).
+func (id Identity) MatchLabels() map[string]string {
+	m := map[string]string{
+		"app.kubernetes.io/name":      id.Name,
+		"app.kubernetes.io/instance":  id.Instance,
+		"app.kubernetes.io/component": id.Component,
 	}
 	if id.Color != "" {
-		m[colorKey] = pulumi.String(id.Color)
+		m[colorKey] = id.Color
 	}
 	return m
 }

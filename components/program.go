@@ -5,6 +5,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
 )
 
@@ -22,6 +23,7 @@ func Program(ctx *pulumi.Context) error {
 	backendID := Identity{Name: "backend", Instance: instance, Component: "api"}
 	frontendID := Identity{Name: "frontend", Instance: instance, Component: "web"}
 	protect := pulumi.Protect(cfg.Database.Protect)
+	scrapers := Scrapers{Namespace: cfg.MonitoringNamespace, Annotate: cfg.Monitoring.Annotate()}
 
 	foundation, err := NewFoundation(ctx, "foundation", &FoundationArgs{
 		Namespace: cfg.Namespace, Instance: instance, Quota: cfg.Quota,
@@ -35,7 +37,7 @@ func Program(ctx *pulumi.Context) error {
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
 		OffsiteAccessKeyID: cfg.OffsiteAccessKeyID, OffsiteSecretAccessKey: cfg.OffsiteSecretAccessKey,
-		ClientPods: backendID.Selector(), MonitoringNamespace: cfg.MonitoringNamespace,
+		ClientPods: backendID.Selector(), Monitoring: scrapers,
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	}, protect)
 	if err != nil {
@@ -56,11 +58,20 @@ func Program(ctx *pulumi.Context) error {
 	frontend, err := NewBlueGreen(ctx, "frontend", &BlueGreenArgs{
 		Namespace: ns, Identity: frontendID, Security: security, Settings: cfg.Frontend,
 		BackendHost: backend.ServiceName, BackendPort: BackendPort, BackendPods: backendID.Selector(),
-		MonitoringNamespace: cfg.MonitoringNamespace,
-		ExposeNodePorts:     cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+		Monitoring:      scrapers,
+		ExposeNodePorts: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
 	})
 	if err != nil {
 		return fmt.Errorf("frontend: %w", err)
+	}
+
+	if cfg.Monitoring.Mode == config.MonitoringOperator {
+		if _, err := NewMonitoring(ctx, "monitoring", &MonitoringArgs{
+			Namespace: ns, Settings: cfg.Monitoring, Targets: scrapeTargets(cfg, databaseID, frontendID),
+			Alerts: alertSettings(cfg, backendID),
+		}); err != nil {
+			return fmt.Errorf("monitoring: %w", err)
+		}
 	}
 
 	ctx.Export("namespace", ns)
@@ -70,4 +81,30 @@ func Program(ctx *pulumi.Context) error {
 	ctx.Export("productionAddress", frontend.ProductionAddress)
 	ctx.Export("previewAddresses", frontend.PreviewAddresses)
 	return nil
+}
+
+// scrapeTargets are the stack's exporters, for the operator's PodMonitors: the primary's
+// and the replicas' postgres_exporter, the archiver's metrics file, the frontend's nginx
+// exporter (both colors).
+func scrapeTargets(cfg *config.Config, database, frontend Identity) []ScrapeTarget {
+	targets := []ScrapeTarget{{Name: database.Object(), Selector: database.MatchLabels()}}
+	if cfg.Database.Replicas > 0 {
+		targets = append(targets, ScrapeTarget{Name: database.Object("replica"), Selector: database.WithComponent("replica").MatchLabels()})
+	}
+	if cfg.Database.Archive.Enabled {
+		targets = append(targets, ScrapeTarget{Name: database.Object("archiver"), Selector: database.WithComponent("archiver").MatchLabels()})
+	}
+	return append(targets, ScrapeTarget{Name: frontend.Object(), Selector: frontend.MatchLabels()})
+}
+
+// alertSettings are the alerts' scope and thresholds, from the stack's config.
+func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
+	d, m := cfg.Database, cfg.Monitoring
+	return assets.AlertSettings{
+		Namespace: cfg.Namespace, Replicas: d.Replicas > 0, ReplicaMaxLagSeconds: d.ReplicaMaxLagSeconds,
+		ConnectionsPercent: m.ConnectionsPercent, Archive: d.Archive.Enabled,
+		BaseBackupMaxAgeSeconds: d.Archive.BaseBackupIntervalHours*3600 + 3600,
+		Offsite:                 d.Offsite.Enabled, OffsiteMaxAgeSeconds: 3 * d.Offsite.IntervalSeconds,
+		Restarts: m.Restarts, Autoscale: cfg.Backend.Autoscale, HPAName: backend.Object(), HPAMaxMinutes: m.HPAMaxMinutes,
+	}
 }

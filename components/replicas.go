@@ -27,7 +27,7 @@ type replicaSet struct {
 	PrimaryPods         pulumi.StringMap // the only pods a replica connects to
 	ReplicationPassword pulumi.StringInput
 	ClientPods          pulumi.StringMap // pods allowed to connect (the backend)
-	MonitoringNamespace string
+	Monitoring          Scrapers
 	Spread              bool
 }
 
@@ -45,7 +45,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	if err != nil {
 		return fmt.Errorf("replica headless service: %w", err)
 	}
-	annotations := prometheusAnnotations(strconv.Itoa(postgresMetricsPort))
+	annotations := r.Monitoring.annotations(postgresMetricsPort)
 	annotations["checksum/config"] = r.Files.ConfHash
 	templateAnnotations := pulumi.ToStringMap(annotations)
 	// A new replicationPassword rolls the replicas (after the credentials job set it): their
@@ -90,7 +90,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 		Resource: r.Resource + "-netpol", Name: r.Identity.Object("replica"), Labels: labels, Pods: r.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			ingressRule(PostgresPort, fromPods(r.ClientPods)),
-			ingressRule(postgresMetricsPort, fromNamespace(r.MonitoringNamespace)),
+			ingressRule(postgresMetricsPort, fromNamespace(r.Monitoring.Namespace)),
 		},
 		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(r.PrimaryPods))},
 	}, opts...); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -183,9 +184,20 @@ func checksumOfData(data map[string]string) string {
 	return checksum(parts...)
 }
 
-// prometheusAnnotations ask Prometheus to scrape a pod's metrics port.
-func prometheusAnnotations(port string) map[string]string {
-	return map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics"}
+// Scrapers is who scrapes the pods' metrics ports: the namespace the NetworkPolicies admit
+// on them, and whether pods carry the prometheus.io/* annotations (monitoring=annotations;
+// with the operator its PodMonitors find them, with none nothing does).
+type Scrapers struct {
+	Namespace string
+	Annotate  bool
+}
+
+// annotations ask Prometheus to scrape a pod's metrics port, when pods are annotated.
+func (s Scrapers) annotations(port int) map[string]string {
+	if !s.Annotate {
+		return map[string]string{}
+	}
+	return map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": strconv.Itoa(port), "prometheus.io/path": "/metrics"}
 }
 
 // rollingUpdate never takes a serving pod away before its replacement is ready.

@@ -11,6 +11,8 @@
 #                            kube-scheduler,kubectl,kwok} (tools/cluster)
 #   kubescore -> .tools/bin/kube-score                  (tools/kubescore)
 #   s3        -> .tools/bin/weed (SeaweedFS: the real S3 server of the off-site tests) (tools/s3)
+#   monitoring -> .tools/bin/{promtool,postgres_exporter} (tools/monitoring): the alert rules'
+#                unit tests, and the exporter version the stack pins, scraped by the tests
 #
 # Built binaries are kept in a cache outside the repository, keyed on a hash of
 # the tool module's go.mod + go.sum (+ main.go) and the Go version, so a fresh
@@ -34,6 +36,8 @@ PULUMI_VERSION="v3.274.1"
 PROVIDER_VERSION="4.25.0"
 KUBESCORE_VERSION="v1.20.0"
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+PROMETHEUS_VERSION="v0.316.0"      # promtool of Prometheus 3.16
+POSTGRES_EXPORTER_VERSION="v0.17.1" # as databaseExporterImage pins
 K8S_VERSION="v1.37.2"
 # Bump to force a rebuild of every tool when the recipe below changes.
 RECIPE=1
@@ -49,7 +53,8 @@ binaries() {
     cluster) echo "etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok" ;;
     kubescore) echo "kube-score" ;;
     s3) echo "weed" ;;
-    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore or s3)" >&2; return 1 ;;
+    monitoring) echo "promtool postgres_exporter" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3 or monitoring)" >&2; return 1 ;;
   esac
 }
 
@@ -60,6 +65,7 @@ label() {
     cluster) echo "cluster tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cold 13-23 min)" ;;
     kubescore) echo "kube-score (cold 1-2 min)" ;;
     s3) echo "SeaweedFS S3 server (cold about 10 min)" ;;
+    monitoring) echo "promtool and postgres_exporter (cold about 10 min)" ;;
   esac
 }
 
@@ -73,6 +79,7 @@ tool_hash() {
       cluster) echo "recipe=$RECIPE version=$K8S_VERSION" ;;
       kubescore) echo "recipe=$RECIPE version=$KUBESCORE_VERSION" ;;
       s3) echo "recipe=$RECIPE version=$SEAWEEDFS_VERSION" ;;
+      monitoring) echo "recipe=$RECIPE prometheus=$PROMETHEUS_VERSION postgres_exporter=$POSTGRES_EXPORTER_VERSION" ;;
     esac
     go env GOVERSION GOOS GOARCH
     cat "$dir/go.mod" "$dir/go.sum"
@@ -135,6 +142,14 @@ build_s3() {
   (cd "$ROOT/tools/s3" && gobuild "$out" tool)
 }
 
+build_monitoring() {
+  local out="$1" v="github.com/prometheus/common/version"
+  (cd "$ROOT/tools/monitoring" &&
+    gobuild "$out" -ldflags "-X $v.Version=${PROMETHEUS_VERSION#v}" github.com/prometheus/prometheus/cmd/promtool &&
+    gobuild "$out" -ldflags "-X $v.Version=${POSTGRES_EXPORTER_VERSION#v}" \
+      github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter)
+}
+
 # Make sure the cache holds a complete build for $1 and link it into .tools/bin.
 ensure() {
   local tool="$1" bins hash entry stamp b ok=1
@@ -181,7 +196,7 @@ ensure() {
 
 main() {
   local tools=("$@") tool
-  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3); fi
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring); fi
   for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
 
   command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }

@@ -83,3 +83,28 @@ type EnvoySettings struct {
 
 // RenderEnvoyYAML renders the circuit-breaker sidecar's bootstrap config.
 func RenderEnvoyYAML(s EnvoySettings) (string, error) { return renderTemplate("envoy.yaml.tmpl", s) }
+
+// AlertSettings are the values alerts.yaml.tmpl needs: the stack's namespace, which parts it
+// runs and the thresholds.
+type AlertSettings struct {
+	Namespace               string
+	Replicas                bool // read replicas run
+	ReplicaMaxLagSeconds    int
+	ConnectionsPercent      int
+	Archive                 bool
+	BaseBackupMaxAgeSeconds int
+	Offsite                 bool
+	OffsiteMaxAgeSeconds    int
+	Restarts                int
+	Autoscale               bool
+	HPAName                 string
+	HPAMaxMinutes           int
+}
+
+// RenderAlerts renders the stack's alert rule groups (YAML, a list of Prometheus rule groups).
+func RenderAlerts(s AlertSettings) (string, error) { return renderTemplate("alerts.yaml.tmpl", s) }
+
+// RenderDashboard renders the dashboard's rows and panels (YAML) for the stack's namespace.
+func RenderDashboard(namespace string) (string, error) {
+	return renderTemplate("dashboard.yaml.tmpl", struct{ Namespace string }{namespace})
+}

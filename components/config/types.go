@@ -14,6 +14,7 @@ type Config struct {
 	RunAsGroup          int
 	FSGroup             int
 	MonitoringNamespace string
+	Monitoring          Monitoring
 	ExposeNodePorts     bool
 	NodePortSources     string // comma-separated CIDRs that may reach the node ports
 	SpreadAcrossNodes   bool
@@ -237,3 +238,23 @@ func splitImage(ref string) (name, tag string) {
 	}
 	return ref[:colon], ref[colon+1:]
 }
+
+// Monitoring modes: how Prometheus finds the metrics.
+const (
+	MonitoringAnnotations = "annotations"         // prometheus.io/* pod annotations
+	MonitoringOperator    = "prometheus-operator" // PodMonitors and a PrometheusRule
+	MonitoringNone        = "none"
+)
+
+// Monitoring chooses how the stack is scraped and the alerts' thresholds that are not
+// another setting's (replica lag, backup and copy intervals).
+type Monitoring struct {
+	Mode               string
+	Release            string // label release=<this> on monitors and rules (operator mode)
+	ConnectionsPercent int
+	Restarts           int
+	HPAMaxMinutes      int
+}
+
+// Annotate says whether pods carry the prometheus.io/* scrape annotations.
+func (m Monitoring) Annotate() bool { return m.Mode == MonitoringAnnotations }

@@ -21,6 +21,9 @@ func (c *Config) Validate() []string {
 	}
 	v.oneOf("namespace", c.Namespace, dnsLabel.MatchString(c.Namespace) && len(c.Namespace) <= 63, "a DNS label (lower-case letters, digits, '-')")
 	v.oneOf("monitoringNamespace", c.MonitoringNamespace, dnsLabel.MatchString(c.MonitoringNamespace), "a DNS label")
+	v.oneOf("monitoring", c.Monitoring.Mode, slices.Contains([]string{MonitoringAnnotations, MonitoringOperator, MonitoringNone}, c.Monitoring.Mode),
+		"annotations, prometheus-operator or none")
+	v.oneOf("monitoringRelease", c.Monitoring.Release, versionText.MatchString(c.Monitoring.Release), "a label value (letters, digits, '-', '_', '.'; at most 63)")
 	c.Database.validate(&v)
 	c.Backend.validate(&v)
 	c.Frontend.validate(&v)

@@ -271,7 +271,11 @@ func (c *contractRun) frontendPods(t *testing.T) {
 		c.timings["metrics-exporter "+color] = metrics.awaitStarted(t)
 		metrics.requireReadyAndLive(t)
 		c.ran.add("metrics-exporter")
-		assert.Contains(t, contractGet(t, pod.IP, 9113, "/metrics"), "nginx_up 1")
+		exported := testkit.Samples(t, contractGet(t, pod.IP, 9113, "/metrics"))
+		assert.Equal(t, 1.0, exported["nginx_up"])
+		for _, name := range testkit.MonitoredMetrics(t, testkit.OperatorRun(t, c.stack, nil), "nginx_") {
+			assert.Contains(t, exported, name, "an alert or the dashboard uses %s (Debian's exporter 0.11 here)", name)
+		}
 		assert.Equal(t, color, contractGet(t, pod.IP, components.FrontendPort, "/release/color"))
 		if c.stack == "prod" {
 			contractHTTPS(t, pod.IP)

@@ -48,6 +48,12 @@ func TestArchiveMetricsFile(t *testing.T) {
 		text, err := os.ReadFile(filepath.Join(status, "metrics.prom"))
 		require.NoError(t, err)
 		samples := testkit.Samples(t, string(text))
+		if tc.offsite == "on" {
+			// Every archive_* metric the alerts and the dashboard use is one the script writes.
+			for _, name := range testkit.MonitoredMetrics(t, testkit.OperatorRun(t, "prod", nil), "archive_") {
+				assert.Contains(t, samples, name, "an alert or the dashboard uses %s", name)
+			}
+		}
 		written := samples["archive_metrics_written_timestamp_seconds"]
 		assert.GreaterOrEqual(t, written, float64(before))
 		delete(samples, "archive_metrics_written_timestamp_seconds")

@@ -34,6 +34,25 @@ func RequireEngine(t testing.TB, name string) string {
 	return ""
 }
 
+// RequireTool finds a binary `make tools` builds into .tools/bin (promtool, the pinned
+// exporters), or one on PATH; missing, it fails in CI and skips elsewhere, naming the fix.
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	if p := ProjectFile(t, ".tools/bin/"+name); isFile(p) {
+		return p
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	missing(t, name, "tool "+name+" not found in .tools/bin or on PATH: run `make tools`")
+	return ""
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
 // ReportSkip notes a skipped test and the engine it lacked in the file named by
 // ECOMMERCE_TEST_REPORT, so `make test` can end with a summary nobody misses
 // (scripts/test-summary.sh); skips are quiet in `go test`'s own output.

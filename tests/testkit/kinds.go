@@ -16,4 +16,6 @@ const (
 	ServiceAccount          = "kubernetes:core/v1:ServiceAccount"
 	PersistentVolumeClaim   = "kubernetes:core/v1:PersistentVolumeClaim"
 	Ingress                 = "kubernetes:networking.k8s.io/v1:Ingress"
+	PodMonitor              = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+	PrometheusRule          = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 )
