@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -31,11 +30,11 @@ func TestAlertMetricsExistInThePinnedExporter(t *testing.T) {
 	r := testkit.OperatorRun(t, "prod", nil)
 	container := testkit.TypedContainer(t, testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database")).Spec, "postgres-exporter")
 	deployed := testkit.EnvOf(container)
-	dir := t.TempDir()
+	dir := pgtest.ServerDir(t) // the exporter runs as the servers' OS user
 	queries := filepath.Join(dir, "queries.yaml")
-	require.NoError(t, os.WriteFile(queries, []byte(testkit.TypedConfigMap(t, r, "database-config").Data["exporter-queries.yaml"]), 0o644))
+	pgtest.WriteFile(t, queries, testkit.TypedConfigMap(t, r, "database-config").Data["exporter-queries.yaml"], 0o644)
 	password := filepath.Join(dir, "password")
-	require.NoError(t, os.WriteFile(password, []byte(pgtest.SuperuserPassword), 0o600))
+	pgtest.WriteFile(t, password, pgtest.SuperuserPassword, 0o600)
 	// The deployed URI names the pod's own port; here the server listens on another.
 	uri := strings.Replace(deployed["DATA_SOURCE_URI"], ":5432/", fmt.Sprintf(":%d/", primary.Port), 1)
 	require.NotEqual(t, deployed["DATA_SOURCE_URI"], uri, "the deployed URI names 127.0.0.1:5432")
