@@ -34,6 +34,7 @@ type BackendArgs struct {
 	// Job: the database holds new credentials before pods use them).
 	StartAfter []pulumi.Resource
 	Spread     bool
+	Monitoring Scrapers
 }
 
 // Backend is PostgREST behind an Envoy circuit breaker, pooling through a PgBouncer
@@ -93,10 +94,13 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 			emptyDir("tmp", "64Mi"),
 		},
 	}
-	annotations := pulumi.StringMap{
+	annotations := pulumi.ToStringMap(args.Monitoring.annotations(envoyMetricsPort))
+	for k, v := range map[string]pulumi.StringInput{
 		"checksum/config": configHash,
 		// New credentials (apiDbPassword, jwtSecret) roll the pods onto them.
 		"checksum/credentials": credentialsHash(args.APIPassword, args.JWTSecret),
+	} {
+		annotations[k] = v
 	}
 	if err := newBackendDeployment(ctx, name, args, labels, annotations, pod, parent); err != nil {
 		return nil, err
@@ -140,7 +144,7 @@ func newBackendSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *BackendArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, pulumi.StringOutput, error) {
 	s := args.Settings
 	envoyYAML, err := assets.RenderEnvoyYAML(assets.EnvoySettings{
-		ListenPort: BackendPort, AdminPort: envoyAdminPort, APIPort: postgrestPort, APIAdminPort: postgrestAdmin,
+		ListenPort: BackendPort, AdminPort: envoyAdminPort, MetricsPort: envoyMetricsPort, APIPort: postgrestPort, APIAdminPort: postgrestAdmin,
 		RateLimitPerSecond: s.APIRateLimit,
 		MaxConnections:     s.CircuitMaxConnections, MaxPendingRequests: s.CircuitMaxPending,
 		MaxRequests: s.CircuitMaxRequests, MaxRetries: s.CircuitMaxRetries,
@@ -224,8 +228,11 @@ func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labe
 	}
 	if err := newAllowPolicy(ctx, ns, allowPolicy{
 		Resource: name + "-netpol", Name: id.Object(), Labels: labels, Pods: id.Selector(),
-		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(BackendPort, callers...)},
-		Egress:  networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, databasePeers(args)...)},
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
+			ingressRule(BackendPort, callers...),
+			ingressRule(envoyMetricsPort, fromNamespace(args.Monitoring.Namespace)),
+		},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, databasePeers(args)...)},
 	}, parent); err != nil {
 		return nil, fmt.Errorf("backend network policy: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 const (
 	BackendPort       = 8080 // Envoy: the only port the Service and the NetworkPolicy open
 	envoyAdminPort    = 9901 // 127.0.0.1 only
+	envoyMetricsPort  = 9902 // Envoy's statistics for Prometheus (envoy.yaml's metrics listener)
 	postgrestPort     = 3000
 	postgrestAdmin    = 3001
 	pgbouncerPort     = 6432
@@ -62,7 +63,7 @@ func envoyContainer(image string, rateLimit int, security PodSecurity) corev1.Co
 		// host thread, which its CPU limit then throttles.
 		Command: pulumi.ToStringArray([]string{"envoy", "--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn",
 			"--concurrency", strconv.Itoa(wholeCPUs(proxyResources.CPULimit))}),
-		Ports: corev1.ContainerPortArray{containerPort("http", BackendPort)},
+		Ports: corev1.ContainerPortArray{containerPort("http", BackendPort), containerPort("metrics", envoyMetricsPort)},
 		Env:   corev1.EnvVarArray{env("API_RATE_LIMIT", strconv.Itoa(rateLimit))},
 		VolumeMounts: corev1.VolumeMountArray{
 			fileMount("config", "/etc/envoy/envoy.yaml", "envoy.yaml"),

@@ -50,6 +50,7 @@ func Program(ctx *pulumi.Context) error {
 		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
 		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob},
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
+		Monitoring: scrapers,
 	})
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)
@@ -67,7 +68,7 @@ func Program(ctx *pulumi.Context) error {
 
 	if cfg.Monitoring.Mode == config.MonitoringOperator {
 		if _, err := NewMonitoring(ctx, "monitoring", &MonitoringArgs{
-			Namespace: ns, Settings: cfg.Monitoring, Targets: scrapeTargets(cfg, databaseID, frontendID),
+			Namespace: ns, Settings: cfg.Monitoring, Targets: scrapeTargets(cfg, databaseID, backendID, frontendID),
 			Alerts: alertSettings(cfg, backendID),
 		}); err != nil {
 			return fmt.Errorf("monitoring: %w", err)
@@ -84,10 +85,10 @@ func Program(ctx *pulumi.Context) error {
 }
 
 // scrapeTargets are the stack's exporters, for the operator's PodMonitors: the primary's
-// and the replicas' postgres_exporter, the archiver's metrics file, the frontend's nginx
-// exporter (both colors).
-func scrapeTargets(cfg *config.Config, database, frontend Identity) []ScrapeTarget {
-	targets := []ScrapeTarget{{Name: database.Object(), Selector: database.MatchLabels()}}
+// and the replicas' postgres_exporter, the backend's Envoy statistics, the archiver's
+// metrics file, the frontend's nginx exporter (both colors).
+func scrapeTargets(cfg *config.Config, database, backend, frontend Identity) []ScrapeTarget {
+	targets := []ScrapeTarget{{Name: database.Object(), Selector: database.MatchLabels()}, {Name: backend.Object(), Selector: backend.MatchLabels()}}
 	if cfg.Database.Replicas > 0 {
 		targets = append(targets, ScrapeTarget{Name: database.Object("replica"), Selector: database.WithComponent("replica").MatchLabels()})
 	}
@@ -102,7 +103,7 @@ func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
 	d, m := cfg.Database, cfg.Monitoring
 	return assets.AlertSettings{
 		Namespace: cfg.Namespace, Replicas: d.Replicas > 0, ReplicaMaxLagSeconds: d.ReplicaMaxLagSeconds,
-		ConnectionsPercent: m.ConnectionsPercent, Archive: d.Archive.Enabled,
+		ConnectionsPercent: m.ConnectionsPercent, ErrorPercent: m.ErrorPercent, Archive: d.Archive.Enabled,
 		BaseBackupMaxAgeSeconds: d.Archive.BaseBackupIntervalHours*3600 + 3600,
 		Offsite:                 d.Offsite.Enabled, OffsiteMaxAgeSeconds: 3 * d.Offsite.IntervalSeconds,
 		Restarts: m.Restarts, Autoscale: cfg.Backend.Autoscale, HPAName: backend.Object(), HPAMaxMinutes: m.HPAMaxMinutes,

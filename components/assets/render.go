@@ -68,6 +68,7 @@ func RenderPostgresConf(s PostgresSettings) (string, error) {
 type EnvoySettings struct {
 	ListenPort             int // inbound, the Service's target
 	AdminPort              int // bound to 127.0.0.1 only
+	MetricsPort            int // /stats/prometheus of the admin server, and nothing else
 	APIPort                int // PostgREST on 127.0.0.1
 	APIAdminPort           int // PostgREST's /live and /ready
 	RateLimitPerSecond     int // API_RATE_LIMIT: local token bucket; over it Envoy answers 429
@@ -91,6 +92,7 @@ type AlertSettings struct {
 	Replicas                bool // read replicas run
 	ReplicaMaxLagSeconds    int
 	ConnectionsPercent      int
+	ErrorPercent            int
 	Archive                 bool
 	BaseBackupMaxAgeSeconds int
 	Offsite                 bool

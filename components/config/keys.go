@@ -13,6 +13,7 @@ var configKeys = []Key{
 	str("monitoring", MonitoringAnnotations, "How Prometheus finds the metrics: annotations (prometheus.io/* on the pods), prometheus-operator (PodMonitors and a PrometheusRule with the alerts) or none", func(c *Config) *string { return &c.Monitoring.Mode }),
 	str("monitoringRelease", "kube-prometheus-stack", "With monitoring=prometheus-operator: the release label the operator's Prometheus selects monitors and rules by", func(c *Config) *string { return &c.Monitoring.Release }),
 	num("alertConnectionsPercent", 80, "Alert when a database's connections pass this share of max_connections", func(c *Config) *int { return &c.Monitoring.ConnectionsPercent }).between(1, 100),
+	num("alertApiErrorPercent", 5, "Alert when more than this share of API requests (through Envoy) end in 5xx for 5 minutes", func(c *Config) *int { return &c.Monitoring.ErrorPercent }).between(1, 100),
 	num("alertRestarts", 3, "Alert when a container restarts this many times within 15 minutes", func(c *Config) *int { return &c.Monitoring.Restarts }).between(1, 100),
 	num("alertHpaMaxMinutes", 15, "Alert when the backend autoscaler has been at its maximum this long", func(c *Config) *int { return &c.Monitoring.HPAMaxMinutes }).between(1, 1440),
 	flag("exposeNodePorts", false, "Create the seed's NodePort Services (database-nodeport, backend-nodeport, frontend-nodeport) for direct testing", func(c *Config) *bool { return &c.ExposeNodePorts }),

@@ -252,6 +252,7 @@ type Monitoring struct {
 	Mode               string
 	Release            string // label release=<this> on monitors and rules (operator mode)
 	ConnectionsPercent int
+	ErrorPercent       int
 	Restarts           int
 	HPAMaxMinutes      int
 }

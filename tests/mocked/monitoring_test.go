@@ -18,6 +18,7 @@ var scrapedPods = []struct{ typ, name, port string }{
 	{testkit.StatefulSet, "database", "9187"},
 	{testkit.StatefulSet, "database-replica", "9187"},
 	{testkit.StatefulSet, "database-archiver", "9188"},
+	{testkit.Deployment, "backend", "9902"},
 	{testkit.Deployment, "frontend-blue", "9113"},
 	{testkit.Deployment, "frontend-green", "9113"},
 }
@@ -57,9 +58,9 @@ func TestMonitorModes(t *testing.T) {
 // the release label the operator's Prometheus selects by.
 func TestMonitorPodMonitorsSelectTheExporters(t *testing.T) {
 	r := testkit.OperatorRun(t, "prod", map[string]string{"monitoringRelease": "prom"})
-	assert.Equal(t, []string{"database", "database-archiver", "database-replica", "frontend"}, r.Names(testkit.PodMonitor))
+	assert.Equal(t, []string{"backend", "database", "database-archiver", "database-replica", "frontend"}, r.Names(testkit.PodMonitor))
 	want := map[string][]string{
-		"database": {"database"}, "database-replica": {"database-replica"}, "database-archiver": {"database-archiver"},
+		"backend": {"backend"}, "database": {"database"}, "database-replica": {"database-replica"}, "database-archiver": {"database-archiver"},
 		"frontend": {"frontend-blue", "frontend-green"},
 	}
 	for _, rec := range r.OfType(testkit.PodMonitor) {
@@ -92,7 +93,8 @@ func TestMonitorPodMonitorsSelectTheExporters(t *testing.T) {
 // The alerts per stack: exactly the set each stack's parts call for, scoped to its
 // namespace, with thresholds from its config.
 func TestAlertSetPerStack(t *testing.T) {
-	base := []string{"BackupJobFailed", "DatabaseConnectionsNearLimit", "DatabaseDown", "MetricsTargetDown", "NginxDown", "PodRestarting"}
+	base := []string{"ApiCircuitBreakerOpen", "ApiErrorRatio", "ApiPendingOverflow",
+		"BackupJobFailed", "DatabaseConnectionsNearLimit", "DatabaseDown", "MetricsTargetDown", "NginxDown", "PodRestarting"}
 	archive := []string{"ArchiveLagging", "ArchiverMetricsStale", "ArchiverNotStreaming", "BaseBackupTooOld"}
 	replicas := []string{"DatabaseReplicaLagging", "DatabaseReplicaNotStreaming"}
 	for _, tc := range []struct {
@@ -162,11 +164,13 @@ func TestDashboardPanels(t *testing.T) {
 	}
 	assert.Equal(t, []string{
 		"row: Traffic", "timeseries: Orders per second", "timeseries: Requests per second per color", "timeseries: Active connections per color",
+		"row: API (Envoy)", "timeseries: API requests ending in 5xx", "timeseries: Pods with the circuit breaker open",
+		"timeseries: API request latency p95 (PostgREST through Envoy)",
 		"row: Database", "timeseries: Connections (share of max_connections)", "timeseries: Replica lag", "timeseries: Archive lag",
 		"row: Backups", "timeseries: Age of the newest verified base backup", "timeseries: Age of the last off-site copy",
 	}, titles)
 	queries := testkit.DashboardQueries(t, r)
-	require.Len(t, queries, 8)
+	require.Len(t, queries, 11)
 	for _, q := range queries {
 		assert.Contains(t, q, `namespace="ecommerce-platform"`, q)
 	}

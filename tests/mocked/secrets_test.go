@@ -66,7 +66,7 @@ func TestBackendWiring(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"wait-for-database", "envoy", "postgrest", "pgbouncer"}, names)
-	assert.Equal(t, map[string][]int32{"envoy": {8080}, "pgbouncer": {6432}}, ports, "PostgREST listens on the pod's loopback only")
+	assert.Equal(t, map[string][]int32{"envoy": {8080, 9902}, "pgbouncer": {6432}}, ports, "PostgREST listens on the pod's loopback only")
 
 	api := testkit.EnvOf(testkit.TypedContainer(t, pod, "postgrest"))
 	assert.Equal(t, "postgres://authenticator@127.0.0.1:6432/ecommerce", api["DATABASE_URL"])

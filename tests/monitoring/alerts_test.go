@@ -45,7 +45,7 @@ func s(metric, labels, values string) series {
 }
 
 // alertCases: prod's thresholds (databaseReplicaMaxLagSeconds 30, base backups every 24 h,
-// off-site copies every 60 s, alertConnectionsPercent 80, alertRestarts 3,
+// off-site copies every 60 s, alertConnectionsPercent 80, alertApiErrorPercent 5, alertRestarts 3,
 // alertHpaMaxMinutes 15). promtool's clock starts at 0, so time() at 15m is 900.
 var alertCases = []alertCase{
 	{alert: "DatabaseDown", fire: []series{s("pg_up", `pod="database-0"`, "0x10")}, at: "2m", before: "0m",
@@ -91,6 +91,23 @@ var alertCases = []alertCase{
 	{alert: "OffsiteCopyStale", fire: []series{s("archive_offsite_last_success_timestamp_seconds", `pod="database-archiver-0"`, "0x20")},
 		at: "10m", before: "7m", labels: map[string]string{"pod": "database-archiver-0"},
 		calm: []series{s("archive_offsite_last_success_timestamp_seconds", `pod="database-archiver-0"`, "0+60x20")}},
+	{alert: "ApiCircuitBreakerOpen",
+		fire: []series{s("envoy_cluster_circuit_breakers_default_rq_pending_open", `pod="backend-1",envoy_cluster_name="api"`, "1x10"),
+			s("envoy_cluster_circuit_breakers_default_cx_open", `pod="backend-1",envoy_cluster_name="api"`, "0x10")},
+		at: "3m", before: "1m", labels: map[string]string{"pod": "backend-1"},
+		// The admin cluster's breaker is not the API's.
+		calm: []series{s("envoy_cluster_circuit_breakers_default_rq_pending_open", `pod="backend-1",envoy_cluster_name="api"`, "0x10"),
+			s("envoy_cluster_circuit_breakers_default_cx_open", `pod="backend-1",envoy_cluster_name="api_admin"`, "1x10")}},
+	{alert: "ApiPendingOverflow", fire: []series{s("envoy_cluster_upstream_rq_pending_overflow", `pod="backend-1",envoy_cluster_name="api"`, "0+30x20")},
+		at: "11m", before: "4m", labels: map[string]string{"pod": "backend-1"},
+		calm: []series{s("envoy_cluster_upstream_rq_pending_overflow", `pod="backend-1",envoy_cluster_name="api"`, "7x20")}},
+	// 5 % (alertApiErrorPercent): 6 of 100 requests a second in 5xx fires, 4 does not.
+	{alert: "ApiErrorRatio",
+		fire: []series{s("envoy_http_downstream_rq_xx", `pod="backend-1",envoy_http_conn_manager_prefix="ingress_http",envoy_response_code_class="5"`, "0+360x20"),
+			s("envoy_http_downstream_rq_total", `pod="backend-1",envoy_http_conn_manager_prefix="ingress_http"`, "0+6000x20")},
+		at: "11m", before: "4m", labels: map[string]string{},
+		calm: []series{s("envoy_http_downstream_rq_xx", `pod="backend-1",envoy_http_conn_manager_prefix="ingress_http",envoy_response_code_class="5"`, "0+240x20"),
+			s("envoy_http_downstream_rq_total", `pod="backend-1",envoy_http_conn_manager_prefix="ingress_http"`, "0+6000x20")}},
 	{alert: "NginxDown", fire: []series{s("nginx_up", `pod="frontend-blue-5d9c-abcde"`, "0x10")},
 		at: "3m", before: "1m", labels: map[string]string{"pod": "frontend-blue-5d9c-abcde"},
 		calm: []series{s("nginx_up", `pod="frontend-blue-5d9c-abcde"`, "1x10")}},

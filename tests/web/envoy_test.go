@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -33,8 +34,10 @@ func TestEnvoyConfigIsAValidBootstrap(t *testing.T) {
 			assert.Equal(t, "127.0.0.1", admin.GetAddress(), "the admin interface is localhost-only")
 
 			listeners := bootstrap.GetStaticResources().GetListeners()
-			require.Len(t, listeners, 1)
+			require.Len(t, listeners, 2, "the API and the statistics")
 			assert.Equal(t, uint32(components.BackendPort), listeners[0].GetAddress().GetSocketAddress().GetPortValue())
+			envoyMetricsListener(t, listeners[1], bootstrap.GetAdmin().GetAddress().GetSocketAddress().GetPortValue(),
+				bootstrap.GetStaticResources().GetClusters())
 			var hcm hcmv3.HttpConnectionManager
 			require.NoError(t, listeners[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm))
 			assert.Len(t, hcm.GetAccessLog(), 1, "JSON access log to stdout")
@@ -89,4 +92,32 @@ func TestEnvoyValidationRejectsBrokenConfig(t *testing.T) {
 	err = envoytest.Validate(envoytest.Decode(t, text))
 	require.Error(t, err, "a zero-token bucket is invalid")
 	assert.Contains(t, err.Error(), "MaxTokens")
+}
+
+// envoyMetricsListener: the statistics listener exposes GET /stats/prometheus of the admin
+// server (127.0.0.1) and answers 404 to every other path: the admin server's other
+// endpoints (/quitquitquit, /runtime_modify...) stay unreachable from outside the pod.
+func envoyMetricsListener(t *testing.T, l *listenerv3.Listener, adminPort uint32, clusters []*clusterv3.Cluster) {
+	t.Helper()
+	assert.Equal(t, "metrics", l.GetName())
+	assert.Equal(t, uint32(9902), l.GetAddress().GetSocketAddress().GetPortValue())
+	var hcm hcmv3.HttpConnectionManager
+	require.NoError(t, l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm))
+	routes := hcm.GetRouteConfig().GetVirtualHosts()[0].GetRoutes()
+	require.Len(t, routes, 2)
+	assert.Equal(t, "/stats/prometheus", routes[0].GetMatch().GetPath())
+	require.Len(t, routes[0].GetMatch().GetHeaders(), 1)
+	assert.Equal(t, "GET", routes[0].GetMatch().GetHeaders()[0].GetStringMatch().GetExact(), "read-only")
+	assert.Equal(t, "envoy_admin", routes[0].GetRoute().GetCluster())
+	assert.Equal(t, "/", routes[1].GetMatch().GetPrefix())
+	assert.Equal(t, uint32(404), routes[1].GetDirectResponse().GetStatus(), "everything else: 404")
+	for _, c := range clusters {
+		if c.GetName() == "envoy_admin" {
+			a := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+			assert.Equal(t, "127.0.0.1", a.GetAddress())
+			assert.Equal(t, adminPort, a.GetPortValue(), "the admin server's own port")
+			return
+		}
+	}
+	t.Fatal("no envoy_admin cluster")
 }
