@@ -41,6 +41,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
 		"archive.sh": assets.File("archive.sh"), "offsite-sync.sh": assets.File("offsite-sync.sh"),
 		"recovery-fetch.sh": assets.File("recovery-fetch.sh"), "recovery-bootstrap.sh": assets.File("recovery-bootstrap.sh"),
+		"release-unpaid.sh": assets.ReleaseUnpaidScript(),
 	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta(id.Object("config"), ns, labels),
