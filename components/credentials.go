@@ -24,6 +24,7 @@ type credentialsJob struct {
 	Secret             pulumi.StringInput // database-credentials
 	Config             pulumi.StringInput // database-config, holding credentials-sync.sh
 	Credentials        pulumi.StringOutput
+	OrderMaxOpenUnits  int // shop.order_limits (config orderMaxOpenUnits)
 	DatabasePods       pulumi.StringMap
 }
 
@@ -53,7 +54,8 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 	return newGateJob(ctx, gateJob{
 		JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
 		Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
-		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials},
+		// The order limit is no secret: a change of it runs the Job again too.
+		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials, "settings/order-max-open-units": pulumi.String(strconv.Itoa(j.OrderMaxOpenUnits))},
 		Pod: podOptions{
 			ServiceAccount: j.ServiceAccount,
 			Security:       j.Security,
@@ -86,6 +88,7 @@ func credentialsSyncContainer(j credentialsJob) corev1.ContainerArgs {
 			env("JWT_SECRET_FILE", postgresSecretsDir+"/jwt-secret"),
 			env("REPLICATION_PASSWORD_FILE", postgresSecretsDir+"/replication-password"),
 			env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
+			env("ORDER_MAX_OPEN_UNITS", strconv.Itoa(j.OrderMaxOpenUnits)),
 		},
 		VolumeMounts: corev1.VolumeMountArray{
 			fileMount("config", "/scripts/credentials-sync.sh", "credentials-sync.sh"),

@@ -124,20 +124,26 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	backupPods, credentialsPods := id.WithComponent("backup"), id.WithComponent("credentials")
 	replicaPods, archiverPods := id.WithComponent("replica"), id.WithComponent("archiver")
+	releasePods := id.WithComponent("release-unpaid")
 	labels := id.Labels(versionOf(s.Image))
-	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods, archiverPods}, parent); err != nil {
+	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods, archiverPods, releasePods}, parent); err != nil {
 		return err
 	}
-	if err := newBackup(ctx, backupJob{
+	cron := databaseCronJob{
 		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
 		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, Host: dep.Host, DatabasePods: id.Selector(),
-	}, parent); err != nil {
+	}
+	if err := newBackup(ctx, cron, parent); err != nil {
+		return err
+	}
+	cron.Identity = releasePods
+	if err := newReleaseUnpaid(ctx, cron, parent); err != nil {
 		return err
 	}
 	var err error
 	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
-		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host,
+		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host, OrderMaxOpenUnits: s.OrderMaxOpenUnits,
 		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config,
 		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
 	}, parent, pulumi.DependsOn([]pulumi.Resource{dep.StatefulSet}))

@@ -105,3 +105,29 @@ func pgDumpContainer(s config.Database, host pulumi.StringInput, security PodSec
 		SecurityContext: security.containerSecurityContext(),
 	}
 }
+
+// releaseUnpaidContainer runs release-unpaid.sh (shop.release_unpaid_orders) as the database
+// owner.
+func releaseUnpaidContainer(s config.Database, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:    pulumi.String("release-unpaid"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/release-unpaid.sh")},
+		Env: corev1.EnvVarArray{
+			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
+			env("PGPORT", strconv.Itoa(PostgresPort)),
+			env("PGUSER", s.User),
+			env("PGDATABASE", s.Name),
+			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
+			env("UNPAID_MAX_AGE_MINUTES", strconv.Itoa(s.UnpaidOrderMaxAgeMinutes)),
+		},
+		VolumeMounts: corev1.VolumeMountArray{
+			fileMount("config", "/scripts/release-unpaid.sh", "release-unpaid.sh"),
+			readOnlyMount("secrets", postgresSecretsDir),
+			mount("tmp", "/tmp"),
+		},
+		Resources:                requirements(initResources),
+		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
+		SecurityContext:          security.containerSecurityContext(),
+	}
+}

@@ -43,6 +43,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 		"archive-metrics.sh": assets.File("archive-metrics.sh"), "archive-metrics-nginx.conf": assets.File("archive-metrics-nginx.conf"),
 		"exporter-queries.yaml": assets.File("exporter-queries.yaml"),
 		"recovery-fetch.sh":     assets.File("recovery-fetch.sh"), "recovery-bootstrap.sh": assets.File("recovery-bootstrap.sh"),
+		"release-unpaid.sh": assets.ReleaseUnpaidScript(),
 	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta(id.Object("config"), ns, labels),

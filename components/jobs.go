@@ -53,3 +53,58 @@ func newGateJob(ctx *pulumi.Context, g gateJob, opts ...pulumi.ResourceOption) (
 	}
 	return job, nil
 }
+
+// cronJob is a scheduled Job of the database tier (the nightly backup, the release of unpaid
+// orders): one run at a time (a run still going when the next is due makes it wait), a run
+// missed while the controller was down starts within StartingDeadline seconds, three runs of
+// each outcome are kept for inspection, and its pods may reach one set of pods on one port,
+// nothing else.
+type cronJob struct {
+	JobResource, PolicyResource string // Pulumi names
+	Name                        string // Kubernetes name of the CronJob and its NetworkPolicy
+	Namespace                   pulumi.StringInput
+	Identity                    Identity // of its pods
+	Labels                      pulumi.StringMap
+	Schedule                    string
+	StartingDeadline            int              // seconds
+	Pod                         podOptions       // RestartPolicy is set to OnFailure
+	BackoffLimit, Deadline      int              // retries of a run; seconds a run may take
+	Reaches                     pulumi.StringMap // the pods it may call
+	Port                        int
+}
+
+func newCronJob(ctx *pulumi.Context, c cronJob, opts ...pulumi.ResourceOption) error {
+	c.Pod.RestartPolicy = "OnFailure"
+	if _, err := batchv1.NewCronJob(ctx, c.JobResource, &batchv1.CronJobArgs{
+		Metadata: workloadMeta(c.Name, c.Namespace, c.Labels),
+		Spec: batchv1.CronJobSpecArgs{
+			Schedule: pulumi.String(c.Schedule),
+			// Missed runs never pile up: past the deadline a run waits for the next schedule
+			// (and never counts towards the 100 missed runs after which a CronJob stops).
+			StartingDeadlineSeconds:    pulumi.Int(c.StartingDeadline),
+			ConcurrencyPolicy:          pulumi.String("Forbid"),
+			SuccessfulJobsHistoryLimit: pulumi.Int(3),
+			FailedJobsHistoryLimit:     pulumi.Int(3),
+			JobTemplate: batchv1.JobTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: c.Labels},
+				Spec: batchv1.JobSpecArgs{
+					BackoffLimit:          pulumi.Int(c.BackoffLimit),
+					ActiveDeadlineSeconds: pulumi.Int(c.Deadline),
+					Template: corev1.PodTemplateSpecArgs{
+						Metadata: &metav1.ObjectMetaArgs{Labels: c.Labels},
+						Spec:     c.Pod.spec(),
+					},
+				},
+			},
+		},
+	}, opts...); err != nil {
+		return fmt.Errorf("%s cron job: %w", c.Name, err)
+	}
+	if err := newAllowPolicy(ctx, c.Namespace, allowPolicy{
+		Resource: c.PolicyResource, Name: c.Name, Labels: c.Labels, Pods: c.Identity.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(c.Port, fromPods(c.Reaches))},
+	}, opts...); err != nil {
+		return fmt.Errorf("%s network policy: %w", c.Name, err)
+	}
+	return nil
+}

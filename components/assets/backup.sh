@@ -11,7 +11,7 @@
 #
 # Writes $BACKUP_DIR/<database>-<UTC timestamp>.dump (pg_dump --format=custom) under a
 # temporary name first and renames it once pg_dump has finished and the archive reads back,
-# so a half-written dump never counts as a backup. Then deletes all but the newest
+# so a half-written dump never counts as a backup. The JWT signing key is left out. Then deletes all but the newest
 # BACKUP_KEEP dumps of that database. Logs one line per step; exits non-zero on any failure.
 # Restore with components.RestoreCommand (the README gives it).
 set -eu
@@ -72,7 +72,10 @@ trap 'rm -f -- "$partial"' EXIT
 trap 'exit 1' HUP INT TERM
 
 log "dumping database $PGDATABASE from $PGHOST:$PGPORT as $PGUSER"
-if ! pg_dump --format=custom --no-password --file="$partial"; then
+# The JWT signing key (shop.jwt_keys) stays out of every dump: a backup is no way to the key,
+# and a restore never brings back a key rotated away since. The table itself is dumped
+# (empty): after a restore the database-credentials Job writes the stack's key again.
+if ! pg_dump --format=custom --no-password --exclude-table-data=shop.jwt_keys --file="$partial"; then
     fail "pg_dump of $PGDATABASE failed; no backup written"
 fi
 if ! pg_restore --list "$partial" >/dev/null; then

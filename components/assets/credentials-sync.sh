@@ -11,9 +11,12 @@
 #   REPLICATION_PASSWORD_FILE        the replicator role's password (replicationPassword);
 #                                    an empty file leaves the role alone (no replicas)
 #   TIMEOUT_SECONDS                  how long to wait for the database
+# Optional:
+#   ORDER_MAX_OPEN_UNITS             the stack's orderMaxOpenUnits, written to
+#                                    shop.order_limits (empty: the table is left alone)
 #
-# Sets the password of role authenticator and the signing key in shop.jwt_keys in one
-# transaction, and synchronous_commit = on for authenticator: the API's commits wait for the
+# Sets the password of role authenticator, the signing key in shop.jwt_keys and the order
+# limit in shop.order_limits in one transaction, and synchronous_commit = on for authenticator: the API's commits wait for the
 # quorum of synchronous_standby_names (postgresql.conf; a local flush when it is empty). The values travel in psql's environment (\getenv), never on a command line,
 # and the session keeps them out of the server log.
 set -eu
@@ -38,7 +41,11 @@ REPLICATION_PASSWORD=
 if [ -n "${REPLICATION_PASSWORD_FILE:-}" ] && [ -r "$REPLICATION_PASSWORD_FILE" ]; then
     REPLICATION_PASSWORD=$(cat "$REPLICATION_PASSWORD_FILE")
 fi
-export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET REPLICATION_PASSWORD
+ORDER_MAX_OPEN_UNITS=${ORDER_MAX_OPEN_UNITS:-}
+case "$ORDER_MAX_OPEN_UNITS" in
+    *[!0-9]*) fail "ORDER_MAX_OPEN_UNITS must be a positive integer, got '$ORDER_MAX_OPEN_UNITS'" ;;
+esac
+export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET REPLICATION_PASSWORD ORDER_MAX_OPEN_UNITS
 
 deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
 until pg_isready --username="$PGUSER" --dbname="$PGDATABASE" --timeout=2 >/dev/null 2>&1; do
@@ -86,9 +93,19 @@ ALTER ROLE replicator WITH LOGIN REPLICATION PASSWORD :'rpw';
 -- which PUBLIC may not connect to (03-roles.sh).
 GRANT CONNECT ON DATABASE postgres TO replicator;
 \endif
+-- Also after a restore: backups leave the key out (backup.sh), so the table is empty then.
 INSERT INTO shop.jwt_keys (id, secret) VALUES (true, :'jwt')
     ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()
     WHERE shop.jwt_keys.secret IS DISTINCT FROM EXCLUDED.secret;
+-- A database created before shop.order_limits existed (init scripts run on first start only)
+-- keeps working: the limit is written where the table is.
+\getenv cap ORDER_MAX_OPEN_UNITS
+SELECT :'cap' <> '' AND to_regclass('shop.order_limits') IS NOT NULL AS set_cap \gset
+\if :set_cap
+INSERT INTO shop.order_limits (id, max_open_units) VALUES (true, :'cap')
+    ON CONFLICT (id) DO UPDATE SET max_open_units = EXCLUDED.max_open_units, updated_at = now()
+    WHERE shop.order_limits.max_open_units IS DISTINCT FROM EXCLUDED.max_open_units;
+\endif
 COMMIT;
 EOSQL
-echo "credentials-sync: the authenticator and replicator passwords and the JWT signing key are current"
+echo "credentials-sync: the authenticator and replicator passwords, the JWT signing key and the order limits are current"

@@ -60,3 +60,7 @@ func PostgresHBA() string { return File("pg_hba.conf") }
 // ReplicaBootstrapScript returns replica-bootstrap.sh, the init container of a read replica
 // (see the script's header for its environment).
 func ReplicaBootstrapScript() string { return File("replica-bootstrap.sh") }
+
+// ReleaseUnpaidScript returns release-unpaid.sh, which the release-unpaid CronJob runs in the
+// postgres image: shop.release_unpaid_orders for the stack's unpaidOrderMaxAgeMinutes.
+func ReleaseUnpaidScript() string { return File("release-unpaid.sh") }

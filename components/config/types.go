@@ -37,33 +37,38 @@ type Config struct {
 
 // Database configures the PostgreSQL tier.
 type Database struct {
-	Image                string
-	ExporterImage        string
-	Name                 string
-	User                 string
-	StorageClass         string
-	StorageSize          string
-	PVCRetention         string
-	Protect              bool
-	SeedData             bool
-	MaxConnections       int
-	SharedBuffers        string
-	WorkMem              string
-	EffectiveCacheSize   string
-	LogMinDurationMs     int
-	Resources            Resources
-	NodePort             int
-	BackupSchedule       string
-	BackupKeep           int
-	BackupStorageSize    string
-	BackupStorageClass   string
-	Replicas             int    // streaming read replicas
-	ReplicaMaxLagSeconds int    // a replica further behind is not ready
-	ReplicaWalKeepSize   string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
-	Archive              Archive
-	SyncStandbys         int // quorum commit: ANY n of the replicas and the archiver; 0: asynchronous
-	Offsite              Offsite
-	Recovery             Recovery
+	Image              string
+	ExporterImage      string
+	Name               string
+	User               string
+	StorageClass       string
+	StorageSize        string
+	PVCRetention       string
+	Protect            bool
+	SeedData           bool
+	MaxConnections     int
+	SharedBuffers      string
+	WorkMem            string
+	EffectiveCacheSize string
+	LogMinDurationMs   int
+	Resources          Resources
+	NodePort           int
+	BackupSchedule     string
+	BackupKeep         int
+	BackupStorageSize  string
+	BackupStorageClass string
+	// The order path's bounds: unpaid units per customer (shop.order_limits), and when and
+	// after how long unpaid orders give their units back (the release-unpaid CronJob).
+	OrderMaxOpenUnits        int
+	UnpaidOrderMaxAgeMinutes int
+	ReleaseUnpaidSchedule    string
+	Replicas                 int    // streaming read replicas
+	ReplicaMaxLagSeconds     int    // a replica further behind is not ready
+	ReplicaWalKeepSize       string // max_slot_wal_keep_size: WAL the primary keeps for a lagging replica
+	Archive                  Archive
+	SyncStandbys             int // quorum commit: ANY n of the replicas and the archiver; 0: asynchronous
+	Offsite                  Offsite
+	Recovery                 Recovery
 }
 
 // Archive configures continuous WAL archiving and base backups (the database-archiver pod).

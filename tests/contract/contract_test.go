@@ -69,6 +69,7 @@ func contractStack(t *testing.T, stack string) {
 	t.Run("backend init container completes against the database pod", c.backendPod)
 	t.Run("backup job writes a dump the restore command reads back", c.backupRoundTrip)
 	t.Run("backup job names a wrong password and a missing file", c.backupFailures)
+	t.Run("release-unpaid job releases an order left unpaid", c.releaseUnpaid)
 	t.Run("frontend: nginx and its exporter ready, log bounded, graceful stop", c.frontendPods)
 	t.Run("containers not run here are named with what covers them", c.notRunListing)
 	for _, n := range slices.Sorted(maps.Keys(c.timings)) {
@@ -256,6 +257,30 @@ func (c *contractRun) backupFailures(t *testing.T) {
 	dump = missing.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
 	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
+}
+
+// releaseUnpaid runs the release-unpaid CronJob's pod against the database pod: an order
+// placed two hours ago and never paid is cancelled and its unit is back in stock; the order
+// limit the credentials Job wrote is in the database.
+func (c *contractRun) releaseUnpaid(t *testing.T) {
+	assert.Equal(t, "40", c.psql(t, "SELECT max_open_units FROM shop.order_limits"), "the credentials Job wrote orderMaxOpenUnits")
+	c.psql(t, "INSERT INTO shop.users (email, name, password_hash) VALUES ('unpaid@example.com', 'Unpaid', 'unpaid-password-1')")
+	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('held unpaid', 1, 1)")
+	c.psql(t, `SELECT shop.place_order((SELECT id FROM shop.users WHERE email = 'unpaid@example.com'),
+		jsonb_build_array(jsonb_build_object('product_id', (SELECT id FROM shop.products WHERE name = 'held unpaid'), 'quantity', 1)))`)
+	c.psql(t, "UPDATE shop.orders SET created_at = now() - interval '2 hours'")
+	require.Equal(t, "0", c.psql(t, "SELECT stock FROM shop.products WHERE name = 'held unpaid'"))
+
+	job := c.r.Object(t, testkit.CronJob, "database-release-unpaid")
+	pod := c.cluster.newPod(t, "database-release-unpaid-1", testkit.TypedPod(t, job), nil)
+	run := pod.start(t, "release-unpaid")
+	code := run.wait(2 * time.Minute)
+	require.Zerof(t, code, "release-unpaid exited %d:\n%s", code, run.Output())
+	c.ran.add("release-unpaid")
+	assert.Contains(t, run.Output(), "release-unpaid: released ")
+	assert.Equal(t, "1", c.psql(t, "SELECT stock FROM shop.products WHERE name = 'held unpaid'"), "the unit is back")
+	assert.Equal(t, "cancelled", c.psql(t, `SELECT string_agg(DISTINCT o.status, ',') FROM shop.orders o
+		JOIN shop.users u ON u.id = o.user_id WHERE u.email = 'unpaid@example.com'`))
 }
 
 // frontendPods runs both colors' nginx and exporter, the promotion check for the active color, a bounded log burst and the preStop hook.

@@ -423,9 +423,9 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{
 		// The archiver: a StatefulSet, its headless Service and NetworkPolicy, the off-site Secret.
-		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 10, "ServiceAccount": 4,
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 11, "ServiceAccount": 4,
 		"Secret": 3, "ConfigMap": 8, "StatefulSet": 3, "Deployment": 3, "Service": 9, "PodDisruptionBudget": 5,
-		"PersistentVolumeClaim": 1, "CronJob": 1, "Job": 2, "HorizontalPodAutoscaler": 1,
+		"PersistentVolumeClaim": 1, "CronJob": 2, "Job": 2, "HorizontalPodAutoscaler": 1,
 	}, kinds)
 }
 

@@ -224,11 +224,14 @@ func ackedBefore(acked map[int64]time.Time, at time.Time) (before, after []int64
 	return before, after
 }
 
-// shopForLoad gives every product ample stock and returns a customer and the products.
+// shopForLoad gives every product ample stock, lifts the cap on a customer's unpaid units
+// (the load is one customer's thousands of orders) and returns a customer and the products.
 func shopForLoad(t *testing.T, s *pgtest.Server) (int64, []int64) {
 	t.Helper()
 	admin := s.Connect(t, pgtest.Database)
 	_, err := admin.Exec(context.Background(), "UPDATE shop.products SET stock = 1000000")
+	require.NoError(t, err)
+	_, err = admin.Exec(context.Background(), "UPDATE shop.order_limits SET max_open_units = 1000000")
 	require.NoError(t, err)
 	var products []int64
 	for _, id := range pgtest.ProductIDs(t, admin) {

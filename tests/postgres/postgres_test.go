@@ -678,8 +678,12 @@ func TestBackupRoundTrip(t *testing.T) {
 		assert.Equal(t, want, rowsOf("restored"), "round %d", round)
 	}
 
-	// The restored database works like the original: grants, login, ordering, identities.
+	// The dump carries no signing key (backup.sh): the credentials Job, run after a restore
+	// (README), writes the stack's key. Then the restored database works like the original:
+	// grants, login, ordering, identities.
 	restored := s.Connect(t, "restored")
+	assert.Equal(t, "0", pgtest.QueryString(t, restored, "SELECT count(*)::text FROM shop.jwt_keys"))
+	s.SyncCredentials(t, "restored", pgtest.AuthenticatorPassword, pgtest.JWTSecret)
 	var products int
 	require.NoError(t, pgtest.AsRole(ctx, restored, "web_anon", "", false, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, "SELECT count(*) FROM api.products").Scan(&products)

@@ -129,16 +129,34 @@ CREATE TABLE shop.products (
 
 -- Orders ------------------------------------------------------------------------------------
 
+-- An order is 'placed' (unpaid: its units are taken from stock) until it is paid, or until
+-- shop.release_unpaid_orders cancels it and puts its units back.
 CREATE TABLE shop.orders (
-    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    user_id    bigint NOT NULL REFERENCES shop.users (id),
-    status     text NOT NULL DEFAULT 'placed'
-               CHECK (status IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled')),
-    total      numeric(12,2) NOT NULL DEFAULT 0 CHECK (total >= 0),
-    created_at timestamptz NOT NULL DEFAULT now()
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id         bigint NOT NULL REFERENCES shop.users (id),
+    status          text NOT NULL DEFAULT 'placed'
+                    CHECK (status IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled')),
+    total           numeric(12,2) NOT NULL DEFAULT 0 CHECK (total >= 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- The client's Idempotency-Key of the request that placed it (NULL without one): a
+    -- repeated request with the same key gets this order back instead of a second one.
+    -- Unique per user (NULLs are distinct: orders without a key never conflict).
+    idempotency_key text CHECK (idempotency_key ~ '^[!-~]{1,255}$'),
+    CONSTRAINT orders_user_idempotency_key UNIQUE (user_id, idempotency_key)
 );
 -- api.orders lists the current user's orders, newest first.
 CREATE INDEX orders_user_id_created_at_idx ON shop.orders (user_id, created_at DESC);
+-- shop.release_unpaid_orders finds the oldest unpaid orders.
+CREATE INDEX orders_placed_created_at_idx ON shop.orders (created_at) WHERE status = 'placed';
+
+-- What one customer may hold unpaid, across all their orders (one row). 40 units until the
+-- database-credentials job (credentials-sync.sh) writes the stack's orderMaxOpenUnits.
+CREATE TABLE shop.order_limits (
+    id             boolean PRIMARY KEY DEFAULT true CHECK (id),
+    max_open_units integer NOT NULL CHECK (max_open_units BETWEEN 20 AND 1000000),
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO shop.order_limits (max_open_units) VALUES (40);
 
 CREATE TABLE shop.order_items (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -161,14 +179,23 @@ CREATE INDEX order_items_product_id_idx ON shop.order_items (product_id);
 -- records the order and its items at the current prices and sets the total. Any error
 -- aborts the whole statement, so nothing changes:
 --   22023 invalid items (not a non-empty array of at most 20 lines, missing fields, quantity
---         not a positive integer of at most 10 per line, more than 20 units in all)
+--         not a positive integer of at most 10 per line, more than 20 units in all), an
+--         invalid idempotency key, or a key already used for an order of other items
 --   P0002 unknown product or user
---   P0001 insufficient stock ("insufficient stock for product ..." names the product)
+--   P0001 insufficient stock ("insufficient stock for product ..." names the product), or
+--         the customer's unpaid units would pass shop.order_limits.max_open_units
+-- p_idempotency_key (NULL: none) is the client's Idempotency-Key: when the user already has
+-- an order with that key, that order is returned and nothing changes (a retried request
+-- never places a second order). Two requests with one key wait for each other (the user's
+-- row lock below), and the unique constraint orders_user_idempotency_key decides if they
+-- ever do not: the loser's INSERT waits for the winner's commit, then returns its order.
+-- The user's row is locked first, so a customer's orders are placed one at a time and two
+-- parallel orders cannot both pass the cap on unpaid units.
 -- Stock is decremented with "UPDATE ... WHERE stock >= quantity": when orders race for the
 -- last items, the row lock makes them wait and re-check, so stock never goes below zero and
 -- only the orders that fit succeed. Rows are locked in product id order, so two orders with
 -- the same products cannot deadlock.
-CREATE FUNCTION shop.place_order(p_user_id bigint, p_items jsonb) RETURNS shop.orders
+CREATE FUNCTION shop.place_order(p_user_id bigint, p_items jsonb, p_idempotency_key text) RETURNS shop.orders
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -180,12 +207,17 @@ DECLARE
     v_price    numeric(10,2);
     v_name     text;
     v_stock    integer;
+    v_units    integer;
+    v_open     bigint;
+    v_cap      integer;
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'an order needs a user' USING ERRCODE = '22023';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM shop.users WHERE id = p_user_id) THEN
-        RAISE EXCEPTION 'unknown user %', p_user_id USING ERRCODE = 'P0002';
+    IF p_idempotency_key IS NOT NULL AND p_idempotency_key !~ '^[!-~]{1,255}$' THEN
+        RAISE EXCEPTION 'Idempotency-Key must be 1 to 255 visible ASCII characters (e.g. a UUID), got % characters',
+            char_length(p_idempotency_key)
+            USING ERRCODE = '22023';
     END IF;
     IF p_items IS NULL OR jsonb_typeof(p_items) <> 'array' OR jsonb_array_length(p_items) = 0 THEN
         RAISE EXCEPTION 'an order needs at least one item'
@@ -193,7 +225,7 @@ BEGIN
                   HINT = 'items: [{"product_id": 1, "quantity": 2}]';
     END IF;
     -- Caps, checked before any work: an order of a million lines fails at once, and one
-    -- customer cannot take the whole catalogue.
+    -- order cannot take the whole catalogue.
     IF jsonb_array_length(p_items) > 20 THEN
         RAISE EXCEPTION 'an order has at most 20 lines, got %', jsonb_array_length(p_items)
             USING ERRCODE = '22023';
@@ -220,12 +252,52 @@ BEGIN
         END IF;
     END LOOP;
 
-    IF (SELECT sum((e ->> 'quantity')::numeric) FROM jsonb_array_elements(p_items) AS e) > 20 THEN
+    v_units := (SELECT sum((e ->> 'quantity')::numeric) FROM jsonb_array_elements(p_items) AS e);
+    IF v_units > 20 THEN
         RAISE EXCEPTION 'an order has at most 20 units in all'
             USING ERRCODE = '22023';
     END IF;
 
-    INSERT INTO shop.orders (user_id) VALUES (p_user_id) RETURNING * INTO v_order;
+    -- One order of a customer at a time (FOR NO KEY UPDATE: other customers' orders, whose
+    -- foreign keys only share-lock their own user's row, never wait for it).
+    PERFORM 1 FROM shop.users WHERE id = p_user_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown user %', p_user_id USING ERRCODE = 'P0002';
+    END IF;
+
+    -- A repeated request: the first order, as long as it asked for the same items.
+    IF p_idempotency_key IS NOT NULL THEN
+        SELECT * INTO v_order FROM shop.orders o
+         WHERE o.user_id = p_user_id AND o.idempotency_key = p_idempotency_key;
+        IF FOUND THEN
+            PERFORM shop.check_same_items(v_order.id, p_items);
+            RETURN v_order;
+        END IF;
+    END IF;
+
+    -- What the customer holds unpaid, this order included, stays under the cap: nobody
+    -- empties the catalogue with many small orders.
+    v_cap := coalesce((SELECT l.max_open_units FROM shop.order_limits l), 40);
+    v_open := (SELECT coalesce(sum(i.quantity), 0)
+                 FROM shop.orders o JOIN shop.order_items i ON i.order_id = o.id
+                WHERE o.user_id = p_user_id AND o.status = 'placed');
+    IF v_open + v_units > v_cap THEN
+        RAISE EXCEPTION 'too many unpaid items: % units of earlier orders are unpaid, and a customer may hold at most % unpaid units',
+            v_open, v_cap
+            USING ERRCODE = 'P0001',
+                  HINT = 'pay for or wait for the release of earlier orders';
+    END IF;
+
+    INSERT INTO shop.orders AS o (user_id, idempotency_key) VALUES (p_user_id, p_idempotency_key)
+        ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
+        RETURNING * INTO v_order;
+    IF NOT FOUND THEN
+        -- Another request with this key committed its order meanwhile: that one counts.
+        SELECT * INTO v_order FROM shop.orders o
+         WHERE o.user_id = p_user_id AND o.idempotency_key = p_idempotency_key;
+        PERFORM shop.check_same_items(v_order.id, p_items);
+        RETURN v_order;
+    END IF;
 
     FOR v_item IN
         SELECT (e ->> 'product_id')::numeric::bigint AS product_id,
@@ -260,6 +332,77 @@ BEGIN
     RETURNING * INTO v_order;
 
     RETURN v_order;
+END
+$$;
+
+-- An order without an idempotency key (the callers that have none).
+CREATE FUNCTION shop.place_order(p_user_id bigint, p_items jsonb) RETURNS shop.orders
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM shop.place_order(p_user_id, p_items, NULL::text)
+$$;
+
+-- A key names one order: a request that reuses it for other items is refused (22023) rather
+-- than answered with an order it did not ask for. Items compare as place_order merges them.
+CREATE FUNCTION shop.check_same_items(p_order_id bigint, p_items jsonb) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (SELECT coalesce(jsonb_agg(jsonb_build_array(i.product_id, i.quantity) ORDER BY i.product_id), '[]')
+          FROM shop.order_items i WHERE i.order_id = p_order_id)
+       IS DISTINCT FROM
+       (SELECT jsonb_agg(jsonb_build_array(r.product_id, r.quantity) ORDER BY r.product_id)
+          FROM (SELECT (e ->> 'product_id')::numeric::bigint AS product_id, sum((e ->> 'quantity')::numeric)::integer AS quantity
+                  FROM jsonb_array_elements(p_items) AS e GROUP BY 1) AS r) THEN
+        RAISE EXCEPTION 'this Idempotency-Key was already used for order % with other items', p_order_id
+            USING ERRCODE = '22023',
+                  HINT = 'send a new key for a new order';
+    END IF;
+END
+$$;
+
+-- release_unpaid_orders ---------------------------------------------------------------------
+
+-- Cancels the orders left unpaid (status 'placed') for longer than p_older_than and puts
+-- their units back in stock; returns how many it cancelled. The database-release-unpaid
+-- CronJob runs it (release-unpaid.sh, config unpaidOrderMaxAgeMinutes and
+-- releaseUnpaidSchedule). Safe beside place_order and itself: the orders are taken with
+-- FOR UPDATE SKIP LOCKED (an order another run is releasing is skipped, a concurrent payment
+-- that committed first keeps its order: the status is checked again under the lock), and the
+-- products are locked in id order, as place_order locks them, so the two cannot deadlock.
+CREATE FUNCTION shop.release_unpaid_orders(p_older_than interval) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '1 minute' THEN
+        RAISE EXCEPTION 'release_unpaid_orders: the age must be at least 1 minute, got %', p_older_than
+            USING ERRCODE = '22023';
+    END IF;
+    SELECT coalesce(array_agg(o.id), '{}') INTO v_ids
+      FROM (SELECT id FROM shop.orders
+             WHERE status = 'placed' AND created_at < now() - p_older_than
+             ORDER BY id
+             FOR UPDATE SKIP LOCKED) AS o;
+    IF cardinality(v_ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM 1 FROM shop.products p
+     WHERE p.id IN (SELECT i.product_id FROM shop.order_items i WHERE i.order_id = ANY (v_ids))
+     ORDER BY p.id
+       FOR NO KEY UPDATE;
+    UPDATE shop.products p
+       SET stock = p.stock + r.quantity
+      FROM (SELECT i.product_id, sum(i.quantity) AS quantity
+              FROM shop.order_items i WHERE i.order_id = ANY (v_ids)
+             GROUP BY i.product_id) AS r
+     WHERE p.id = r.product_id;
+    UPDATE shop.orders SET status = 'cancelled' WHERE id = ANY (v_ids);
+    RETURN cardinality(v_ids);
 END
 $$;
 

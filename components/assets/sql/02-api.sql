@@ -82,13 +82,17 @@ COMMENT ON VIEW api.orders IS 'The orders of the logged-in user, with their item
 
 -- Anonymous visitors get the catalogue figures only: users, orders, revenue and items sold
 -- are NULL without a signed-in user, so nobody outside can follow the shop's orders one by
--- one (each order would move them).
+-- one (each order would move them). Cancelled orders (released unpaid) count for nothing, so
+-- orders nobody pays never inflate the figures.
 CREATE VIEW api.stats AS
     SELECT CASE WHEN signed_in THEN (SELECT count(*) FROM shop.users) END                                AS users,
            (SELECT count(*) FROM shop.products)                                                         AS products,
-           CASE WHEN signed_in THEN (SELECT count(*) FROM shop.orders) END                               AS orders,
-           CASE WHEN signed_in THEN (SELECT coalesce(sum(total), 0)::numeric(14,2) FROM shop.orders) END AS revenue,
-           CASE WHEN signed_in THEN (SELECT coalesce(sum(quantity), 0) FROM shop.order_items) END        AS items_sold,
+           CASE WHEN signed_in THEN (SELECT count(*) FROM shop.orders WHERE status <> 'cancelled') END   AS orders,
+           CASE WHEN signed_in THEN (SELECT coalesce(sum(total), 0)::numeric(14,2) FROM shop.orders
+                                      WHERE status <> 'cancelled') END                                   AS revenue,
+           CASE WHEN signed_in THEN (SELECT coalesce(sum(i.quantity), 0) FROM shop.order_items i
+                                      JOIN shop.orders o ON o.id = i.order_id
+                                     WHERE o.status <> 'cancelled') END                                  AS items_sold,
            (SELECT count(*) FROM shop.products WHERE stock < 5)                                         AS low_stock_products
       FROM (SELECT nullif(nullif(current_setting('request.jwt.claims', true), '')::json ->> 'user_id', '')::bigint IS NOT NULL AS signed_in) AS request;
 COMMENT ON VIEW api.stats IS 'Shop-wide figures for the dashboard (one row); order figures for signed-in users only.';
@@ -98,6 +102,10 @@ COMMENT ON VIEW api.stats IS 'Shop-wide figures for the dashboard (one row); ord
 -- POST /rpc/place_order {"items": [{"product_id": 1, "quantity": 2}]}: places an order for the
 -- logged-in user and returns it as api.orders shows it. Errors are those of shop.place_order,
 -- plus 42501 when the request carries no user.
+-- Idempotent with an Idempotency-Key request header (PostgREST passes the request's headers
+-- as the setting request.headers, names in lower case): a request repeated with the same key
+-- (a client's or a proxy's retry after a lost answer) returns the order the first one placed
+-- instead of placing another. Without the header every request places an order.
 CREATE FUNCTION api.place_order(items jsonb) RETURNS json
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -105,13 +113,14 @@ CREATE FUNCTION api.place_order(items jsonb) RETURNS json
 AS $$
 DECLARE
     v_user_id bigint := shop.jwt_user_id();
+    v_key     text := nullif(current_setting('request.headers', true), '')::json ->> 'idempotency-key';
     v_order   shop.orders;
     v_result  json;
 BEGIN
     IF v_user_id IS NULL THEN
         RAISE EXCEPTION 'login required to place an order' USING ERRCODE = '42501';
     END IF;
-    v_order := shop.place_order(v_user_id, place_order.items);
+    v_order := shop.place_order(v_user_id, place_order.items, v_key);
     SELECT to_json(o) INTO v_result FROM api.orders o WHERE o.id = v_order.id;
     RETURN v_result;
 END

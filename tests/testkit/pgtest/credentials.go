@@ -33,7 +33,14 @@ func (s *Server) TrySyncCredentials(t testing.TB, db, authenticatorPassword, jwt
 	return s.syncCredentials(t, db, authenticatorPassword, jwtSecret, "")
 }
 
-func (s *Server) syncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string) (string, error) {
+// TrySyncCredentialsEnv runs credentials-sync.sh with extra environment (NAME=value), e.g.
+// the optional ORDER_MAX_OPEN_UNITS the Job sets.
+func (s *Server) TrySyncCredentialsEnv(t testing.TB, db, authenticatorPassword, jwtSecret string, extra ...string) (string, error) {
+	t.Helper()
+	return s.syncCredentials(t, db, authenticatorPassword, jwtSecret, "", extra...)
+}
+
+func (s *Server) syncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string, extra ...string) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{"owner": SuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword}
@@ -43,12 +50,12 @@ func (s *Server) syncCredentials(t testing.TB, db, authenticatorPassword, jwtSec
 	script := filepath.Join(dir, "credentials-sync.sh")
 	require.NoError(t, os.WriteFile(script, []byte(assets.CredentialsSyncScript()), 0o600))
 	cmd := exec.Command("sh", script)
-	cmd.Env = s.ClientEnv(db,
+	cmd.Env = append(s.ClientEnv(db,
 		"PGPASSWORD_FILE="+filepath.Join(dir, "owner"),
 		"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"),
 		"JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
 		"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"),
-		"TIMEOUT_SECONDS=10")
+		"TIMEOUT_SECONDS=10"), extra...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

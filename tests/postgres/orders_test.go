@@ -1,0 +1,151 @@
+package postgres
+
+// Engine tests of the order path's bounds (issue 18, finding 2): the cap on a customer's
+// unpaid units as credentials-sync.sh sets it, and shop.release_unpaid_orders beside a load
+// of orders, on PostgreSQL 15 with the deployed SQL.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"ecommerce-platform/tests/testkit/pgtest"
+)
+
+// The stack's orderMaxOpenUnits reaches shop.order_limits through the credentials Job's
+// script, and place_order holds a customer to it; a value outside the key's range is refused.
+func TestOrderCapFromCredentialsJob(t *testing.T) {
+	s, conn := pgtest.Seeded(t)
+	ctx := context.Background()
+	assert.Equal(t, "40", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"), "the default before the Job runs")
+
+	out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=25")
+	require.NoError(t, err, out)
+	assert.Equal(t, "25", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"))
+	p := pgtest.ProductIDs(t, conn)
+	demo := pgtest.UserIDs(t, conn)["demo@example.com"]
+	_, err = conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 10}, [2]int64{p["Espresso Mug"], 10}))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 6}))
+	pgtest.RequireError(t, err, "P0001", "too many unpaid items: 20 units of earlier orders are unpaid, and a customer may hold at most 25 unpaid units")
+	_, err = conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 5}))
+	require.NoError(t, err, "25 units is the cap itself")
+	// Paid orders do not count.
+	_, err = conn.Exec(ctx, "UPDATE shop.orders SET status = 'paid'")
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 10}))
+	require.NoError(t, err)
+
+	for _, bad := range []string{"12x", "-1"} {
+		out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS="+bad)
+		require.Error(t, err, bad)
+		assert.Contains(t, out, "ORDER_MAX_OPEN_UNITS must be a positive integer")
+	}
+	out, err = s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=5")
+	require.Error(t, err, "below one full order: the table's check refuses it")
+	assert.Contains(t, out, "order_limits_max_open_units_check")
+	assert.Equal(t, "25", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"), "nothing changed")
+
+	// A database created before the table existed: the Job still sets the credentials.
+	_, err = conn.Exec(ctx, "DROP TABLE shop.order_limits")
+	require.NoError(t, err)
+	out, err = s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=25")
+	require.NoError(t, err, out)
+}
+
+// shop.release_unpaid_orders runs beside a load of orders on the same products (and beside
+// itself): no deadlock, no error, every old unpaid order released exactly once, and for every
+// product the stock plus the units of the orders not cancelled is what it started with.
+func TestReleaseUnpaidBesidePlaceOrder(t *testing.T) {
+	s, admin := pgtest.Seeded(t)
+	ctx := context.Background()
+	_, err := admin.Exec(ctx, "UPDATE shop.products SET stock = 100000; UPDATE shop.order_limits SET max_open_units = 1000000")
+	require.NoError(t, err)
+	initial := pgtest.Snapshot(t, admin).Stock
+	var products []int64
+	for _, id := range pgtest.ProductIDs(t, admin) {
+		products = append(products, id)
+	}
+	users := pgtest.UserIDs(t, admin)
+	var buyers []int64
+	for _, id := range users {
+		buyers = append(buyers, id)
+	}
+	randomItems := func(r *rand.Rand) string {
+		var lines [][2]int64
+		for range 1 + r.IntN(4) {
+			lines = append(lines, [2]int64{products[r.IntN(len(products))], int64(1 + r.IntN(5))})
+		}
+		return pgtest.Items(lines...)
+	}
+	// 300 old unpaid orders, and 20 paid ones as old, which stay.
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 320 {
+		_, err := admin.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", buyers[i%len(buyers)], randomItems(r))
+		require.NoError(t, err)
+	}
+	_, err = admin.Exec(ctx, `UPDATE shop.orders SET created_at = now() - interval '2 hours';
+		UPDATE shop.orders SET status = 'paid' WHERE id IN (SELECT id FROM shop.orders ORDER BY id LIMIT 20)`)
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	released := make(chan int, 3)
+	for c := range 6 {
+		conn := s.Connect(t, pgtest.Database)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(c), 7))
+			for range 60 {
+				if err := pgtest.AsRole(ctx, conn, "web_user", pgtest.Claims(buyers[c%len(buyers)]), true, func(tx pgx.Tx) error {
+					_, err := tx.Exec(ctx, "SELECT api.place_order($1::text::jsonb)", randomItems(r))
+					return err
+				}); err != nil {
+					errs <- fmt.Errorf("order: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	for range 3 {
+		conn := s.Connect(t, pgtest.Database)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT shop.release_unpaid_orders(interval '1 hour')").Scan(&n); err != nil {
+				errs <- fmt.Errorf("release: %w", err)
+				return
+			}
+			released <- n
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(released)
+	for err := range errs {
+		t.Error(err) // a deadlock (40P01) or anything else
+	}
+	total := 0
+	for n := range released {
+		total += n
+	}
+	assert.Equal(t, 300, total, "every old unpaid order released exactly once")
+	assert.Equal(t, "cancelled:300|paid:20|placed:360", pgtest.QueryString(t, admin,
+		"SELECT string_agg(status || ':' || n, '|' ORDER BY status) FROM (SELECT status, count(*) AS n FROM shop.orders GROUP BY status) AS s"))
+	assert.Equal(t, "", pgtest.QueryString(t, admin, `
+		SELECT coalesce(string_agg(p.name, ','), '') FROM shop.products p
+		 WHERE p.stock + coalesce((SELECT sum(i.quantity) FROM shop.order_items i JOIN shop.orders o ON o.id = i.order_id
+		                            WHERE i.product_id = p.id AND o.status <> 'cancelled'), 0)
+		       <> ($1::jsonb ->> p.name)::bigint`, initial), "stock plus units held is what each product started with")
+	// The age is checked: releasing everything at once is refused.
+	_, err = admin.Exec(ctx, "SELECT shop.release_unpaid_orders(interval '0')")
+	pgtest.RequireError(t, err, "22023", "the age must be at least 1 minute")
+}
