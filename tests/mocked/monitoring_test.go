@@ -94,7 +94,7 @@ func TestMonitorPodMonitorsSelectTheExporters(t *testing.T) {
 // namespace, with thresholds from its config.
 func TestAlertSetPerStack(t *testing.T) {
 	base := []string{"ApiCircuitBreakerOpen", "ApiErrorRatio", "ApiPendingOverflow",
-		"BackupJobFailed", "DatabaseConnectionsNearLimit", "DatabaseDown", "MetricsTargetDown", "NginxDown", "PodRestarting"}
+		"DatabaseCronJobFailed", "DatabaseConnectionsNearLimit", "DatabaseDown", "MetricsTargetDown", "NginxDown", "PodRestarting"}
 	archive := []string{"ArchiveLagging", "ArchiverMetricsStale", "ArchiverNotStreaming", "BaseBackupTooOld"}
 	replicas := []string{"DatabaseReplicaLagging", "DatabaseReplicaNotStreaming"}
 	for _, tc := range []struct {
