@@ -13,6 +13,8 @@
 #   s3        -> .tools/bin/weed (SeaweedFS: the real S3 server of the off-site tests) (tools/s3)
 #   monitoring -> .tools/bin/{promtool,postgres_exporter} (tools/monitoring): the alert rules'
 #                unit tests, and the exporter version the stack pins, scraped by the tests
+#   crdgen    -> .tools/bin/controller-gen (tools/crdgen): the Prometheus Operator's CRDs,
+#                generated from its API types, for the integration test
 #
 # Built binaries are kept in a cache outside the repository, keyed on a hash of
 # the tool module's go.mod + go.sum (+ main.go) and the Go version, so a fresh
@@ -38,6 +40,7 @@ KUBESCORE_VERSION="v1.20.0"
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 PROMETHEUS_VERSION="v0.316.0"      # promtool of Prometheus 3.16
 POSTGRES_EXPORTER_VERSION="v0.17.1" # as databaseExporterImage pins
+CONTROLLER_TOOLS_VERSION="v0.23.0"
 K8S_VERSION="v1.37.2"
 # Bump to force a rebuild of every tool when the recipe below changes.
 RECIPE=1
@@ -54,7 +57,8 @@ binaries() {
     kubescore) echo "kube-score" ;;
     s3) echo "weed" ;;
     monitoring) echo "promtool postgres_exporter" ;;
-    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3 or monitoring)" >&2; return 1 ;;
+    crdgen) echo "controller-gen" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3, monitoring or crdgen)" >&2; return 1 ;;
   esac
 }
 
@@ -65,7 +69,8 @@ label() {
     cluster) echo "cluster tools: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cold 13-23 min)" ;;
     kubescore) echo "kube-score (cold 1-2 min)" ;;
     s3) echo "SeaweedFS S3 server (cold about 10 min)" ;;
-    monitoring) echo "promtool and postgres_exporter (cold about 10 min)" ;;
+    monitoring) echo "promtool and postgres_exporter (cold 20 min)" ;;
+    crdgen) echo "controller-gen (cold about 1 min)" ;;
   esac
 }
 
@@ -80,6 +85,7 @@ tool_hash() {
       kubescore) echo "recipe=$RECIPE version=$KUBESCORE_VERSION" ;;
       s3) echo "recipe=$RECIPE version=$SEAWEEDFS_VERSION" ;;
       monitoring) echo "recipe=$RECIPE prometheus=$PROMETHEUS_VERSION postgres_exporter=$POSTGRES_EXPORTER_VERSION" ;;
+      crdgen) echo "recipe=$RECIPE version=$CONTROLLER_TOOLS_VERSION" ;;
     esac
     go env GOVERSION GOOS GOARCH
     cat "$dir/go.mod" "$dir/go.sum"
@@ -150,6 +156,11 @@ build_monitoring() {
       github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter)
 }
 
+build_crdgen() {
+  local out="$1"
+  (cd "$ROOT/tools/crdgen" && gobuild "$out" tool)
+}
+
 # Make sure the cache holds a complete build for $1 and link it into .tools/bin.
 ensure() {
   local tool="$1" bins hash entry stamp b ok=1
@@ -196,7 +207,7 @@ ensure() {
 
 main() {
   local tools=("$@") tool
-  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring); fi
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring crdgen); fi
   for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
 
   command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -343,7 +344,13 @@ func (it *integration) prodUp(t *testing.T) {
 	}
 	require.NoError(t, prod.SetSecret(it.ctx, "offsiteAccessKeyId", "integration-key-id"))
 	require.NoError(t, prod.SetSecret(it.ctx, "offsiteSecretAccessKey", "integration-secret-key"))
+	// Prod as a kube-prometheus-stack cluster runs it: the operator's CRDs are installed and
+	// the stack registers its PodMonitors, PrometheusRule and dashboard, which the API
+	// server validates against the CRDs' schemas.
+	it.installOperatorCRDs(t)
+	require.NoError(t, prod.SetConfig(it.ctx, "monitoring", "prometheus-operator"))
 	_, outputs := it.upTimed(t, prod, "prod up")
+	it.assertMonitoringObjects(t, prodNS)
 	// The archiver runs with a claim of its own, on the prod class.
 	var archiver appsv1.StatefulSet
 	it.k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-archiver", &archiver)
@@ -608,4 +615,81 @@ func (it *integration) recoveryUp(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, stack.Destroy(it.ctx))
 	timing(t, "recovery stack destroy", start)
+}
+
+// installOperatorCRDs generates the Prometheus Operator's CRDs from its own API types (the
+// module the program builds its objects with; controller-gen, as the operator's project
+// does) and applies them to the cluster.
+func (it *integration) installOperatorCRDs(t *testing.T) {
+	dir := t.TempDir()
+	gen := exec.Command(filepath.Join(it.tools, "bin", "controller-gen"), "crd:crdVersions=v1",
+		"paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1", "output:crd:dir="+dir)
+	gen.Dir = testkit.ProjectFile(t, ".")
+	out, err := gen.CombinedOutput()
+	require.NoError(t, err, "controller-gen: %s", out)
+	kubectl := filepath.Join(it.tools, "bin", "kubectl")
+	for _, crd := range []string{"podmonitors", "prometheusrules"} {
+		file := filepath.Join(dir, "monitoring.coreos.com_"+crd+".yaml")
+		out, err := exec.Command(kubectl, "--kubeconfig", it.kubeconfig, "apply", "--server-side", "-f", file).CombinedOutput()
+		require.NoError(t, err, "kubectl apply %s: %s", file, out)
+		out, err = exec.Command(kubectl, "--kubeconfig", it.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+			"crd/"+crd+".monitoring.coreos.com").CombinedOutput()
+		require.NoError(t, err, "CRD %s not established: %s", crd, out)
+	}
+}
+
+// assertMonitoringObjects: the stack's PodMonitors and PrometheusRule are in the cluster as
+// the API server accepted them, and the dashboard's ConfigMap carries Grafana's label.
+func (it *integration) assertMonitoringObjects(t *testing.T, ns string) {
+	var monitors struct {
+		Items []struct {
+			Metadata struct {
+				Name   string            `json:"name"`
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+			Spec struct {
+				Endpoints []struct {
+					Port string `json:"port"`
+				} `json:"podMetricsEndpoints"`
+			} `json:"spec"`
+		} `json:"items"`
+	}
+	it.k.mustGet(t, "/apis/monitoring.coreos.com/v1/namespaces/"+ns+"/podmonitors", &monitors)
+	var names []string
+	for _, m := range monitors.Items {
+		names = append(names, m.Metadata.Name)
+		assert.Equal(t, "kube-prometheus-stack", m.Metadata.Labels["release"], m.Metadata.Name)
+		require.Len(t, m.Spec.Endpoints, 1, m.Metadata.Name)
+		assert.Equal(t, "metrics", m.Spec.Endpoints[0].Port, m.Metadata.Name)
+	}
+	sort.Strings(names)
+	assert.Equal(t, []string{"backend", "database", "database-archiver", "database-replica", "frontend"}, names)
+	var rule struct {
+		Spec struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []struct {
+					Alert string `json:"alert"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"spec"`
+	}
+	it.k.mustGet(t, "/apis/monitoring.coreos.com/v1/namespaces/"+ns+"/prometheusrules/ecommerce-alerts", &rule)
+	var alerts []string
+	for _, g := range rule.Spec.Groups {
+		for _, r := range g.Rules {
+			alerts = append(alerts, r.Alert)
+		}
+	}
+	var want []string
+	for name := range testkit.Alerts(testkit.AlertGroups(t, testkit.OperatorRun(t, "prod", nil))) {
+		want = append(want, name)
+	}
+	sort.Strings(alerts)
+	sort.Strings(want)
+	assert.Equal(t, want, alerts, "every alert of prod, kept by the API server")
+	var dashboard corev1.ConfigMap
+	it.k.mustGet(t, "/api/v1/namespaces/"+ns+"/configmaps/ecommerce-dashboard", &dashboard)
+	assert.Equal(t, "1", dashboard.Labels["grafana_dashboard"])
+	assert.Contains(t, dashboard.Data["ecommerce-platform.json"], `"uid": "ecommerce-`+ns+`"`)
 }
