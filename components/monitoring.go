@@ -28,7 +28,7 @@ type ScrapeTarget struct {
 // MonitoringArgs configure the Prometheus Operator objects of a stack.
 type MonitoringArgs struct {
 	Namespace pulumi.StringInput
-	Labels    pulumi.StringMap
+	Labels    pulumi.StringMap // the standard labels of the monitoring objects
 	Settings  config.Monitoring
 	Targets   []ScrapeTarget
 	Alerts    assets.AlertSettings

@@ -68,7 +68,8 @@ func Program(ctx *pulumi.Context) error {
 
 	if cfg.Monitoring.Mode == config.MonitoringOperator {
 		if _, err := NewMonitoring(ctx, "monitoring", &MonitoringArgs{
-			Namespace: ns, Settings: cfg.Monitoring, Targets: scrapeTargets(cfg, databaseID, backendID, frontendID),
+			Namespace: ns, Labels: Identity{Name: "monitoring", Instance: instance, Component: "monitoring"}.TierLabels(),
+			Settings: cfg.Monitoring, Targets: scrapeTargets(cfg, databaseID, backendID, frontendID),
 			Alerts: alertSettings(cfg, backendID),
 		}); err != nil {
 			return fmt.Errorf("monitoring: %w", err)

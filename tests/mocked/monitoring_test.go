@@ -178,3 +178,17 @@ func TestDashboardPanels(t *testing.T) {
 		assert.NotEqual(t, "ecommerce-dashboard", name, "no dashboard without the operator")
 	}
 }
+
+// The monitoring objects carry the platform's standard labels besides the release label.
+func TestMonitoringObjectsLabelled(t *testing.T) {
+	r := testkit.OperatorRun(t, "dev", nil)
+	for _, typ := range []string{testkit.PodMonitor, testkit.PrometheusRule} {
+		require.NotEmpty(t, r.OfType(typ), typ)
+		for _, rec := range r.OfType(typ) {
+			meta := testkit.DecodeAs[monitoringv1.PodMonitor](t, map[string]any{"metadata": rec.Inputs["metadata"]}).ObjectMeta
+			assert.Equal(t, "monitoring", meta.Labels["app.kubernetes.io/component"], rec.K8sName())
+			assert.Equal(t, "dev", meta.Labels["app.kubernetes.io/instance"], rec.K8sName())
+			assert.Equal(t, "kube-prometheus-stack", meta.Labels["release"], rec.K8sName())
+		}
+	}
+}
