@@ -5,7 +5,7 @@
 #   make test     every test: mocked unit tests, engine tests, browser test, integration
 #   make down     destroy the stack and stop the local cluster
 #
-# Other targets: integration, bench, render STACK=prod, deps, switch COLOR=green,
+# Other targets: integration, bench, bench-durability, bench-orders, render STACK=prod, deps, switch COLOR=green,
 # preview, tools, cluster-up, cluster-down.
 
 SHELL := /bin/bash
@@ -20,7 +20,7 @@ PLATFORM := go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools -kubecon
 
 include make/tools.mk
 
-.PHONY: pulumi-yaml up down preview switch rollback outputs render test test-mocked integration bench bench-durability deps vet kube-score clean-secrets
+.PHONY: pulumi-yaml up down preview switch rollback outputs render test test-mocked integration bench bench-durability bench-orders deps vet kube-score clean-secrets
 
 up: deps tools $(if $(KUBECONFIG),,cluster-up)
 	$(PLATFORM) $(if $(filter dev,$(STACK)),-generate-secrets,) up
@@ -98,6 +98,22 @@ test-mocked:
 # commit, archive lag, recovery of 1 GB plus a minute of WAL.
 bench-durability:
 	ECOMMERCE_DURABILITY_FIGURES=1 go test ./tests/postgres -run TestDurabilityFigures -count=1 -v -timeout 30m | grep -E 'durability figure|^(--- |ok|FAIL)'
+
+# Orders per second of the order path (tests/postgres/bench_orders_test.go): the real pgbench
+# through PgBouncer to PostgreSQL 15, both on the deployed files (fsync on), a generated
+# catalogue; PostgREST's request transaction for POST /rpc/place_order side by side with a
+# hand-written minimal order, random, hot-product and single-client mixes, and GET /products.
+# CLIENTS pgbench clients, DURATION seconds per path and mix; PROFILE=1 adds a
+# pg_stat_statements profile. The last line is the summary.
+CLIENTS ?= 16
+DURATION ?= 20
+PROFILE ?=
+bench-orders: deps
+	@set -o pipefail; ECOMMERCE_BENCH_ORDERS=1 ECOMMERCE_BENCH_CLIENTS=$(CLIENTS) ECOMMERCE_BENCH_SECONDS=$(DURATION) \
+		ECOMMERCE_BENCH_PROFILE=$(PROFILE) go test ./tests/postgres -run '^TestBenchOrders$$' -count=1 -v -timeout 60m > .bench-orders.log 2>&1; \
+		status=$$?; \
+		if [ $$status -ne 0 ]; then tail -80 .bench-orders.log; exit $$status; fi; \
+		sed -n -E '/bench-orders:/,$$p' .bench-orders.log | grep -vE '^(--- |PASS|ok |=== )' | sed -E 's/^ {4}bench_orders_test.go:[0-9]+: //; s/^ {8}//'
 
 bench:
 	go test ./tests/mocked -run '^$$' -bench BenchmarkProgram -benchmem -count=3

@@ -139,6 +139,18 @@ func newBackendSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	return secret.Metadata.Name().Elem(), nil
 }
 
+// PgBouncerPool is the pool part of the deployed pgbouncer.ini (the engine tests and
+// make bench-orders start PgBouncer with it): sizes from the config. A quarter of the pool
+// stays open and warm (min_pool_size; connect_query warms each connection): at the HPA's
+// maximum of 10 pods that is 50 of the database's 100 connections.
+func PgBouncerPool(s config.Backend) assets.PgBouncerSettings {
+	reserve := max(s.PgBouncerPoolSize/4, 1)
+	return assets.PgBouncerSettings{
+		DefaultPoolSize: s.PgBouncerPoolSize, MinPoolSize: reserve, ReservePoolSize: reserve,
+		MaxClientConn: s.PgBouncerMaxClientConn, MaxDBConns: s.PgBouncerPoolSize + reserve,
+	}
+}
+
 // newBackendConfig renders envoy.yaml and pgbouncer.ini into the backend ConfigMap. It
 // returns its name and a hash of its content, which rolls the pods when it changes.
 func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *BackendArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, pulumi.StringOutput, error) {
@@ -155,13 +167,11 @@ func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 		return pulumi.StringOutput{}, pulumi.StringOutput{}, err
 	}
 	pgbouncerIni := args.DatabaseHost.ToStringOutput().ApplyT(func(host string) (string, error) {
-		return assets.RenderPgBouncerIni(assets.PgBouncerSettings{
-			ListenAddr: "127.0.0.1", ListenPort: pgbouncerPort,
-			DatabaseName: args.DatabaseName, DatabaseHost: host, DatabasePort: PostgresPort,
-			AuthFile:        backendSecretsDir + "/userlist.txt",
-			DefaultPoolSize: s.PgBouncerPoolSize, MinPoolSize: 0, ReservePoolSize: max(s.PgBouncerPoolSize/4, 1),
-			MaxClientConn: s.PgBouncerMaxClientConn, MaxDBConns: s.PgBouncerPoolSize + max(s.PgBouncerPoolSize/4, 1),
-		})
+		ini := PgBouncerPool(s)
+		ini.ListenAddr, ini.ListenPort = "127.0.0.1", pgbouncerPort
+		ini.DatabaseName, ini.DatabaseHost, ini.DatabasePort = args.DatabaseName, host, PostgresPort
+		ini.AuthFile = backendSecretsDir + "/userlist.txt"
+		return assets.RenderPgBouncerIni(ini)
 	}).(pulumi.StringOutput)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta(args.Identity.Object("config"), ns, labels),

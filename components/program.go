@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -10,13 +11,23 @@ import (
 )
 
 // Program builds the whole stack from its config: load and validate everything first (so
-// nothing is registered when config is invalid), then the tiers in dependency order, wired
-// through each other's Outputs.
+// nothing is registered when config is invalid), check that the namespace's quota admits the
+// stack at its peak (capacity.go: a rehearsal in memory), then the tiers in dependency order,
+// wired through each other's Outputs.
 func Program(ctx *pulumi.Context) error {
 	cfg, err := config.Load(ctx)
 	if err != nil {
 		return err
 	}
+	if err := checkCapacity(ctx, cfg); err != nil {
+		return err
+	}
+	return build(ctx, cfg)
+}
+
+// build registers the stack of a validated config.
+func build(ctx *pulumi.Context, cfg *config.Config) error {
+	var err error
 	instance := ctx.Stack()
 	security := PodSecurity{RunAsUser: cfg.RunAsUser, RunAsGroup: cfg.RunAsGroup, FSGroup: cfg.FSGroup}
 	databaseID := Identity{Name: "database", Instance: instance, Component: "database"}
@@ -109,4 +120,24 @@ func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
 		Offsite:                 d.Offsite.Enabled, OffsiteMaxAgeSeconds: 3 * d.Offsite.IntervalSeconds,
 		Restarts: m.Restarts, Autoscale: cfg.Backend.Autoscale, HPAName: backend.Object(), HPAMaxMinutes: m.HPAMaxMinutes,
 	}
+}
+
+// checkCapacity rehearses the stack of cfg and refuses it, naming the numbers, when its
+// ResourceQuota cannot admit its own peak.
+func checkCapacity(ctx *pulumi.Context, cfg *config.Config) error {
+	rec := &rehearsal{}
+	if err := pulumi.RunErr(func(mock *pulumi.Context) error { return build(mock, cfg) },
+		pulumi.WithMocks(ctx.Project(), ctx.Stack(), rec)); err != nil {
+		return fmt.Errorf("capacity check (a rehearsal of the stack in memory): %w", err)
+	}
+	problems, _, err := QuotaShortfalls(rec.objects)
+	if err != nil {
+		return fmt.Errorf("capacity check: %w", err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the namespace's ResourceQuota cannot admit this stack at its peak (the backend HPA at its maximum, "+
+			"a surge pod per Deployment during a rollout, every replica, Job and CronJob pod, every claim):\n  %s\n"+
+			"raise the quota keys above (pulumi config set <key> <value>) or lower the maxima", strings.Join(problems, "\n  "))
+	}
+	return nil
 }

@@ -21,7 +21,7 @@ var configKeys = []Key{
 	flag("spreadAcrossNodes", true, "Spread each tier's pods across nodes (topology spread on kubernetes.io/hostname)", func(c *Config) *bool { return &c.SpreadAcrossNodes }),
 	str("quotaRequestsCpu", "8", "ResourceQuota: total CPU requests in the namespace", func(c *Config) *string { return &c.Quota.RequestsCPU }).quantity(),
 	str("quotaRequestsMemory", "16Gi", "ResourceQuota: total memory requests", func(c *Config) *string { return &c.Quota.RequestsMemory }).quantity(),
-	str("quotaLimitsCpu", "28", "ResourceQuota: total CPU limits (prod peak: the backend HPA at its maximum plus a surge pod per Deployment, every replica, Job and CronJob pod: 24.5)", func(c *Config) *string { return &c.Quota.LimitsCPU }).quantity(),
+	str("quotaLimitsCpu", "28", "ResourceQuota: total CPU limits (prod peak: the backend HPA at its maximum plus a surge pod per Deployment, every replica, Job and CronJob pod: 24.6)", func(c *Config) *string { return &c.Quota.LimitsCPU }).quantity(),
 	str("quotaLimitsMemory", "32Gi", "ResourceQuota: total memory limits", func(c *Config) *string { return &c.Quota.LimitsMemory }).quantity(),
 	str("quotaStorage", "200Gi", "ResourceQuota: total storage requested by PVCs", func(c *Config) *string { return &c.Quota.Storage }).quantity(),
 	num("quotaPods", 50, "ResourceQuota: most pods in the namespace", func(c *Config) *int { return &c.Quota.Pods }).between(1, 10000),

@@ -4,129 +4,67 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"ecommerce-platform/components"
 	"ecommerce-platform/tests/testkit"
 )
 
-// peak is what the namespace must admit at once, in ResourceQuota's own resource names.
-type peak map[corev1.ResourceName]*resource.Quantity
-
-func (p peak) add(name corev1.ResourceName, q resource.Quantity, times int) {
-	if p[name] == nil {
-		p[name] = resource.NewQuantity(0, q.Format)
+// objects are a run's registered objects as the program's capacity check reads them.
+func objects(r testkit.Run) []components.KubeObject {
+	out := make([]components.KubeObject, len(r.Resources))
+	for i, res := range r.Resources {
+		out[i] = components.KubeObject{Type: res.Type, Name: res.Name, Inputs: res.Inputs}
 	}
-	for range times {
-		p[name].Add(q)
-	}
-}
-
-// podRequirements is one pod's requests and limits as the scheduler counts them: the app
-// containers plus the native sidecars, or the largest init container (plus the sidecars
-// started before it), whichever is larger.
-func podRequirements(spec corev1.PodSpec) (requests, limits corev1.ResourceList) {
-	requests, limits = corev1.ResourceList{}, corev1.ResourceList{}
-	for _, pick := range []struct {
-		out corev1.ResourceList
-		of  func(corev1.Container) corev1.ResourceList
-	}{
-		{requests, func(c corev1.Container) corev1.ResourceList { return c.Resources.Requests }},
-		{limits, func(c corev1.Container) corev1.ResourceList { return c.Resources.Limits }},
-	} {
-		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-			running, sidecars, initPeak := resource.Quantity{}, resource.Quantity{}, resource.Quantity{}
-			for _, c := range spec.InitContainers {
-				q := pick.of(c)[name]
-				if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-					sidecars.Add(q)
-					continue
-				}
-				during := sidecars.DeepCopy()
-				during.Add(q)
-				if during.Cmp(initPeak) > 0 {
-					initPeak = during
-				}
-			}
-			running.Add(sidecars)
-			for _, c := range spec.Containers {
-				running.Add(pick.of(c)[name])
-			}
-			if initPeak.Cmp(running) > 0 {
-				running = initPeak
-			}
-			pick.out[name] = running
-		}
-	}
-	return requests, limits
-}
-
-// namespacePeak sums every workload at its maximum: HPA max (else replicas) plus one surge pod
-// per Deployment, StatefulSet replicas, one pod per Job and CronJob; and every claim.
-func namespacePeak(t *testing.T, r testkit.Run) peak {
-	hpaMax := map[string]int{}
-	for _, h := range r.OfType(testkit.HorizontalPodAutoscaler) {
-		hpa := testkit.DecodeAs[autoscalingv2.HorizontalPodAutoscaler](t, h.Inputs)
-		hpaMax[hpa.Spec.ScaleTargetRef.Name] = int(hpa.Spec.MaxReplicas)
-	}
-	p := peak{}
-	for _, w := range r.Workloads() {
-		pods := 1
-		switch w.Type {
-		case testkit.Deployment:
-			d := testkit.DecodeAs[appsv1.Deployment](t, w.Inputs)
-			if d.Spec.Replicas != nil { // unset when the HPA owns the count
-				pods = int(*d.Spec.Replicas)
-			}
-			if max, ok := hpaMax[d.Name]; ok {
-				pods = max
-			}
-			pods++ // the surge pod of a rolling update
-		case testkit.StatefulSet:
-			s := testkit.DecodeAs[appsv1.StatefulSet](t, w.Inputs)
-			pods = int(*s.Spec.Replicas)
-			for _, claim := range s.Spec.VolumeClaimTemplates {
-				p.add(corev1.ResourceRequestsStorage, claim.Spec.Resources.Requests[corev1.ResourceStorage], pods)
-			}
-		}
-		requests, limits := podRequirements(testkit.TypedPod(t, w).Spec)
-		p.add(corev1.ResourceRequestsCPU, requests[corev1.ResourceCPU], pods)
-		p.add(corev1.ResourceRequestsMemory, requests[corev1.ResourceMemory], pods)
-		p.add(corev1.ResourceLimitsCPU, limits[corev1.ResourceCPU], pods)
-		p.add(corev1.ResourceLimitsMemory, limits[corev1.ResourceMemory], pods)
-		p.add(corev1.ResourcePods, *resource.NewQuantity(1, resource.DecimalSI), pods)
-	}
-	for _, c := range r.OfType(testkit.PersistentVolumeClaim) {
-		claim := testkit.DecodeAs[corev1.PersistentVolumeClaim](t, c.Inputs)
-		p.add(corev1.ResourceRequestsStorage, claim.Spec.Resources.Requests[corev1.ResourceStorage], 1)
-	}
-	return p
+	return out
 }
 
 // The namespace's ResourceQuota admits every workload at its maximum at once: the HPA at its
 // max, a rollout's surge pod per Deployment, every replica, Job and CronJob pod, every claim.
-// Otherwise the autoscaler stops short of its maximum and a rollout at peak is refused.
+// Otherwise the autoscaler stops short of its maximum and a rollout at peak is refused. The
+// peak is the program's own computation (components.NamespacePeak, which `pulumi up` runs
+// before registering anything), over the objects this run registered.
 func TestQuotaAdmitsThePeak(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
 			r := testkit.MustRun(t, stack, nil)
+			problems, peak, err := components.QuotaShortfalls(objects(r))
+			require.NoError(t, err)
+			assert.Empty(t, problems)
 			quota := testkit.DecodeAs[corev1.ResourceQuota](t, r.OfType("kubernetes:core/v1:ResourceQuota")[0].Inputs)
-			need := namespacePeak(t, r)
-			for name, hard := range quota.Spec.Hard {
-				want := need[name]
-				if want == nil {
-					continue
-				}
-				assert.LessOrEqualf(t, want.Cmp(hard), 0, "%s: the peak needs %s, the quota admits %s", name, want.String(), hard.String())
-			}
 			for _, name := range []corev1.ResourceName{corev1.ResourceRequestsCPU, corev1.ResourceLimitsCPU, corev1.ResourceRequestsMemory,
 				corev1.ResourceLimitsMemory, corev1.ResourcePods, corev1.ResourceRequestsStorage} {
 				hard, ok := quota.Spec.Hard[name]
 				assert.Truef(t, ok, "the quota bounds %s", name)
-				t.Logf("quota %s %s: peak %s of %s", stack, name, need[name], hard.String())
+				t.Logf("quota %s %s: peak %s of %s", stack, name, peak[name], hard.String())
 			}
 		})
 	}
+}
+
+// An independent expectation of prod's peak CPU limits, by hand from the rendered sizes:
+// backend 10 (HPA max) + 1 surge pods of envoy 500m + postgrest 500m + pgbouncer 500m = 16.5;
+// frontend 2 colors x (3 + 1 surge) pods of log-collector, nginx and exporter (100m + 200m +
+// 100m) = 3.2; database and 2 replicas of postgres 1 + exporter 100m = 3.3; the archiver's
+// wal-receiver, base-backup, metrics and offsite-sync 100m + 500m + 100m + 100m = 0.8; the
+// backup CronJob 500m, the release-unpaid CronJob, the credentials and promotion Jobs 100m
+// each: 24.6 in all.
+func TestQuotaPeakOfProd(t *testing.T) {
+	peak, err := components.NamespacePeak(objects(testkit.MustRun(t, "prod", nil)))
+	require.NoError(t, err)
+	assert.Equal(t, 0, peak[corev1.ResourceLimitsCPU].Cmp(resource.MustParse("24600m")), "limits.cpu %s", peak[corev1.ResourceLimitsCPU])
+	assert.Equal(t, int64(27), peak[corev1.ResourcePods].Value(), "pods: 11 + 8 + 3 + 1 + 4")
+}
+
+// `pulumi up` refuses a stack whose quota cannot reach its own HPA maximum, before anything is
+// registered, naming the numbers: here prod with the 16 CPUs of limits it had before.
+func TestQuotaRefusesAnUndersizedStack(t *testing.T) {
+	r := testkit.RunProgram(t, "prod", map[string]string{"quotaLimitsCpu": "16", "quotaPods": "20"})
+	require.Error(t, r.Err)
+	assert.Contains(t, r.Err.Error(), "limits.cpu: the peak needs 24600m, quotaLimitsCpu admits 16")
+	assert.Contains(t, r.Err.Error(), "pods: the peak needs 27, quotaPods admits 20")
+	assert.Empty(t, r.Resources, "nothing is registered")
+	t.Logf("refused: %v", r.Err)
 }

@@ -68,6 +68,8 @@ type Server struct {
 // commit on (Start turns them off for speed). Adjust changes the rendered settings first.
 type Durable struct {
 	Adjust func(*assets.PostgresSettings)
+	NoSeed bool     // the init scripts without the dev seed (a benchmark brings its own data)
+	Args   []string // extra server options after the rendered file (e.g. a profiler's -c shared_preload_libraries=...)
 }
 
 // Start starts an empty PostgreSQL 15 (initdb as POSTGRES_USER, as the image does) with the
@@ -83,7 +85,7 @@ func Start(t testing.TB) *Server {
 func StartDurable(t testing.TB, d Durable) *Server {
 	t.Helper()
 	s := start(t, &d)
-	s.RunInitScripts(t, Database, true)
+	s.RunInitScripts(t, Database, !d.NoSeed)
 	s.SyncCredentials(t, Database, AuthenticatorPassword, JWTSecret)
 	return s
 }
@@ -133,6 +135,8 @@ func start(t testing.TB, durable *Durable) *Server {
 	args := []string{"-D", dataDir, "-c", "config_file=" + s.ConfPath, "-c", "listen_addresses=127.0.0.1"}
 	if durable == nil {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	} else {
+		args = append(args, durable.Args...)
 	}
 	s.Proc = StartProcess(t, "postgres", filepath.Join(dir, "postgres.log"), syscall.SIGINT, postgres, args...)
 	WaitConnect(t, s.Proc, s.ConnString("postgres"))
