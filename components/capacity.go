@@ -223,7 +223,7 @@ type rehearsal struct {
 func (r *rehearsal) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.objects = append(r.objects, KubeObject{Type: args.TypeToken, Name: args.Name, Inputs: kubeInputs(args.Inputs)})
+	r.objects = append(r.objects, KubeObject{Type: args.TypeToken, Name: args.Name, Inputs: PlainInputs(args.Inputs)})
 	return args.Name + "-id", args.Inputs, nil
 }
 
@@ -231,7 +231,10 @@ func (r *rehearsal) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error)
 	return args.Args, nil
 }
 
-func kubeInputs(pm resource.PropertyMap) map[string]any {
+// PlainInputs are a registration's inputs as plain Go values, the way Kubernetes objects
+// decode from JSON: secrets and outputs unwrapped, unknown values nil. The capacity rehearsal
+// reads them, and so does the tests' mock.
+func PlainInputs(pm resource.PropertyMap) map[string]any {
 	out := map[string]any{}
 	for k, v := range pm {
 		out[string(k)] = kubeValue(v)
@@ -246,7 +249,7 @@ func kubeValue(v resource.PropertyValue) any {
 	case v.IsOutput():
 		return kubeValue(v.OutputValue().Element)
 	case v.IsObject():
-		return kubeInputs(v.ObjectValue())
+		return PlainInputs(v.ObjectValue())
 	case v.IsArray():
 		var out []any
 		for _, e := range v.ArrayValue() {

@@ -80,21 +80,28 @@ func postgresExporterContainer(s config.Database, security PodSecurity) corev1.C
 	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort)))
 }
 
+// libpqEnv is how a script of the postgres image reaches the database: host, port, role,
+// database and the file holding the role's password (the scripts read PGPASSWORD_FILE).
+func libpqEnv(host pulumi.StringInput, user, database, passwordFile string) corev1.EnvVarArray {
+	return corev1.EnvVarArray{
+		corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
+		env("PGPORT", strconv.Itoa(PostgresPort)),
+		env("PGUSER", user),
+		env("PGDATABASE", database),
+		env("PGPASSWORD_FILE", postgresSecretsDir+"/"+passwordFile),
+	}
+}
+
 // pgDumpContainer runs backup.sh (pg_dump into the backup claim) as the database owner.
 func pgDumpContainer(s config.Database, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("pg-dump"),
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/backup.sh")},
-		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
-			env("PGPORT", strconv.Itoa(PostgresPort)),
-			env("PGUSER", s.User),
-			env("PGDATABASE", s.Name),
-			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
+		Env: append(libpqEnv(host, s.User, s.Name, "password"),
 			env("BACKUP_DIR", BackupDir),
 			env("BACKUP_KEEP", strconv.Itoa(s.BackupKeep)),
-		},
+		),
 		VolumeMounts: corev1.VolumeMountArray{
 			mount("backups", BackupDir),
 			fileMount("config", "/scripts/backup.sh", "backup.sh"),
@@ -113,14 +120,7 @@ func releaseUnpaidContainer(s config.Database, host pulumi.StringInput, security
 		Name:    pulumi.String("release-unpaid"),
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/release-unpaid.sh")},
-		Env: corev1.EnvVarArray{
-			corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
-			env("PGPORT", strconv.Itoa(PostgresPort)),
-			env("PGUSER", s.User),
-			env("PGDATABASE", s.Name),
-			env("PGPASSWORD_FILE", postgresSecretsDir+"/password"),
-			env("UNPAID_MAX_AGE_MINUTES", strconv.Itoa(s.UnpaidOrderMaxAgeMinutes)),
-		},
+		Env:     append(libpqEnv(host, s.User, s.Name, "password"), env("UNPAID_MAX_AGE_MINUTES", strconv.Itoa(s.UnpaidOrderMaxAgeMinutes))),
 		VolumeMounts: corev1.VolumeMountArray{
 			fileMount("config", "/scripts/release-unpaid.sh", "release-unpaid.sh"),
 			readOnlyMount("secrets", postgresSecretsDir),

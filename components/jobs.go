@@ -45,13 +45,29 @@ func newGateJob(ctx *pulumi.Context, g gateJob, opts ...pulumi.ResourceOption) (
 	if err != nil {
 		return nil, fmt.Errorf("%s job: %w", g.Name, err)
 	}
-	if err := newAllowPolicy(ctx, g.Namespace, allowPolicy{
-		Resource: g.PolicyResource, Name: g.Name, Labels: g.Labels, Pods: g.Identity.Selector(),
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(g.Port, fromPods(g.Reaches))},
-	}, opts...); err != nil {
-		return nil, fmt.Errorf("%s network policy: %w", g.Name, err)
+	if err := newJobPolicy(ctx, g.Namespace, jobPolicy{g.PolicyResource, g.Name, g.Labels, g.Identity, g.Reaches, g.Port}, opts...); err != nil {
+		return nil, err
 	}
 	return job, nil
+}
+
+// jobPolicy lets a job's pods reach one set of pods on one port, and nothing else.
+type jobPolicy struct {
+	Resource, Name string
+	Labels         pulumi.StringMap
+	Identity       Identity // of the job's pods
+	Reaches        pulumi.StringMap
+	Port           int
+}
+
+func newJobPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p jobPolicy, opts ...pulumi.ResourceOption) error {
+	if err := newAllowPolicy(ctx, ns, allowPolicy{
+		Resource: p.Resource, Name: p.Name, Labels: p.Labels, Pods: p.Identity.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(p.Port, fromPods(p.Reaches))},
+	}, opts...); err != nil {
+		return fmt.Errorf("%s network policy: %w", p.Name, err)
+	}
+	return nil
 }
 
 // cronJob is a scheduled Job of the database tier (the nightly backup, the release of unpaid
@@ -100,11 +116,5 @@ func newCronJob(ctx *pulumi.Context, c cronJob, opts ...pulumi.ResourceOption) e
 	}, opts...); err != nil {
 		return fmt.Errorf("%s cron job: %w", c.Name, err)
 	}
-	if err := newAllowPolicy(ctx, c.Namespace, allowPolicy{
-		Resource: c.PolicyResource, Name: c.Name, Labels: c.Labels, Pods: c.Identity.Selector(),
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(c.Port, fromPods(c.Reaches))},
-	}, opts...); err != nil {
-		return fmt.Errorf("%s network policy: %w", c.Name, err)
-	}
-	return nil
+	return newJobPolicy(ctx, c.Namespace, jobPolicy{c.PolicyResource, c.Name, c.Labels, c.Identity, c.Reaches, c.Port}, opts...)
 }

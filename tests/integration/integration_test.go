@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -641,45 +642,22 @@ func (it *integration) installOperatorCRDs(t *testing.T) {
 // assertMonitoringObjects: the stack's PodMonitors and PrometheusRule are in the cluster as
 // the API server accepted them, and the dashboard's ConfigMap carries Grafana's label.
 func (it *integration) assertMonitoringObjects(t *testing.T, ns string) {
-	var monitors struct {
-		Items []struct {
-			Metadata struct {
-				Name   string            `json:"name"`
-				Labels map[string]string `json:"labels"`
-			} `json:"metadata"`
-			Spec struct {
-				Endpoints []struct {
-					Port string `json:"port"`
-				} `json:"podMetricsEndpoints"`
-			} `json:"spec"`
-		} `json:"items"`
-	}
+	var monitors monitoringv1.PodMonitorList
 	it.k.mustGet(t, "/apis/monitoring.coreos.com/v1/namespaces/"+ns+"/podmonitors", &monitors)
 	var names []string
 	for _, m := range monitors.Items {
-		names = append(names, m.Metadata.Name)
-		assert.Equal(t, "kube-prometheus-stack", m.Metadata.Labels["release"], m.Metadata.Name)
-		require.Len(t, m.Spec.Endpoints, 1, m.Metadata.Name)
-		assert.Equal(t, "metrics", m.Spec.Endpoints[0].Port, m.Metadata.Name)
+		names = append(names, m.Name)
+		assert.Equal(t, "kube-prometheus-stack", m.Labels["release"], m.Name)
+		require.Len(t, m.Spec.PodMetricsEndpoints, 1, m.Name)
+		assert.Equal(t, "metrics", *m.Spec.PodMetricsEndpoints[0].Port, m.Name)
 	}
 	sort.Strings(names)
 	assert.Equal(t, []string{"backend", "database", "database-archiver", "database-replica", "frontend"}, names)
-	var rule struct {
-		Spec struct {
-			Groups []struct {
-				Name  string `json:"name"`
-				Rules []struct {
-					Alert string `json:"alert"`
-				} `json:"rules"`
-			} `json:"groups"`
-		} `json:"spec"`
-	}
+	var rule monitoringv1.PrometheusRule
 	it.k.mustGet(t, "/apis/monitoring.coreos.com/v1/namespaces/"+ns+"/prometheusrules/ecommerce-alerts", &rule)
 	var alerts []string
-	for _, g := range rule.Spec.Groups {
-		for _, r := range g.Rules {
-			alerts = append(alerts, r.Alert)
-		}
+	for name := range testkit.Alerts(rule.Spec.Groups) {
+		alerts = append(alerts, name)
 	}
 	var want []string
 	for name := range testkit.Alerts(testkit.AlertGroups(t, testkit.OperatorRun(t, "prod", nil))) {

@@ -44,7 +44,7 @@ type recorder struct {
 
 // NewResource records one registration and echoes its inputs back as its outputs.
 func (m *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	r := Recorded{Type: args.TypeToken, Name: args.Name, Inputs: plainMap(args.Inputs)}
+	r := Recorded{Type: args.TypeToken, Name: args.Name, Inputs: components.PlainInputs(args.Inputs)}
 	if rpc := args.RegisterRPC; rpc != nil {
 		r.Protect = rpc.GetProtect()
 		r.Parent = rpc.GetParent()
@@ -59,35 +59,6 @@ func (m *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 // Call answers the program's invokes (none is expected to matter) with their arguments.
 func (m *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	return args.Args, nil
-}
-
-func plainMap(pm resource.PropertyMap) map[string]any {
-	out := map[string]any{}
-	for k, v := range pm {
-		out[string(k)] = plain(v)
-	}
-	return out
-}
-
-func plain(v resource.PropertyValue) any {
-	switch {
-	case v.IsSecret():
-		return plain(v.SecretValue().Element)
-	case v.IsOutput():
-		return plain(v.OutputValue().Element)
-	case v.IsObject():
-		return plainMap(v.ObjectValue())
-	case v.IsArray():
-		var out []any
-		for _, e := range v.ArrayValue() {
-			out = append(out, plain(e))
-		}
-		return out
-	case v.IsComputed():
-		return "<computed>"
-	default:
-		return v.Mappable()
-	}
 }
 
 // Run is one mocked `pulumi up` of a stack.
