@@ -339,6 +339,34 @@ func printSide(t *testing.T, variant string, clients int, p, base benchRun) floa
 func platform(hot bool) string { return orderPrelude(hot) + postgrest.PlaceOrder().Text }
 func baseline(hot bool) string { return orderPrelude(hot) + baselineOrder }
 
+// The frames alone, to tell PostgREST's share of the gap from the order path's: PostgREST's
+// exact transaction around api.bench_frame (api.place_order's signature and attributes, a
+// body that returns at once), and the baseline's transaction around SELECT 1.
+const benchFrameFunction = `CREATE FUNCTION api.bench_frame(items jsonb) RETURNS json
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan
+AS $$ BEGIN RETURN '{}'::json; END $$;
+GRANT EXECUTE ON FUNCTION api.bench_frame(jsonb) TO web_user`
+
+func postgrestFrame() string {
+	return orderPrelude(false) + strings.Replace(postgrest.PlaceOrder().Text, `"api"."place_order"(`, `"api"."bench_frame"(`, 1)
+}
+func minimalFrame() string { return orderPrelude(false) + "BEGIN;\nSELECT 1;\nCOMMIT;\n" }
+
+// frameCeiling is the ratio a platform whose order work cost exactly the baseline's would
+// reach: per order, the baseline's time plus what PostgREST's frame costs over the minimal
+// one (time per order = 1 / orders per second of the run; at 16 clients on 2 cores, CPU).
+func frameCeiling(base, frame, minimal benchRun) float64 {
+	perOrder := func(r benchRun) float64 { return 1 / r.rate() }
+	return perOrder(base) / (perOrder(base) + perOrder(frame) - perOrder(minimal))
+}
+
+func printFrames(t *testing.T, variant string, clients int, base, frame, minimal benchRun) {
+	t.Logf("bench-orders: %-7s %2d clients  frames alone: PostgREST's %.0f/s (p50 %.2f ms, PostgreSQL CPU %.3f ms), the baseline's %.0f/s (p50 %.2f ms, %.3f ms): "+
+		"PostgREST's frame costs %.3f ms more per order; with the baseline's order work inside it the ratio would be at most %.2f",
+		variant, clients, frame.rate(), frame.pct(50), 1000*frame.DBCPU/float64(frame.Transactions), minimal.rate(), minimal.pct(50),
+		1000*minimal.DBCPU/float64(minimal.Transactions), 1000*(1/frame.rate()-1/minimal.rate()), frameCeiling(base, frame, minimal))
+}
+
 // newBencher runs pgbench against bouncer with the constants of the order scripts.
 func newBencher(t *testing.T, s *pgtest.Server, bouncer *pgtest.PgBouncer, bin string) *pgbencher {
 	ctx := context.Background()
@@ -377,9 +405,9 @@ func benchProfile(t *testing.T, bin string, d time.Duration) string {
 	p := b.run(t, "profile-platform", platform(false), 1, d, nil)
 	base := b.run(t, "profile-baseline", baseline(false), 1, d, nil)
 	var out strings.Builder
-	fmt.Fprintf(&out, "one client, %d platform orders then %d baseline orders; mean ms per call (top level and nested), WAL bytes per call:\n", p.Transactions, base.Transactions)
+	fmt.Fprintf(&out, "one client, %d platform orders then %d baseline orders; mean ms per call (top level and nested) executing and planning, WAL bytes per call:\n", p.Transactions, base.Transactions)
 	rows, err := s.Connect(t, pgtest.Database).Query(context.Background(), `
-		SELECT calls, round(mean_exec_time::numeric, 3), round(mean_plan_time::numeric, 3), round((wal_bytes / greatest(calls, 1))::numeric),
+		SELECT calls, round(mean_exec_time::numeric, 3), round((total_plan_time / calls)::numeric, 3), round((wal_bytes / greatest(calls, 1))::numeric),
 		       left(regexp_replace(query, '\s+', ' ', 'g'), 110)
 		  FROM pg_stat_statements
 		 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls >= $1
@@ -444,6 +472,12 @@ func TestBenchOrders(t *testing.T) {
 	randP, randB := b.side(t, "random", platform(false), baseline(false), clients, d)
 	hotP, hotB := b.side(t, "hot", platform(true), baseline(true), clients, d)
 	oneP, oneB := b.side(t, "single", platform(false), baseline(false), 1, d)
+	s.Exec(t, pgtest.Database, benchFrameFunction)
+	frames := map[int][2]benchRun{}
+	for _, n := range []int{clients, 1} {
+		frames[n] = [2]benchRun{b.run(t, fmt.Sprintf("frame-postgrest-%d", n), postgrestFrame(), n, d/2, nil),
+			b.run(t, fmt.Sprintf("frame-minimal-%d", n), minimalFrame(), n, d/2, nil)}
+	}
 	read := b.run(t, "read", postgrest.GetProducts().Text, clients, d, map[string]string{
 		"role_setting": anonSetting, "role_setting_value": anonValue, "role": "web_anon",
 		"claims": `{"role":"web_anon"}`, "method": "GET", "path": "/products", "headers": postgrest.Headers("GET", "", 0)})
@@ -455,6 +489,8 @@ func TestBenchOrders(t *testing.T) {
 	r := printSide(t, "random", clients, randP, randB)
 	h := printSide(t, "hot", clients, hotP, hotB)
 	one := printSide(t, "single", 1, oneP, oneB)
+	printFrames(t, "random", clients, randB, frames[clients][0], frames[clients][1])
+	printFrames(t, "single", 1, oneB, frames[1][0], frames[1][1])
 	t.Logf("bench-orders: read    %2d clients  GET /products?order=id (%d products as JSON) %7.1f requests/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms; PostgreSQL CPU %.2f ms per request",
 		clients, benchProducts, read.rate(), read.pct(50), read.pct(95), read.pct(99), 1000*read.DBCPU/float64(read.Transactions))
 	t.Logf("bench-orders: random ratio %.2f, hot ratio %.2f, single-client ratio %.2f, first request %.1f ms", r, h, one, firstMs)

@@ -146,8 +146,10 @@ CREATE TABLE shop.orders (
 );
 -- api.orders lists the current user's orders, newest first.
 CREATE INDEX orders_user_id_created_at_idx ON shop.orders (user_id, created_at DESC);
--- shop.release_unpaid_orders finds the oldest unpaid orders.
-CREATE INDEX orders_placed_created_at_idx ON shop.orders (created_at) WHERE status = 'placed';
+-- The unpaid orders only: shop.place_order sums a customer's unpaid units through it (a few
+-- orders, however many the customer has paid), shop.release_unpaid_orders reads it for the
+-- oldest ones.
+CREATE INDEX orders_placed_user_id_idx ON shop.orders (user_id, created_at) WHERE status = 'placed';
 
 -- What one customer may hold unpaid, across all their orders (one row). 40 units until the
 -- database-credentials job (credentials-sync.sh) writes the stack's orderMaxOpenUnits.
@@ -187,33 +189,35 @@ CREATE INDEX order_items_product_id_idx ON shop.order_items (product_id);
 -- p_idempotency_key (NULL: none) is the client's Idempotency-Key: when the user already has
 -- an order with that key, that order is returned and nothing changes (a retried request
 -- never places a second order). Two requests with one key wait for each other (the user's
--- row lock below), and the unique constraint orders_user_idempotency_key decides if they
--- ever do not: the loser's INSERT waits for the winner's commit, then returns its order.
+-- row lock below); the unique constraint orders_user_idempotency_key stays the last word.
 -- The user's row is locked first, so a customer's orders are placed one at a time and two
 -- parallel orders cannot both pass the cap on unpaid units.
--- The products' rows are locked (FOR NO KEY UPDATE) before their stock is checked: when
--- orders race for the last items, the lock makes them wait and then read the stock the
--- winner left, so stock never goes below zero and only the orders that fit succeed. Rows
--- are locked in product id order, so two orders with the same products cannot deadlock.
--- The order is written once, with its total, and its lines in one statement (measured by
--- `make bench-orders`: no update of the just-inserted order, no per-line statements).
+-- Each product's stock is taken by one UPDATE that checks it (stock >= quantity) and locks the
+-- row: when orders race for the last items, the UPDATE waits for the winner, then reads the
+-- stock the winner left, so stock never goes below zero and only the orders that fit succeed.
+-- Products are taken in id order, so two orders with the same products cannot deadlock. The
+-- order is written once, with its total, and its lines in one statement; every statement
+-- keeps its plan for the session (plan_cache_mode): measured by `make bench-orders`, which
+-- README's "Orders per second" explains.
 CREATE FUNCTION shop.place_order(p_user_id bigint, p_items jsonb, p_idempotency_key text) RETURNS shop.orders
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_order    shop.orders;
-    v_elem     jsonb;
-    v_pos      bigint;
-    v_item     record;
-    v_units    integer;
-    v_open     bigint;
-    v_cap      integer;
+    v_order      shop.orders;
+    v_elem       jsonb;
+    v_pos        bigint;
+    v_units      integer;
+    v_open       bigint;
+    v_cap        integer;
     v_ids        bigint[];
     v_quantities integer[];
-    v_prices     numeric(10,2)[];
-    v_total      numeric(12,2);
-    v_updated    integer;
+    v_prices     numeric(10,2)[] := '{}';
+    v_price      numeric(10,2);
+    v_total      numeric(12,2) := 0;
+    v_name       text;
+    v_stock      integer;
 BEGIN
     IF p_user_id IS NULL THEN
         RAISE EXCEPTION 'an order needs a user' USING ERRCODE = '22023';
@@ -256,7 +260,13 @@ BEGIN
         END IF;
     END LOOP;
 
-    v_units := (SELECT sum((e ->> 'quantity')::numeric) FROM jsonb_array_elements(p_items) AS e);
+    -- The order's lines, one per product (repeated products merged), in product id order.
+    SELECT array_agg(i.product_id ORDER BY i.product_id), array_agg(i.quantity ORDER BY i.product_id), sum(i.quantity)
+      INTO v_ids, v_quantities, v_units
+      FROM (SELECT (e ->> 'product_id')::numeric::bigint AS product_id,
+                   sum((e ->> 'quantity')::numeric)::integer AS quantity
+              FROM jsonb_array_elements(p_items) AS e
+             GROUP BY 1) i;
     IF v_units > 20 THEN
         RAISE EXCEPTION 'an order has at most 20 units in all'
             USING ERRCODE = '22023';
@@ -269,7 +279,10 @@ BEGIN
         RAISE EXCEPTION 'unknown user %', p_user_id USING ERRCODE = 'P0002';
     END IF;
 
-    -- A repeated request: the first order, as long as it asked for the same items.
+    -- A repeated request: the first order, as long as it asked for the same items. Under the
+    -- user's row lock a request sees every order committed before it, so the key's unique
+    -- constraint below can only fail for an order written around this function: that request
+    -- then fails (23505) and nothing changes.
     IF p_idempotency_key IS NOT NULL THEN
         SELECT * INTO v_order FROM shop.orders o
          WHERE o.user_id = p_user_id AND o.idempotency_key = p_idempotency_key;
@@ -281,10 +294,11 @@ BEGIN
 
     -- What the customer holds unpaid, this order included, stays under the cap: nobody
     -- empties the catalogue with many small orders.
-    v_cap := coalesce((SELECT l.max_open_units FROM shop.order_limits l), 40);
-    v_open := (SELECT coalesce(sum(i.quantity), 0)
-                 FROM shop.orders o JOIN shop.order_items i ON i.order_id = o.id
-                WHERE o.user_id = p_user_id AND o.status = 'placed');
+    SELECT coalesce((SELECT l.max_open_units FROM shop.order_limits l), 40),
+           (SELECT coalesce(sum(i.quantity), 0)
+              FROM shop.orders o JOIN shop.order_items i ON i.order_id = o.id
+             WHERE o.user_id = p_user_id AND o.status = 'placed')
+      INTO v_cap, v_open;
     IF v_open + v_units > v_cap THEN
         RAISE EXCEPTION 'too many unpaid items: % units of earlier orders are unpaid, and a customer may hold at most % unpaid units',
             v_open, v_cap
@@ -292,62 +306,42 @@ BEGIN
                   HINT = 'pay for or wait for the release of earlier orders';
     END IF;
 
-    -- The order's products, locked in id order (two orders with the same products cannot
-    -- deadlock), their stock checked under the lock and their prices read once: the total
-    -- is known before the order is written, so the order is inserted once with it.
-    SELECT array_agg(i.product_id ORDER BY i.product_id), array_agg(i.quantity ORDER BY i.product_id)
-      INTO v_ids, v_quantities
-      FROM (SELECT (e ->> 'product_id')::numeric::bigint AS product_id,
-                   sum((e ->> 'quantity')::numeric)::integer AS quantity
-              FROM jsonb_array_elements(p_items) AS e
-             GROUP BY 1) i;
-    v_total := 0;
-    v_prices := '{}';
-    FOR v_item IN
-        SELECT l.product_id, l.quantity, p.name, p.price, p.stock, p.id IS NOT NULL AS known
-          FROM unnest(v_ids, v_quantities) AS l(product_id, quantity)
-          LEFT JOIN LATERAL (SELECT pr.id, pr.name, pr.price, pr.stock FROM shop.products pr
-                              WHERE pr.id = l.product_id FOR NO KEY UPDATE) p ON true
-         ORDER BY l.product_id
-    LOOP
-        IF NOT v_item.known THEN
-            RAISE EXCEPTION 'unknown product %', v_item.product_id USING ERRCODE = 'P0002';
+    -- The stock, product by product in id order: checked and taken by one UPDATE, which
+    -- locks the row and returns the price the order is charged.
+    FOR i IN 1 .. cardinality(v_ids) LOOP
+        UPDATE shop.products p SET stock = p.stock - v_quantities[i]
+         WHERE p.id = v_ids[i] AND p.stock >= v_quantities[i]
+        RETURNING p.price INTO v_price;
+        IF NOT FOUND THEN
+            -- Unknown, or short of stock: read (and lock) the row to say which.
+            SELECT p.name, p.stock INTO v_name, v_stock FROM shop.products p WHERE p.id = v_ids[i] FOR NO KEY UPDATE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'unknown product %', v_ids[i] USING ERRCODE = 'P0002';
+            END IF;
+            IF v_stock < v_quantities[i] THEN
+                RAISE EXCEPTION 'insufficient stock for product "%" (id %): requested %, available %',
+                    v_name, v_ids[i], v_quantities[i], v_stock
+                    USING ERRCODE = 'P0001';
+            END IF;
+            -- Restocked between the two statements: the row is locked now.
+            UPDATE shop.products p SET stock = p.stock - v_quantities[i]
+             WHERE p.id = v_ids[i]
+            RETURNING p.price INTO STRICT v_price;
         END IF;
-        IF v_item.stock < v_item.quantity THEN
-            RAISE EXCEPTION 'insufficient stock for product "%" (id %): requested %, available %',
-                v_item.name, v_item.product_id, v_item.quantity, v_item.stock
-                USING ERRCODE = 'P0001';
-        END IF;
-        v_prices := v_prices || v_item.price;
-        v_total := v_total + v_item.price * v_item.quantity;
+        v_prices := v_prices || v_price;
+        v_total := v_total + v_price * v_quantities[i];
     END LOOP;
 
-    INSERT INTO shop.orders AS o (user_id, idempotency_key, total) VALUES (p_user_id, p_idempotency_key, v_total)
-        ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
-        RETURNING * INTO v_order;
-    IF NOT FOUND THEN
-        -- Another request with this key committed its order meanwhile: that one counts (no
-        -- stock has been taken by this one).
-        SELECT * INTO v_order FROM shop.orders o
-         WHERE o.user_id = p_user_id AND o.idempotency_key = p_idempotency_key;
-        PERFORM shop.check_same_items(v_order.id, p_items);
-        RETURN v_order;
-    END IF;
-
-    -- Under the locks taken above the stock cannot have changed; the condition stays as the
-    -- table's last word.
-    UPDATE shop.products p
-       SET stock = p.stock - l.quantity
-      FROM unnest(v_ids, v_quantities) AS l(product_id, quantity)
-     WHERE p.id = l.product_id AND p.stock >= l.quantity;
-    GET DIAGNOSTICS v_updated = ROW_COUNT;
-    IF v_updated <> cardinality(v_ids) THEN
-        RAISE EXCEPTION 'stock changed under the lock (% of % products updated)', v_updated, cardinality(v_ids)
-            USING ERRCODE = 'XX000';
-    END IF;
-    INSERT INTO shop.order_items (order_id, product_id, quantity, unit_price)
-    SELECT v_order.id, l.product_id, l.quantity, l.price
-      FROM unnest(v_ids, v_quantities, v_prices) AS l(product_id, quantity, price);
+    -- The order and its lines, in one statement.
+    WITH o AS (
+        INSERT INTO shop.orders (user_id, idempotency_key, total) VALUES (p_user_id, p_idempotency_key, v_total)
+        RETURNING *
+    ), lines AS (
+        INSERT INTO shop.order_items (order_id, product_id, quantity, unit_price)
+        SELECT o.id, l.product_id, l.quantity, l.price
+          FROM o, unnest(v_ids, v_quantities, v_prices) AS l(product_id, quantity, price)
+    )
+    SELECT * INTO v_order FROM o;
 
     RETURN v_order;
 END
