@@ -207,7 +207,7 @@ AS $$
 DECLARE
     v_order      shop.orders;
     v_elem       jsonb;
-    v_pos        bigint;
+    v_pos        integer;
     v_units      integer;
     v_open       bigint;
     v_cap        integer;
@@ -239,7 +239,10 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
 
-    FOR v_elem, v_pos IN SELECT e, n FROM jsonb_array_elements(p_items) WITH ORDINALITY AS t(e, n) LOOP
+    -- Element by element in PL/pgSQL expressions (no query: the valid order's path runs as
+    -- few statements as it can).
+    FOR v_pos IN 1 .. jsonb_array_length(p_items) LOOP
+        v_elem := p_items -> (v_pos - 1);
         IF jsonb_typeof(v_elem) <> 'object'
            OR jsonb_typeof(v_elem -> 'product_id') IS DISTINCT FROM 'number'
            OR jsonb_typeof(v_elem -> 'quantity') IS DISTINCT FROM 'number' THEN
