@@ -297,9 +297,11 @@ BEGIN
 
     -- What the customer holds unpaid, this order included, stays under the cap: nobody
     -- empties the catalogue with many small orders.
+    -- (Each order's lines are summed by its key: the plan kept for the session never joins
+    -- all lines, however many unpaid orders other customers hold.)
     SELECT coalesce((SELECT l.max_open_units FROM shop.order_limits l), 40),
-           (SELECT coalesce(sum(i.quantity), 0)
-              FROM shop.orders o JOIN shop.order_items i ON i.order_id = o.id
+           (SELECT coalesce(sum((SELECT sum(i.quantity) FROM shop.order_items i WHERE i.order_id = o.id)), 0)
+              FROM shop.orders o
              WHERE o.user_id = p_user_id AND o.status = 'placed')
       INTO v_cap, v_open;
     IF v_open + v_units > v_cap THEN
