@@ -51,23 +51,26 @@ func newBackup(ctx *pulumi.Context, b databaseCronJob, parent pulumi.ResourceOpt
 	}
 
 	return newCronJob(ctx, cronJob{
-		JobResource: name + "-backup", PolicyResource: name + "-backup-netpol", Name: b.Identity.Object("backup"),
-		Namespace: ns, Identity: b.Identity, Labels: labels, Schedule: s.BackupSchedule,
 		// A run missed while the controller was down still starts within the hour.
-		StartingDeadline: 3600, BackoffLimit: 2, Deadline: 3600,
-		Pod: podOptions{
-			ServiceAccount: b.ServiceAccount,
-			Security:       b.Security,
-			Containers:     corev1.ContainerArray{pgDumpContainer(s, b.Host, b.Security)},
-			Volumes: corev1.VolumeArray{
-				corev1.VolumeArgs{Name: pulumi.String("backups"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
-					ClaimName: volume.Metadata.Name().Elem(),
-				}},
-				configMapVolume("config", b.Config),
-				secretVolume("secrets", b.Secret),
-				emptyDir("tmp", "64Mi"),
+		Schedule: s.BackupSchedule, StartingDeadline: 3600,
+		jobRun: jobRun{
+			JobResource: name + "-backup", PolicyResource: name + "-backup-netpol", Name: b.Identity.Object("backup"),
+			Namespace: ns, Identity: b.Identity, Labels: labels,
+			BackoffLimit: 2, Deadline: 3600,
+			Pod: podOptions{
+				ServiceAccount: b.ServiceAccount,
+				Security:       b.Security,
+				Containers:     corev1.ContainerArray{pgDumpContainer(s, b.Host, b.Security)},
+				Volumes: corev1.VolumeArray{
+					corev1.VolumeArgs{Name: pulumi.String("backups"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
+						ClaimName: volume.Metadata.Name().Elem(),
+					}},
+					configMapVolume("config", b.Config),
+					secretVolume("secrets", b.Secret),
+					emptyDir("tmp", "64Mi"),
+				},
 			},
+			Reaches: b.DatabasePods, Port: PostgresPort,
 		},
-		Reaches: b.DatabasePods, Port: PostgresPort,
 	}, parent)
 }

@@ -52,22 +52,24 @@ func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
 func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
 	labels := j.Identity.Labels(versionOf(j.Image))
 	return newGateJob(ctx, gateJob{
-		JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
-		Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
 		// The order limit is no secret: a change of it runs the Job again too.
 		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials, "settings/order-max-open-units": pulumi.String(strconv.Itoa(j.OrderMaxOpenUnits))},
-		Pod: podOptions{
-			ServiceAccount: j.ServiceAccount,
-			Security:       j.Security,
-			Containers:     corev1.ContainerArray{credentialsSyncContainer(j)},
-			Volumes: corev1.VolumeArray{
-				configMapVolume("config", j.Config),
-				secretVolume("secrets", j.Secret),
-				emptyDir("tmp", "16Mi"),
+		jobRun: jobRun{
+			JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
+			Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
+			Pod: podOptions{
+				ServiceAccount: j.ServiceAccount,
+				Security:       j.Security,
+				Containers:     corev1.ContainerArray{credentialsSyncContainer(j)},
+				Volumes: corev1.VolumeArray{
+					configMapVolume("config", j.Config),
+					secretVolume("secrets", j.Secret),
+					emptyDir("tmp", "16Mi"),
+				},
 			},
+			BackoffLimit: 2, Deadline: credentialsSyncTimeoutSeconds + 120,
+			Reaches: j.DatabasePods, Port: PostgresPort,
 		},
-		BackoffLimit: 2, Deadline: credentialsSyncTimeoutSeconds + 120,
-		Reaches: j.DatabasePods, Port: PostgresPort,
 	}, opts...)
 }
 

@@ -10,87 +10,83 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// gateJob is a Job that other resources wait for (the credentials sync, the promotion check):
-// it runs once per set of inputs, which its pod template carries (a change replaces it, so it
-// runs again), a failed run runs again on the next `pulumi up` (pulumi.com/replaceUnready), and
-// its pods may reach one set of pods on one port, nothing else.
-type gateJob struct {
+// jobRun is what a Job and a CronJob's runs share: their names, the pods' identity and
+// template, retries and deadline, and the one set of pods on one port those pods may reach
+// (nothing else).
+type jobRun struct {
 	JobResource, PolicyResource string // Pulumi names
-	Name                        string // Kubernetes name of the Job and its NetworkPolicy
+	Name                        string // Kubernetes name of the Job or CronJob and its NetworkPolicy
 	Namespace                   pulumi.StringInput
 	Identity                    Identity // of its pods
 	Labels                      pulumi.StringMap
-	Inputs                      pulumi.StringMap // pod template annotations: what it runs for
-	Pod                         podOptions       // RestartPolicy is set to Never
-	BackoffLimit, Deadline      int
-	Reaches                     pulumi.StringMap // the pods it may call
-	Port                        int
-}
-
-func newGateJob(ctx *pulumi.Context, g gateJob, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
-	jobMeta := workloadMeta(g.Name, g.Namespace, g.Labels)
-	jobMeta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
-	g.Pod.RestartPolicy = "Never"
-	job, err := batchv1.NewJob(ctx, g.JobResource, &batchv1.JobArgs{
-		Metadata: jobMeta,
-		Spec: batchv1.JobSpecArgs{
-			BackoffLimit:          pulumi.Int(g.BackoffLimit),
-			ActiveDeadlineSeconds: pulumi.Int(g.Deadline),
-			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: g.Labels, Annotations: g.Inputs},
-				Spec:     g.Pod.spec(),
-			},
-		},
-	}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%s job: %w", g.Name, err)
-	}
-	if err := newJobPolicy(ctx, g.Namespace, jobPolicy{g.PolicyResource, g.Name, g.Labels, g.Identity, g.Reaches, g.Port}, opts...); err != nil {
-		return nil, err
-	}
-	return job, nil
-}
-
-// jobPolicy lets a job's pods reach one set of pods on one port, and nothing else.
-type jobPolicy struct {
-	Resource, Name string
-	Labels         pulumi.StringMap
-	Identity       Identity // of the job's pods
-	Reaches        pulumi.StringMap
-	Port           int
-}
-
-func newJobPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p jobPolicy, opts ...pulumi.ResourceOption) error {
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
-		Resource: p.Resource, Name: p.Name, Labels: p.Labels, Pods: p.Identity.Selector(),
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(p.Port, fromPods(p.Reaches))},
-	}, opts...); err != nil {
-		return fmt.Errorf("%s network policy: %w", p.Name, err)
-	}
-	return nil
-}
-
-// cronJob is a scheduled Job of the database tier (the nightly backup, the release of unpaid
-// orders): one run at a time (a run still going when the next is due makes it wait), a run
-// missed while the controller was down starts within StartingDeadline seconds, three runs of
-// each outcome are kept for inspection, and its pods may reach one set of pods on one port,
-// nothing else.
-type cronJob struct {
-	JobResource, PolicyResource string // Pulumi names
-	Name                        string // Kubernetes name of the CronJob and its NetworkPolicy
-	Namespace                   pulumi.StringInput
-	Identity                    Identity // of its pods
-	Labels                      pulumi.StringMap
-	Schedule                    string
-	StartingDeadline            int              // seconds
-	Pod                         podOptions       // RestartPolicy is set to OnFailure
+	Pod                         podOptions
 	BackoffLimit, Deadline      int              // retries of a run; seconds a run may take
 	Reaches                     pulumi.StringMap // the pods it may call
 	Port                        int
 }
 
+// spec is the Job spec of one run, its pods restarting as restartPolicy says and carrying
+// podAnnotations (nil: none).
+func (j jobRun) spec(restartPolicy string, podAnnotations pulumi.StringMap) batchv1.JobSpecArgs {
+	j.Pod.RestartPolicy = restartPolicy
+	podMeta := &metav1.ObjectMetaArgs{Labels: j.Labels}
+	if podAnnotations != nil {
+		podMeta.Annotations = podAnnotations
+	}
+	return batchv1.JobSpecArgs{
+		BackoffLimit:          pulumi.Int(j.BackoffLimit),
+		ActiveDeadlineSeconds: pulumi.Int(j.Deadline),
+		Template:              corev1.PodTemplateSpecArgs{Metadata: podMeta, Spec: j.Pod.spec()},
+	}
+}
+
+// policy lets the run's pods reach Reaches on Port, and nothing else.
+func (j jobRun) policy(ctx *pulumi.Context, opts ...pulumi.ResourceOption) error {
+	if err := newAllowPolicy(ctx, j.Namespace, allowPolicy{
+		Resource: j.PolicyResource, Name: j.Name, Labels: j.Labels, Pods: j.Identity.Selector(),
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(j.Port, fromPods(j.Reaches))},
+	}, opts...); err != nil {
+		return fmt.Errorf("%s network policy: %w", j.Name, err)
+	}
+	return nil
+}
+
+// gateJob is a Job that other resources wait for (the credentials sync, the promotion check):
+// it runs once per set of inputs, which its pod template carries (a change replaces it, so it
+// runs again), and a failed run runs again on the next `pulumi up` (pulumi.com/replaceUnready).
+// Its pods never restart in place.
+type gateJob struct {
+	jobRun
+	Inputs pulumi.StringMap // pod template annotations: what it runs for
+}
+
+func newGateJob(ctx *pulumi.Context, g gateJob, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
+	jobMeta := workloadMeta(g.Name, g.Namespace, g.Labels)
+	jobMeta.Annotations = pulumi.StringMap{"pulumi.com/replaceUnready": pulumi.String("true"), "kube-score/ignore": kubeScoreIgnore["kube-score/ignore"]}
+	job, err := batchv1.NewJob(ctx, g.JobResource, &batchv1.JobArgs{
+		Metadata: jobMeta,
+		Spec:     g.spec("Never", g.Inputs),
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s job: %w", g.Name, err)
+	}
+	if err := g.policy(ctx, opts...); err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+// cronJob is a scheduled Job of the database tier (the nightly backup, the release of unpaid
+// orders): one run at a time (a run still going when the next is due makes it wait), a run
+// missed while the controller was down starts within StartingDeadline seconds, three runs of
+// each outcome are kept for inspection. A failed container restarts in its pod (OnFailure).
+type cronJob struct {
+	jobRun
+	Schedule         string
+	StartingDeadline int // seconds
+}
+
 func newCronJob(ctx *pulumi.Context, c cronJob, opts ...pulumi.ResourceOption) error {
-	c.Pod.RestartPolicy = "OnFailure"
 	if _, err := batchv1.NewCronJob(ctx, c.JobResource, &batchv1.CronJobArgs{
 		Metadata: workloadMeta(c.Name, c.Namespace, c.Labels),
 		Spec: batchv1.CronJobSpecArgs{
@@ -103,18 +99,11 @@ func newCronJob(ctx *pulumi.Context, c cronJob, opts ...pulumi.ResourceOption) e
 			FailedJobsHistoryLimit:     pulumi.Int(3),
 			JobTemplate: batchv1.JobTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: c.Labels},
-				Spec: batchv1.JobSpecArgs{
-					BackoffLimit:          pulumi.Int(c.BackoffLimit),
-					ActiveDeadlineSeconds: pulumi.Int(c.Deadline),
-					Template: corev1.PodTemplateSpecArgs{
-						Metadata: &metav1.ObjectMetaArgs{Labels: c.Labels},
-						Spec:     c.Pod.spec(),
-					},
-				},
+				Spec:     c.spec("OnFailure", nil),
 			},
 		},
 	}, opts...); err != nil {
 		return fmt.Errorf("%s cron job: %w", c.Name, err)
 	}
-	return newJobPolicy(ctx, c.Namespace, jobPolicy{c.PolicyResource, c.Name, c.Labels, c.Identity, c.Reaches, c.Port}, opts...)
+	return c.policy(ctx, opts...)
 }

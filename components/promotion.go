@@ -54,20 +54,22 @@ func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.Res
 		return nil, fmt.Errorf("promotion check script: %w", err)
 	}
 	return newGateJob(ctx, gateJob{
-		JobResource: p.Resource + "-job", PolicyResource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"),
-		Namespace: p.Namespace, Identity: p.Identity, Labels: labels,
 		Inputs: pulumi.StringMap{
 			promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
 			promotionImageKey: pulumi.String(p.Release.Image),
 		},
-		Pod: podOptions{
-			ServiceAccount: sa.Metadata.Name().Elem(),
-			Security:       p.Security,
-			Containers:     corev1.ContainerArray{promotionCheckContainer(p)},
-			Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
+		jobRun: jobRun{
+			JobResource: p.Resource + "-job", PolicyResource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"),
+			Namespace: p.Namespace, Identity: p.Identity, Labels: labels,
+			Pod: podOptions{
+				ServiceAccount: sa.Metadata.Name().Elem(),
+				Security:       p.Security,
+				Containers:     corev1.ContainerArray{promotionCheckContainer(p)},
+				Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
+			},
+			BackoffLimit: 0, Deadline: p.TimeoutSeconds,
+			Reaches: p.ColorPods, Port: FrontendPort,
 		},
-		BackoffLimit: 0, Deadline: p.TimeoutSeconds,
-		Reaches: p.ColorPods, Port: FrontendPort,
 	}, opts...)
 }
 

@@ -11,21 +11,24 @@ import (
 func newReleaseUnpaid(ctx *pulumi.Context, j databaseCronJob, parent pulumi.ResourceOption) error {
 	s := j.Settings
 	return newCronJob(ctx, cronJob{
-		JobResource: j.Resource + "-release-unpaid", PolicyResource: j.Resource + "-release-unpaid-netpol",
-		Name: j.Identity.Object("release-unpaid"), Namespace: j.Namespace, Identity: j.Identity,
-		Labels: j.Identity.Labels(versionOf(s.Image)), Schedule: s.ReleaseUnpaidSchedule,
 		// A run is cheap and the next one is minutes away: a missed run is not worth starting late.
-		StartingDeadline: 120, BackoffLimit: 1, Deadline: 600,
-		Pod: podOptions{
-			ServiceAccount: j.ServiceAccount,
-			Security:       j.Security,
-			Containers:     corev1.ContainerArray{releaseUnpaidContainer(s, j.Host, j.Security)},
-			Volumes: corev1.VolumeArray{
-				configMapVolume("config", j.Config),
-				secretVolume("secrets", j.Secret),
-				emptyDir("tmp", "16Mi"),
+		Schedule: s.ReleaseUnpaidSchedule, StartingDeadline: 120,
+		jobRun: jobRun{
+			JobResource: j.Resource + "-release-unpaid", PolicyResource: j.Resource + "-release-unpaid-netpol",
+			Name: j.Identity.Object("release-unpaid"), Namespace: j.Namespace, Identity: j.Identity,
+			Labels:       j.Identity.Labels(versionOf(s.Image)),
+			BackoffLimit: 1, Deadline: 600,
+			Pod: podOptions{
+				ServiceAccount: j.ServiceAccount,
+				Security:       j.Security,
+				Containers:     corev1.ContainerArray{releaseUnpaidContainer(s, j.Host, j.Security)},
+				Volumes: corev1.VolumeArray{
+					configMapVolume("config", j.Config),
+					secretVolume("secrets", j.Secret),
+					emptyDir("tmp", "16Mi"),
+				},
 			},
+			Reaches: j.DatabasePods, Port: PostgresPort,
 		},
-		Reaches: j.DatabasePods, Port: PostgresPort,
 	}, parent)
 }
