@@ -161,7 +161,7 @@ func TestOrderReadsDoNotGrowWithHistoryOrCatalogue(t *testing.T) {
 	s, admin := pgtest.Seeded(t)
 	ctx := context.Background()
 	users := pgtest.UserIDs(t, admin)
-	demo := pgtest.UserIDs(t, admin)["demo@example.com"]
+	demo := users["demo@example.com"]
 	p := pgtest.ProductIDs(t, admin)
 	items := pgtest.Items([2]int64{p["Espresso Mug"], 1}, [2]int64{p["Paper Filters"], 1})
 	conn := s.Connect(t, pgtest.Database)
@@ -174,18 +174,8 @@ func TestOrderReadsDoNotGrowWithHistoryOrCatalogue(t *testing.T) {
 	}
 
 	rowsRead := func(tx pgx.Tx) map[string]int64 {
-		m := map[string]int64{}
-		rows, err := tx.Query(ctx, `SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+		return pgtest.NumbersByKey(t, tx, `SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
 			FROM pg_stat_xact_user_tables WHERE schemaname = 'shop' AND relname IN ('orders', 'order_items', 'products', 'users')`)
-		require.NoError(t, err)
-		for rows.Next() {
-			var name string
-			var n int64
-			require.NoError(t, rows.Scan(&name, &n))
-			m[name] = n
-		}
-		require.NoError(t, rows.Err())
-		return m
 	}
 	oneOrder := func() map[string]int64 {
 		delta := map[string]int64{}

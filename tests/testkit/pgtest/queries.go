@@ -21,10 +21,16 @@ func QueryString(t testing.TB, conn *pgx.Conn, sql string, args ...any) string {
 	return v
 }
 
-// idsByName maps a key column to the id of each row, e.g. product name -> id.
-func idsByName(t testing.TB, conn *pgx.Conn, sql string) map[string]int64 {
+// Querier is a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// NumbersByKey maps the first column of each row to its second, a whole number: product name
+// -> id, table -> rows read.
+func NumbersByKey(t testing.TB, q Querier, sql string) map[string]int64 {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), sql)
+	rows, err := q.Query(context.Background(), sql)
 	require.NoError(t, err)
 	ids := map[string]int64{}
 	for rows.Next() {
@@ -39,12 +45,12 @@ func idsByName(t testing.TB, conn *pgx.Conn, sql string) map[string]int64 {
 
 // ProductIDs maps each product's name to its id.
 func ProductIDs(t testing.TB, conn *pgx.Conn) map[string]int64 {
-	return idsByName(t, conn, "SELECT name, id FROM shop.products")
+	return NumbersByKey(t, conn, "SELECT name, id FROM shop.products")
 }
 
 // UserIDs maps each user's email to its id.
 func UserIDs(t testing.TB, conn *pgx.Conn) map[string]int64 {
-	return idsByName(t, conn, "SELECT email, id FROM shop.users")
+	return NumbersByKey(t, conn, "SELECT email, id FROM shop.users")
 }
 
 // State is what an order changes: stock per product and the number of orders and items.
