@@ -140,15 +140,23 @@ func (c *contractRun) psql(t *testing.T, sql string) string {
 	return strings.TrimSpace(out)
 }
 
+// runToEnd runs one of pod's containers that is meant to finish (an init container, a Job's)
+// within timeout, requires exit 0 and counts the container as run.
+func (c *contractRun) runToEnd(t *testing.T, pod *sandboxPod, name string, timeout time.Duration) *ctr {
+	t.Helper()
+	run := pod.start(t, name)
+	code := run.wait(timeout)
+	require.Zerof(t, code, "%s in pod %s exited %d:\n%s", name, pod.Name, code, run.Output())
+	c.ran.add(name)
+	return run
+}
+
 // credentialsJob runs the database-credentials Job twice: it sets the API password and the signing key, and is safe to repeat.
 func (c *contractRun) credentialsJob(t *testing.T) {
 	for run := 1; run <= 2; run++ { // and again: it is safe to repeat
 		pod := c.cluster.newPod(t, fmt.Sprintf("database-credentials-%d", run), testkit.TypedPod(t, c.r.Object(t, testkit.Job, "database-credentials")), nil)
-		job := pod.start(t, "credentials-sync")
-		code := job.wait(2 * time.Minute)
-		require.Zerof(t, code, "credentials job exited %d:\n%s", code, job.Output())
+		job := c.runToEnd(t, pod, "credentials-sync", 2*time.Minute)
 		assert.Contains(t, job.Output(), "are current")
-		c.ran.add("credentials-sync")
 	}
 	assert.Equal(t, "1", c.psql(t, "SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testkit.TestSecrets["jwtSecret"]+"'"))
 }
@@ -157,11 +165,8 @@ func (c *contractRun) credentialsJob(t *testing.T) {
 func (c *contractRun) readReplica(t *testing.T) {
 	set := c.r.Object(t, testkit.StatefulSet, "database-replica")
 	pod := c.cluster.newPod(t, "database-replica-0", testkit.TypedPod(t, set), map[string]string{"data": "data-database-replica-0"})
-	boot := pod.start(t, "replica-bootstrap")
-	code := boot.wait(2 * time.Minute)
-	require.Zerof(t, code, "replica-bootstrap exited %d:\n%s", code, boot.Output())
+	boot := c.runToEnd(t, pod, "replica-bootstrap", 2*time.Minute)
 	assert.Contains(t, boot.Output(), "copying the primary")
-	c.ran.add("replica-bootstrap")
 	replica := pod.start(t, "postgres")
 	c.timings["replica postgres"] = replica.awaitStarted(t)
 	replica.requireReadyAndLive(t)
@@ -178,9 +183,7 @@ func (c *contractRun) readReplica(t *testing.T) {
 
 	// The pod restarts: its init container runs again on the data it left, asks the primary
 	// (the slot is there and in use) and resumes instead of copying.
-	again := pod.start(t, "replica-bootstrap")
-	code = again.wait(time.Minute)
-	require.Zerof(t, code, "replica-bootstrap on existing data exited %d:\n%s", code, again.Output())
+	again := c.runToEnd(t, pod, "replica-bootstrap", time.Minute)
 	assert.Contains(t, again.Output(), "holds a database; resuming from slot database_replica_0 (reserved)")
 }
 
@@ -188,12 +191,9 @@ func (c *contractRun) readReplica(t *testing.T) {
 func (c *contractRun) backendPod(t *testing.T) {
 	backend := c.cluster.newPod(t, "backend-0", testkit.TypedPod(t, c.r.Object(t, testkit.Deployment, "backend")), nil)
 	start := time.Now()
-	wait := backend.start(t, "wait-for-database")
-	code := wait.wait(2 * time.Minute)
-	require.Zerof(t, code, "wait-for-database exited %d:\n%s", code, wait.Output())
+	wait := c.runToEnd(t, backend, "wait-for-database", 2*time.Minute)
 	assert.Contains(t, wait.Output(), "accepts connections")
 	c.timings["wait-for-database"] = time.Since(start)
-	c.ran.add("wait-for-database")
 
 	pool := backend.start(t, "pgbouncer")
 	c.timings["pgbouncer"] = pool.awaitStarted(t)
@@ -224,10 +224,7 @@ func (c *contractRun) backendPod(t *testing.T) {
 func (c *contractRun) backupRoundTrip(t *testing.T) {
 	job := c.r.Object(t, testkit.CronJob, "database-backup")
 	backupPod := c.cluster.newPod(t, "database-backup-1", testkit.TypedPod(t, job), nil)
-	dump := backupPod.start(t, "pg-dump")
-	code := dump.wait(2 * time.Minute)
-	require.Zerof(t, code, "backup job exited %d:\n%s", code, dump.Output())
-	c.ran.add("pg-dump")
+	dump := c.runToEnd(t, backupPod, "pg-dump", 2*time.Minute)
 	claim := backupPod.volumes["backups"]
 	dumps, err := filepath.Glob(filepath.Join(claim, "ecommerce-*.dump"))
 	require.NoError(t, err)
@@ -237,9 +234,7 @@ func (c *contractRun) backupRoundTrip(t *testing.T) {
 	// and the credentials, running assets.RestoreCommand.
 	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
 	restore := contractRestorePod(t, c.cluster, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
-	out := restore.start(t, "pg-dump")
-	code = out.wait(2 * time.Minute)
-	require.Zerof(t, code, "restore exited %d:\n%s", code, out.Output())
+	c.runToEnd(t, restore, "pg-dump", 2*time.Minute)
 	assert.Equal(t, c.products, c.psql(t, "SELECT count(*) FROM shop.products"), "the restore brings back the dumped rows exactly")
 }
 
@@ -273,10 +268,7 @@ func (c *contractRun) releaseUnpaid(t *testing.T) {
 
 	job := c.r.Object(t, testkit.CronJob, "database-release-unpaid")
 	pod := c.cluster.newPod(t, "database-release-unpaid-1", testkit.TypedPod(t, job), nil)
-	run := pod.start(t, "release-unpaid")
-	code := run.wait(2 * time.Minute)
-	require.Zerof(t, code, "release-unpaid exited %d:\n%s", code, run.Output())
-	c.ran.add("release-unpaid")
+	run := c.runToEnd(t, pod, "release-unpaid", 2*time.Minute)
 	assert.Contains(t, run.Output(), "release-unpaid: released ")
 	assert.Equal(t, "1", c.psql(t, "SELECT stock FROM shop.products WHERE name = 'held unpaid'"), "the unit is back")
 	assert.Equal(t, "cancelled", c.psql(t, `SELECT string_agg(DISTINCT o.status, ',') FROM shop.orders o
@@ -525,10 +517,7 @@ func (c *contractRun) recoveredPrimary(t *testing.T) {
 	tmpl := testkit.TypedPod(t, recovering.Object(t, testkit.StatefulSet, "database"))
 	pod := c.cluster.newPod(t, "database-recovered-0", tmpl, map[string]string{"data": "data-database-recovered-0"})
 	for _, name := range []string{"recovery-fetch", "recovery-bootstrap"} {
-		init := pod.start(t, name)
-		code := init.wait(3 * time.Minute)
-		require.Zerof(t, code, "%s exited %d:\n%s", name, code, init.Output())
-		c.ran.add(name)
+		c.runToEnd(t, pod, name, 3*time.Minute)
 	}
 	postgres := pod.start(t, "postgres")
 	c.timings["postgres (recovered)"] = postgres.awaitStarted(t)
