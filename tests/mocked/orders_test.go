@@ -19,9 +19,9 @@ import (
 // primary on 5432, which admits it.
 func TestReleaseUnpaidCronJob(t *testing.T) {
 	for _, tc := range []struct {
-		stack               string
-		overrides           map[string]string
-		schedule, age, cap_ string
+		stack                       string
+		overrides                   map[string]string
+		schedule, age, maxOpenUnits string
 	}{
 		{"dev", nil, "*/5 * * * *", "60", "40"},
 		{"prod", map[string]string{"releaseUnpaidSchedule": "*/2 * * * *", "unpaidOrderMaxAgeMinutes": "30", "orderMaxOpenUnits": "60"},
@@ -74,8 +74,8 @@ func TestReleaseUnpaidCronJob(t *testing.T) {
 			// The cap on a customer's unpaid units reaches the database through the
 			// credentials Job, which runs again when it changes.
 			creds := testkit.DecodeAs[batchv1.Job](t, r.Object(t, testkit.Job, "database-credentials").Inputs)
-			assert.Equal(t, tc.cap_, testkit.EnvOf(creds.Spec.Template.Spec.Containers[0])["ORDER_MAX_OPEN_UNITS"])
-			assert.Equal(t, tc.cap_, creds.Spec.Template.Annotations["settings/order-max-open-units"])
+			assert.Equal(t, tc.maxOpenUnits, testkit.EnvOf(creds.Spec.Template.Spec.Containers[0])["ORDER_MAX_OPEN_UNITS"])
+			assert.Equal(t, tc.maxOpenUnits, creds.Spec.Template.Annotations["settings/order-max-open-units"])
 		})
 	}
 }
