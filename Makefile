@@ -1,12 +1,18 @@
 # ecommerce-platform: deploy and test.
 #
-#   make up       deploy the dev stack (tools, a local cluster unless KUBECONFIG is given,
-#                 local state, generated dev secrets on first run), then print its outputs
+#   make up       deploy the dev stack (the Pulumi CLI, the provider and, unless KUBECONFIG
+#                 is given, a local cluster; local state, generated dev secrets on first
+#                 run), then print its outputs
 #   make test     every test: mocked unit tests, engine tests, browser test, integration
+#                 (builds every tool first, the test-only ones included)
 #   make down     destroy the stack and stop the local cluster
+#   make docs     regenerate Pulumi.yaml, docs/configuration.md and the stacks' pictures
 #
 # Other targets: integration, bench, bench-durability, bench-orders, render STACK=prod, deps, switch COLOR=green,
 # preview, tools, cluster-up, cluster-down.
+#
+# `make -n` of any target runs nothing: no recipe line of up, test or their prerequisites
+# holds $(MAKE) (which make runs even under -n).
 
 SHELL := /bin/bash
 STACK ?= dev
@@ -20,20 +26,37 @@ PLATFORM := go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools -kubecon
 
 include make/tools.mk
 
-.PHONY: pulumi-yaml up down preview switch rollback outputs render test test-mocked integration bench bench-durability bench-orders deps vet kube-score clean-secrets
+.PHONY: pulumi-yaml docs up up-tools deploy-tools down preview switch rollback outputs render test test-go test-mocked integration bench bench-durability bench-orders deps vet kube-score clean-secrets
 
-up: deps tools $(if $(KUBECONFIG),,cluster-up)
+# Prerequisites are made one at a time, in the order written (test: the suites, then
+# kube-score, then the integration tests).
+.NOTPARALLEL:
+
+# What a deploy runs: the Pulumi CLI and the Kubernetes provider. `make up` adds the local
+# control plane unless KUBECONFIG names a cluster; the tools only tests use (kube-score, the
+# S3 server, promtool and postgres_exporter, controller-gen, migrate) are built by `make test`
+# (`make tools`: every tool).
+DEPLOY_TOOLS := pulumi provider
+UP_TOOLS := $(DEPLOY_TOOLS) $(if $(KUBECONFIG),,cluster)
+
+up: deps up-tools $(if $(KUBECONFIG),,cluster-up)
 	$(PLATFORM) $(if $(filter dev,$(STACK)),-generate-secrets,) up
 
-preview: tools
+up-tools:
+	bash scripts/tools.sh $(UP_TOOLS)
+
+deploy-tools:
+	bash scripts/tools.sh $(DEPLOY_TOOLS)
+
+preview: deploy-tools
 	$(PLATFORM) preview
 
-switch: tools
+switch: deploy-tools
 	$(PLATFORM) switch $(COLOR)
 
 # Switch production traffic back to the other color (the promotion check runs for it too;
 # in an emergency: pulumi config set promotionCheck false first).
-rollback: tools
+rollback: deploy-tools
 	$(PLATFORM) rollback
 
 outputs:
@@ -42,19 +65,21 @@ outputs:
 # `make up` stores the dev stack's generated secrets in Pulumi.dev.yaml (encrypted, as
 # `pulumi config set --secret` does); this puts the tracked file back as committed. The
 # secrets are lost: the next `make up` generates new ones for a fresh stack.
-# Pulumi.yaml from the config key table (components/config), the one place a key is declared.
-pulumi-yaml:
-	go generate .
+# Pulumi.yaml and docs/configuration.md from the config key table (components/config), the one
+# place a key is declared, and the stacks' pictures (docs/architecture-*.md, README.md) from the
+# mocked run; `make test-mocked` fails when a committed copy is stale.
+pulumi-yaml docs:
+	go generate ./...
 
 clean-secrets:
 	git checkout -- Pulumi.dev.yaml
 
-down: tools
+down: deploy-tools
 	@if [ -n "$(KUBECONFIG)" ] || [ -f $(LOCAL_KUBECONFIG) ]; then $(PLATFORM) destroy; fi
-	@if [ -z "$(KUBECONFIG)" ]; then $(MAKE) --no-print-directory cluster-down; fi
+	$(if $(KUBECONFIG),,bash scripts/cluster-down.sh)
 
 # Every object as YAML, for review or GitOps. Secrets are written in plain text.
-render: tools
+render: deploy-tools
 	go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools render $(RENDER_DIR)
 
 # Debian packages the engine and browser tests run (one dpkg query when already installed);
@@ -71,20 +96,20 @@ vet:
 # own (.cluster-integration/), so a dev cluster that `make up` started keeps running.
 INTEGRATION_CLUSTER := $(ROOT)/.cluster-integration
 integration: tools
-	CLUSTER_DIR=$(INTEGRATION_CLUSTER) $(MAKE) --no-print-directory cluster-down >/dev/null 2>&1 || true
-	CLUSTER_DIR=$(INTEGRATION_CLUSTER) $(MAKE) --no-print-directory cluster-up
+	CLUSTER_DIR=$(INTEGRATION_CLUSTER) bash scripts/cluster-down.sh >/dev/null 2>&1 || true
+	CLUSTER_DIR=$(INTEGRATION_CLUSTER) bash scripts/cluster-up.sh
 	ECOMMERCE_TOOLS=$(ROOT)/.tools ECOMMERCE_KUBECONFIG=$(INTEGRATION_CLUSTER)/kubeconfig \
 		go test -tags integration ./tests/integration -count=1 -timeout 40m -v 2>&1 | tee .integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+integration_test)' ; \
-		status=$${PIPESTATUS[0]}; CLUSTER_DIR=$(INTEGRATION_CLUSTER) $(MAKE) --no-print-directory cluster-down; exit $$status
+		status=$${PIPESTATUS[0]}; CLUSTER_DIR=$(INTEGRATION_CLUSTER) bash scripts/cluster-down.sh; exit $$status
 
 # Skipped engine tests are listed at the end (scripts/test-summary.sh), never silently.
 # One package at a time (-p 1): the engine packages measure timings and share the CPU.
-test: deps tools vet
+test: test-go kube-score integration
+
+test-go: deps tools vet
 	@rm -f .test-report
 	@ECOMMERCE_TEST_REPORT=$(ROOT)/.test-report go test -p 1 ./... -count=1; status=$$?; \
 		bash scripts/test-summary.sh .test-report; exit $$status
-	$(MAKE) --no-print-directory kube-score
-	$(MAKE) --no-print-directory integration
 
 # kube-score over the rendered manifests of both stacks: no CRITICAL finding allowed.
 kube-score: tools
