@@ -107,7 +107,8 @@ func headingAnchor(heading string) string {
 	return strings.ReplaceAll(anchorDrop.ReplaceAllString(strings.ToLower(strings.TrimSpace(heading)), ""), " ", "-")
 }
 
-// The repository stands alone: no page points at files outside it.
+// The repository stands alone: no page names a path above its own folder (README.md links
+// down into docs/, and docs/ pages link to each other), so nothing points outside the clone.
 func TestDocsStandAlone(t *testing.T) {
 	pages := []string{"README.md"}
 	entries, err := os.ReadDir(testkit.ProjectFile(t, "docs"))
@@ -118,6 +119,6 @@ func TestDocsStandAlone(t *testing.T) {
 		}
 	}
 	for _, page := range pages {
-		assert.NotContainsf(t, readProjectFile(t, page), "../shared", "%s points outside the repository", page)
+		assert.NotContainsf(t, readProjectFile(t, page), "../", "%s names a path outside its folder", page)
 	}
 }
