@@ -62,15 +62,15 @@ rollback: deploy-tools
 outputs:
 	$(PLATFORM) outputs
 
-# `make up` stores the dev stack's generated secrets in Pulumi.dev.yaml (encrypted, as
-# `pulumi config set --secret` does); this puts the tracked file back as committed. The
-# secrets are lost: the next `make up` generates new ones for a fresh stack.
 # Pulumi.yaml and docs/configuration.md from the config key table (components/config), the one
 # place a key is declared, and the stacks' pictures (docs/architecture-*.md, README.md) from the
 # mocked run; `make test-mocked` fails when a committed copy is stale.
 pulumi-yaml docs:
 	go generate ./...
 
+# `make up` stores the dev stack's generated secrets in Pulumi.dev.yaml (encrypted, as
+# `pulumi config set --secret` does); this puts the tracked file back as committed. The
+# secrets are lost: the next `make up` generates new ones for a fresh stack.
 clean-secrets:
 	git checkout -- Pulumi.dev.yaml
 
