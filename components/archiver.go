@@ -50,9 +50,16 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 		walReceiverContainer(s, a.PrimaryHost, a.Security), baseBackupContainer(s, a.PrimaryHost, a.Security), archiveMetricsContainer(s, a.Security),
 	}
 	egress := networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.PrimaryPods))}
+	volumes := corev1.VolumeArray{
+		configMapVolume("config", a.Config),
+		secretVolume("secrets", a.Secret),
+		emptyDir("tmp", "64Mi"),
+		emptyDir("status", "1Mi"),
+	}
 	if s.Offsite.Enabled {
 		containers = append(containers, offsiteSyncContainer(s, a.Offsite, a.Security))
 		egress = append(egress, egressRule(objectStoragePort(s.Offsite.Endpoint), anywhere()))
+		volumes = append(volumes, offsiteKeyVolume(a.Offsite))
 	}
 	retention := pulumi.String(s.PVCRetention)
 	if _, err := appsv1.NewStatefulSet(ctx, a.Resource+"-statefulset", &appsv1.StatefulSetArgs{
@@ -73,12 +80,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 					Containers:       containers,
 					TerminationGrace: 30,
 					SpreadSelector:   spreadIf(a.Spread, a.Identity.Selector()),
-					Volumes: corev1.VolumeArray{
-						configMapVolume("config", a.Config),
-						secretVolume("secrets", a.Secret),
-						emptyDir("tmp", "64Mi"),
-						emptyDir("status", "1Mi"),
-					},
+					Volumes:          volumes,
 				}.spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{
@@ -97,12 +99,13 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	return nil
 }
 
-// newOffsiteSecret holds the object storage keys, for the off-site copies and recoveries.
-func newOffsiteSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, keyID, secretKey pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+// newOffsiteSecret holds the object storage keys, for the off-site copies and recoveries, and
+// the key the archive is encrypted with before it leaves the cluster.
+func newOffsiteSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, keyID, secretKey, encryptionKey pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	secret, err := corev1.NewSecret(ctx, name+"-offsite", &corev1.SecretArgs{
 		Metadata:   meta(id.Object("offsite"), ns, labels),
 		Type:       pulumi.String("Opaque"),
-		StringData: pulumi.StringMap{"access-key-id": keyID, "secret-access-key": secretKey},
+		StringData: pulumi.StringMap{"access-key-id": keyID, "secret-access-key": secretKey, offsiteKeyFile: encryptionKey},
 	}, opts...)
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("offsite secret: %w", err)

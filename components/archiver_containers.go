@@ -22,6 +22,22 @@ const (
 	restoreDir         = postgresDataDir + "/restore" // on the database's claim, beside PGDATA
 )
 
+// offsiteKeyFile is the Secret key holding the archive's off-site encryption key, and where
+// the containers that read it (offsite-sync, recovery-fetch) have it.
+const (
+	offsiteKeyFile = "encryption-key"
+	offsiteKeyDir  = "/offsite-key"
+)
+
+// offsiteKeyVolume is the off-site Secret's encryption key alone, as a file readable by the
+// pod's group; only the containers that encrypt or decrypt the archive mount it.
+func offsiteKeyVolume(offsite pulumi.StringInput) corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String("offsite-key"), Secret: &corev1.SecretVolumeSourceArgs{
+		SecretName: offsite, DefaultMode: pulumi.Int(0o440),
+		Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(offsiteKeyFile), Path: pulumi.String(offsiteKeyFile)}},
+	}}
+}
+
 // archiveEnv is what archive.sh needs to reach the primary as the replicator.
 func archiveEnv(primary pulumi.StringInput) corev1.EnvVarArray {
 	return corev1.EnvVarArray{
@@ -103,9 +119,19 @@ func rcloneEnv(o config.Offsite, secret pulumi.StringInput) corev1.EnvVarArray {
 	}
 }
 
-// offsiteSyncContainer copies the archive to object storage every interval
-// (offsite-sync.sh loop); started and alive while its loop runs, ready while its last good
-// copy is recent.
+// offsiteMounts are what an rclone container that reads or writes the off-site archive
+// mounts: its script, offsite-crypt.sh beside it and the encryption key.
+func offsiteMounts(script string) corev1.VolumeMountArray {
+	return corev1.VolumeMountArray{
+		fileMount("config", "/scripts/"+script, script),
+		fileMount("config", "/scripts/offsite-crypt.sh", "offsite-crypt.sh"),
+		readOnlyMount("offsite-key", offsiteKeyDir),
+	}
+}
+
+// offsiteSyncContainer copies the archive, encrypted, to object storage every interval
+// (offsite-sync.sh loop; copies only, never deletes); started and alive while its loop runs,
+// ready while its last good copy is recent.
 func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	alive := execCheck("sh", "/scripts/offsite-sync.sh", "alive")
 	return serving(corev1.ContainerArgs{
@@ -117,14 +143,14 @@ func offsiteSyncContainer(s config.Database, secret pulumi.StringInput, security
 			env("REMOTE", s.Offsite.Remote()),
 			env("INTERVAL_SECONDS", strconv.Itoa(s.Offsite.IntervalSeconds)),
 			env("STATUS_DIR", archiverStatusDir),
+			env("ENCRYPTION_KEY_FILE", offsiteKeyDir+"/"+offsiteKeyFile),
 		),
-		VolumeMounts: corev1.VolumeMountArray{
+		VolumeMounts: append(offsiteMounts("offsite-sync.sh"),
 			readOnlyMount("archive", archiveDir),
-			fileMount("config", "/scripts/offsite-sync.sh", "offsite-sync.sh"),
 			fileMount("config", "/scripts/archive-metrics.sh", "archive-metrics.sh"),
 			mount("tmp", "/tmp"),
 			mount("status", archiverStatusDir),
-		},
+		),
 	}, sidecarResources, security.containerSecurityContext(), probes{
 		startup:   probe(alive, startupTiming),
 		readiness: probe(execCheck("sh", "/scripts/offsite-sync.sh", "synced"), readinessTiming),
@@ -149,7 +175,8 @@ func archiveMetricsContainer(s config.Database, security PodSecurity) corev1.Con
 }
 
 // recoveryFetchContainer copies the archive a recovery reads from object storage onto the
-// database's claim (recovery-fetch.sh; nothing on a claim that holds a database).
+// database's claim, decrypting it (recovery-fetch.sh; nothing on a claim that holds a
+// database).
 func recoveryFetchContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("recovery-fetch"),
@@ -159,12 +186,12 @@ func recoveryFetchContainer(s config.Database, secret pulumi.StringInput, securi
 			env("PGDATA", postgresDataDir+"/pgdata"),
 			env("RESTORE_DIR", restoreDir),
 			env("REMOTE", s.Recovery.Remote()),
+			env("ENCRYPTION_KEY_FILE", offsiteKeyDir+"/"+offsiteKeyFile),
 		),
-		VolumeMounts: corev1.VolumeMountArray{
+		VolumeMounts: append(offsiteMounts("recovery-fetch.sh"),
 			mount("data", postgresDataDir),
-			fileMount("config", "/scripts/recovery-fetch.sh", "recovery-fetch.sh"),
 			mount("tmp", "/tmp"),
-		},
+		),
 		Resources:       requirements(backupResources),
 		SecurityContext: security.containerSecurityContext(),
 	}

@@ -24,13 +24,14 @@ type DatabaseArgs struct {
 	APIPassword         pulumi.StringInput // `authenticator` role password, secret
 	JWTSecret           pulumi.StringInput // the API's JWT signing key, secret (shop.jwt_keys)
 	ReplicationPassword pulumi.StringInput // the replicator role's password, secret ("" without replicas or archiver)
-	// Object storage keys of the off-site copies and recoveries, secret ("" when unused).
-	OffsiteAccessKeyID, OffsiteSecretAccessKey pulumi.StringInput
-	ClientPods                                 pulumi.StringMap // pods allowed to connect (the backend)
-	Monitoring                                 Scrapers
-	ExposeNodePorts                            bool
-	NodePortFrom                               []string // CIDRs that may reach the node port
-	Spread                                     bool
+	// Object storage keys of the off-site copies and recoveries, and the key the archive is
+	// encrypted with there, secret ("" when unused).
+	OffsiteAccessKeyID, OffsiteSecretAccessKey, OffsiteEncryptionKey pulumi.StringInput
+	ClientPods                                                       pulumi.StringMap // pods allowed to connect (the backend)
+	Monitoring                                                       Scrapers
+	ExposeNodePorts                                                  bool
+	NodePortFrom                                                     []string // CIDRs that may reach the node port
+	Spread                                                           bool
 }
 
 // Database is PostgreSQL 15 as a StatefulSet with its Services, metrics, backups and policies.
@@ -83,7 +84,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	}
 	var offsite pulumi.StringInput = pulumi.String("")
 	if s.UsesObjectStorage() {
-		if offsite, err = newOffsiteSecret(ctx, name, id, ns, labels, args.OffsiteAccessKeyID, args.OffsiteSecretAccessKey, parent); err != nil {
+		if offsite, err = newOffsiteSecret(ctx, name, id, ns, labels, args.OffsiteAccessKeyID, args.OffsiteSecretAccessKey, args.OffsiteEncryptionKey, parent); err != nil {
 			return nil, err
 		}
 	}
@@ -248,7 +249,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 					Containers:       corev1.ContainerArray{postgresContainer(s, args.Security), postgresExporterContainer(s, args.Security)},
 					TerminationGrace: 60,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
-					Volumes:          databaseVolumes(files, secret),
+					Volumes:          append(databaseVolumes(files, secret), recoveryVolumes(s, offsite)...),
 				}.spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
@@ -271,6 +272,15 @@ func recoveryContainers(s config.Database, offsite pulumi.StringInput, security 
 		return nil
 	}
 	return corev1.ContainerArray{recoveryFetchContainer(s, offsite, security), recoveryBootstrapContainer(s, security)}
+}
+
+// recoveryVolumes hold the off-site encryption key for recovery-fetch, the one container
+// of the pod that reads it (none without databaseRecoverFrom).
+func recoveryVolumes(s config.Database, offsite pulumi.StringInput) corev1.VolumeArray {
+	if s.Recovery.From == "" {
+		return nil
+	}
+	return corev1.VolumeArray{offsiteKeyVolume(offsite)}
 }
 
 // recoveryEgress lets a recovering primary reach the object storage endpoint (nothing

@@ -39,7 +39,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	configData := map[string]string{
 		"postgresql.conf": postgresConf, "pg_hba.conf": assets.File("pg_hba.conf"),
 		"backup.sh": assets.BackupScript(), "credentials-sync.sh": assets.CredentialsSyncScript(), "replica-bootstrap.sh": assets.File("replica-bootstrap.sh"),
-		"archive.sh": assets.File("archive.sh"), "offsite-sync.sh": assets.File("offsite-sync.sh"),
+		"archive.sh": assets.File("archive.sh"), "offsite-sync.sh": assets.File("offsite-sync.sh"), "offsite-crypt.sh": assets.File("offsite-crypt.sh"),
 		"archive-metrics.sh": assets.File("archive-metrics.sh"), "archive-metrics-nginx.conf": assets.File("archive-metrics-nginx.conf"),
 		"exporter-queries.yaml": assets.File("exporter-queries.yaml"),
 		"recovery-fetch.sh":     assets.File("recovery-fetch.sh"), "recovery-bootstrap.sh": assets.File("recovery-bootstrap.sh"),

@@ -47,7 +47,7 @@ func build(ctx *pulumi.Context, cfg *config.Config) error {
 	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
-		OffsiteAccessKeyID: cfg.OffsiteAccessKeyID, OffsiteSecretAccessKey: cfg.OffsiteSecretAccessKey,
+		OffsiteAccessKeyID: cfg.OffsiteAccessKeyID, OffsiteSecretAccessKey: cfg.OffsiteSecretAccessKey, OffsiteEncryptionKey: cfg.OffsiteEncryptionKey,
 		ClientPods: backendID.Selector(), Monitoring: scrapers,
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 	}, protect)

@@ -20,4 +20,6 @@ var secretKeys = []struct {
 		func(c *Config) *pulumi.StringOutput { return &c.OffsiteAccessKeyID }, func(c *Config) bool { return c.Database.UsesObjectStorage() }, true},
 	{"offsiteSecretAccessKey", 8, "Secret access key for the S3 endpoint (required with databaseOffsite or databaseRecoverFrom)",
 		func(c *Config) *pulumi.StringOutput { return &c.OffsiteSecretAccessKey }, func(c *Config) bool { return c.Database.UsesObjectStorage() }, true},
+	{"databaseOffsiteEncryptionKey", 32, "Key the archive is encrypted with before it leaves the cluster (rclone crypt: contents and names), and decrypted with by a recovery: required with databaseOffsite or databaseRecoverFrom (a recovering stack sets the key of the archive it recovers from). Keep a copy outside the cluster: without it the off-site archive cannot be read",
+		func(c *Config) *pulumi.StringOutput { return &c.OffsiteEncryptionKey }, func(c *Config) bool { return c.Database.UsesObjectStorage() }, false},
 }

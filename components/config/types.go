@@ -33,6 +33,9 @@ type Config struct {
 	// Object storage keys of the off-site copies and recoveries ("" when neither is used).
 	OffsiteAccessKeyID     pulumi.StringOutput
 	OffsiteSecretAccessKey pulumi.StringOutput
+	// OffsiteEncryptionKey encrypts the archive's off-site copies and decrypts a recovery's
+	// ("" when neither is used and none was set).
+	OffsiteEncryptionKey pulumi.StringOutput
 }
 
 // Database configures the PostgreSQL tier.

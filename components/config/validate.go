@@ -86,8 +86,11 @@ func (r *Recovery) validate(v *problemList, own Offsite) {
 		switch {
 		case !ok || !s3Bucket.MatchString(bucket) || !s3Prefix.MatchString(prefix):
 			v.add("databaseRecoverFrom", r.From, "s3://<bucket>/<prefix> of an off-site archive on databaseOffsiteEndpoint")
-		case own.Enabled && bucket == own.Bucket && strings.Trim(prefix, "/") == strings.Trim(own.Prefix, "/"):
-			v.addf("databaseRecoverFrom", "%q is this stack's own off-site archive (databaseOffsiteBucket/databaseOffsitePrefix); a recovering stack writes a new archive, so give it another databaseOffsitePrefix", r.From)
+		case own.Enabled && bucket == own.Bucket && nested(prefix, own.Prefix):
+			// The copies never delete, but an archive written inside the one recovered from
+			// (or around it) mixes two databases' WAL under one name: refused both ways.
+			v.addf("databaseRecoverFrom", "%q and this stack's own off-site archive (databaseOffsiteBucket %q, databaseOffsitePrefix %q) contain one another; a recovering stack writes a new archive, so give it a databaseOffsitePrefix outside %q that does not hold it either",
+				r.From, own.Bucket, own.Prefix, prefix)
 		}
 	}
 	if r.Target == "latest" {
@@ -100,6 +103,13 @@ func (r *Recovery) validate(v *problemList, own Offsite) {
 	case at.After(time.Now()):
 		v.addf("databaseRecoveryTarget", "%q is in the future; use latest or a time that has passed", r.Target)
 	}
+}
+
+// nested tells whether two folders of one bucket are the same or one holds the other
+// ("a/b" holds "a/b/c", not "a/bc").
+func nested(a, b string) bool {
+	a, b = strings.Trim(a, "/")+"/", strings.Trim(b, "/")+"/"
+	return strings.HasPrefix(a, b) || strings.HasPrefix(b, a)
 }
 
 func (b *Backend) validate(v *problemList) {

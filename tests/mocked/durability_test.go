@@ -124,7 +124,7 @@ func TestDurabilityConfig(t *testing.T) {
 		{"source not s3", "dev", map[string]string{"databaseRecoverFrom": "/mnt/archive", "databaseOffsiteEndpoint": "https://s3.example"},
 			[]string{`databaseRecoverFrom: "/mnt/archive" is not allowed; use s3://<bucket>/<prefix>`}},
 		{"recovering from its own archive", "prod", map[string]string{"databaseRecoverFrom": "s3://ecommerce-archive-test/prod"},
-			[]string{`databaseRecoverFrom: "s3://ecommerce-archive-test/prod" is this stack's own off-site archive`}},
+			[]string{`databaseRecoverFrom: "s3://ecommerce-archive-test/prod" and this stack's own off-site archive (databaseOffsiteBucket "ecommerce-archive-test", databaseOffsitePrefix "prod") contain one another`}},
 		{"quorum larger than the candidates", "prod", map[string]string{"databaseSyncStandbys": "4"},
 			[]string{"databaseSyncStandbys: 4 is more than the 3 synchronous standby candidates"}},
 		{"quorum that blocks on one loss", "prod", map[string]string{"databaseSyncStandbys": "3"},

@@ -34,8 +34,8 @@ func TestSecretValuesStayInSecrets(t *testing.T) {
 				}
 			}
 			want := map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true, "replicationPassword": true}
-			if stack == "prod" { // the off-site copies' keys
-				want["offsiteAccessKeyId"], want["offsiteSecretAccessKey"] = true, true
+			if stack == "prod" { // the off-site copies' keys and the key they are encrypted with
+				want["offsiteAccessKeyId"], want["offsiteSecretAccessKey"], want["databaseOffsiteEncryptionKey"] = true, true, true
 			}
 			assert.Equal(t, want, inSecrets)
 

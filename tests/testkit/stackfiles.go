@@ -28,6 +28,8 @@ var TestSecrets = map[string]string{
 	"replicationPassword":    "replicator-password-9e21",
 	"offsiteAccessKeyId":     "offsite-key-id-31",
 	"offsiteSecretAccessKey": "offsite-secret-access-key-8d",
+	// The off-site archive's encryption key (rclone crypt): the engine tests encrypt with it.
+	"databaseOffsiteEncryptionKey": "offsite-archive-encryption-key-of-40-chars-5a",
 }
 
 // TestObjectStorage are the plain settings of the off-site archive every stack's mocked run
