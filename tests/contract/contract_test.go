@@ -447,10 +447,11 @@ func (c *contractRun) archiverPod(t *testing.T) {
 	c.timings["offsite-sync"] = offsite.awaitStarted(t)
 	c.ran.add("offsite-sync")
 	objects := ""
-	// A sync copies files in parallel: wait until both the backup and the WAL are there.
+	// A copy sends files in parallel: wait until both the backup and the WAL are there (read
+	// through the crypt remote: the bucket holds encrypted names).
 	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(objects, "/backup_manifest") || !strings.Contains(objects, "wal/"); time.Sleep(2 * time.Second) {
 		require.False(t, time.Now().After(deadline), "nothing in the bucket after 2 min:\n%s", offsite.Output())
-		objects = strings.Join(c.store.Objects(t, c.stack), "\n")
+		objects = strings.Join(c.store.Decrypted(t, c.stack, testkit.TestSecrets["databaseOffsiteEncryptionKey"]), "\n")
 	}
 	assert.Contains(t, objects, "/backup_manifest", "the verified base backup is in the bucket")
 	assert.Contains(t, objects, "wal/", "the WAL is in the bucket")

@@ -86,7 +86,10 @@ func TestPITRExactlyTheOrdersBeforeTheTarget(t *testing.T) {
 		remote := "offsite:" + s3test.Bucket + "/prod"
 		out := runOffsiteScript(t, store, "offsite-sync", []string{"ARCHIVE_DIR=" + archiver.Dir, "REMOTE=" + remote}, "once")
 		assert.Contains(t, out, "archive copied to "+remote)
-		assert.NotEmpty(t, store.Objects(t, "prod"), "the archive is off site (encrypted: names too)")
+		offsite := strings.Join(store.Decrypted(t, "prod", testkit.TestSecrets["databaseOffsiteEncryptionKey"]), "\n")
+		assert.Contains(t, offsite, "/backup_manifest", "a verified base backup is off site")
+		assert.Contains(t, offsite, "wal/", "the WAL is off site")
+		assert.NotContains(t, strings.Join(store.Objects(t, "prod"), "\n"), "backup_manifest", "names are encrypted in the bucket")
 		require.NoError(t, os.RemoveAll(archiver.Dir))
 
 		restore := filepath.Join(pgtest.ServerDir(t), "restore")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"ecommerce-platform/components/assets"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -112,6 +113,23 @@ func (s *Server) Objects(t testing.TB, prefix string) []string {
 	out, err := s.Rclone(t, "127.0.0.1", testkit.RequireEngine(t, "rclone"), "lsf", "-q", "-R", "--files-only", "offsite:"+Bucket+"/"+prefix)
 	require.NoError(t, err, out)
 	return strings.Fields(out)
+}
+
+// Decrypted lists the files under a prefix of the bucket as the program's rclone containers
+// read them: through the crypt remote the deployed offsite-crypt.sh sets up with key (the
+// bucket itself holds only encrypted names).
+func (s *Server) Decrypted(t testing.TB, prefix, key string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile, script := filepath.Join(dir, "key"), filepath.Join(dir, "offsite-crypt.sh")
+	require.NoError(t, os.WriteFile(keyFile, []byte(key), 0o600))
+	require.NoError(t, os.WriteFile(script, []byte(assets.File("offsite-crypt.sh")), 0o600))
+	cmd := exec.Command("sh", "-c", `. "$1" && seal && rclone lsf -q -R --files-only sealed:`, "sh", script)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "REMOTE=offsite:" + Bucket + "/" + prefix,
+		"ENCRYPTION_KEY_FILE=" + keyFile}, s.Env("127.0.0.1")...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return strings.Fields(string(out))
 }
 
 // lowPorts are free ports below 50000: weed listens on each port plus 10000 for gRPC.
