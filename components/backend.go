@@ -33,6 +33,10 @@ type BackendArgs struct {
 	// StartAfter must be complete before the Deployment changes (the database-credentials
 	// Job: the database holds new credentials before pods use them).
 	StartAfter []pulumi.Resource
+	// SchemaHash names the database-migrate run the pods start after: a new migration set
+	// rolls them, so PostgREST reads the new schema (its schema cache is built at start; the
+	// NOTIFY channel does not reach it through PgBouncer's transaction pooling).
+	SchemaHash string
 	Spread     bool
 	Monitoring Scrapers
 }
@@ -99,6 +103,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 		"checksum/config": configHash,
 		// New credentials (apiDbPassword, jwtSecret) roll the pods onto them.
 		"checksum/credentials": credentialsHash(args.APIPassword, args.JWTSecret),
+		"checksum/migrations":  pulumi.String(args.SchemaHash),
 	} {
 		annotations[k] = v
 	}

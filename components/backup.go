@@ -27,7 +27,7 @@ type databaseCronJob struct {
 
 // newBackup schedules pg_dump (custom format) into a volume of its own, keeping the newest
 // BackupKeep dumps. The script is the embedded backup.sh, the same file the engine tests run.
-func newBackup(ctx *pulumi.Context, b databaseCronJob, parent pulumi.ResourceOption) error {
+func newBackup(ctx *pulumi.Context, b databaseCronJob, opts ...pulumi.ResourceOption) error {
 	s, ns, name := b.Settings, b.Namespace, b.Resource
 	labels := b.Identity.Labels(versionOf(s.Image))
 
@@ -45,7 +45,7 @@ func newBackup(ctx *pulumi.Context, b databaseCronJob, parent pulumi.ResourceOpt
 				Requests: pulumi.StringMap{"storage": pulumi.String(s.BackupStorageSize)},
 			},
 		},
-	}, parent)
+	}, opts...)
 	if err != nil {
 		return fmt.Errorf("backup volume: %w", err)
 	}
@@ -72,5 +72,5 @@ func newBackup(ctx *pulumi.Context, b databaseCronJob, parent pulumi.ResourceOpt
 			},
 			Reaches: b.DatabasePods, Port: PostgresPort,
 		},
-	}, parent)
+	}, opts...)
 }

@@ -46,6 +46,12 @@ type Database struct {
 	// CredentialsJob has set the authenticator password and the JWT signing key in the
 	// database; the backend rolls onto new credentials only after it.
 	CredentialsJob *batchv1.Job
+	// MigrationJob has brought the schema to the program's migrations (SchemaVersion); the
+	// credentials Job, the CronJobs and, through them, the backend run after it.
+	MigrationJob  *batchv1.Job
+	SchemaVersion int
+	// SchemaHash identifies the migration set of the last run (the backend rolls on it).
+	SchemaHash string
 	// ReplicaPods selects the read replicas (nil without replicas).
 	ReplicaPods pulumi.StringMap
 }
@@ -106,6 +112,7 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		"serviceName":         d.ServiceName,
 		"readOnlyServiceName": d.ReadOnlyServiceName,
 		"port":                d.Port,
+		"schemaVersion":       pulumi.Int(d.SchemaVersion),
 	}); err != nil {
 		return nil, err
 	}
@@ -127,27 +134,39 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 	replicaPods, archiverPods := id.WithComponent("replica"), id.WithComponent("archiver")
 	releasePods := id.WithComponent("release-unpaid")
 	labels := id.Labels(versionOf(s.Image))
-	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods, archiverPods, releasePods}, parent); err != nil {
+	migratePods := id.WithComponent("migrate")
+	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods, archiverPods, releasePods, migratePods}, parent); err != nil {
 		return err
 	}
+	release, err := newSchemaRelease(s.SeedData)
+	if err != nil {
+		return err
+	}
+	d.SchemaVersion, d.SchemaHash = release.Version, release.Hash
+	if d.MigrationJob, err = newMigrationJob(ctx, migrationJob{
+		Resource: name + "-migrate", Namespace: ns, Identity: migratePods, Security: args.Security, Settings: s,
+		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Host: dep.Host, DatabasePods: id.Selector(),
+	}, release, parent, pulumi.DependsOn([]pulumi.Resource{dep.StatefulSet})); err != nil {
+		return err
+	}
+	afterMigrations := pulumi.DependsOn([]pulumi.Resource{d.MigrationJob})
 	cron := databaseCronJob{
 		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
 		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, Host: dep.Host, DatabasePods: id.Selector(),
 	}
-	if err := newBackup(ctx, cron, parent); err != nil {
+	if err := newBackup(ctx, cron, parent, afterMigrations); err != nil {
 		return err
 	}
 	cron.Identity = releasePods
-	if err := newReleaseUnpaid(ctx, cron, parent); err != nil {
+	if err := newReleaseUnpaid(ctx, cron, parent, afterMigrations); err != nil {
 		return err
 	}
-	var err error
 	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
 		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host, OrderMaxOpenUnits: s.OrderMaxOpenUnits,
 		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config,
 		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
-	}, parent, pulumi.DependsOn([]pulumi.Resource{dep.StatefulSet}))
+	}, parent, afterMigrations)
 	if err != nil {
 		return err
 	}

@@ -28,8 +28,8 @@ const replicationUser = "replicator"
 // BackupDir is where the backup volume is mounted in the backup job's pod.
 const BackupDir = "/backups"
 
-// postgresContainer is PostgreSQL 15 through its image's entrypoint: first start runs the
-// init scripts; postgresql.conf comes from the ConfigMap; the probes name their user (they
+// postgresContainer is PostgreSQL 15 through its image's entrypoint: first start runs initdb
+// (the schema is the database-migrate Job's); postgresql.conf comes from the ConfigMap; the probes name their user (they
 // run as a uid without a passwd entry).
 func postgresContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
 	isReady := execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
@@ -42,14 +42,12 @@ func postgresContainer(s config.Database, security PodSecurity) corev1.Container
 			env("POSTGRES_USER", s.User),
 			env("POSTGRES_DB", s.Name),
 			env("POSTGRES_PASSWORD_FILE", postgresSecretsDir+"/password"),
-			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
 			env("PGDATA", postgresDataDir+"/pgdata"),
 		},
 		VolumeMounts: corev1.VolumeMountArray{
 			mount("data", postgresDataDir),
 			fileMount("config", postgresConfigPath, "postgresql.conf"),
 			fileMount("config", postgresHBAPath, "pg_hba.conf"),
-			readOnlyMount("initdb", "/docker-entrypoint-initdb.d"),
 			readOnlyMount("secrets", postgresSecretsDir),
 			mount("tmp", "/tmp"),
 			mount("run", postgresSocketDir),

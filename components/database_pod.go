@@ -12,11 +12,12 @@ import (
 	"ecommerce-platform/components/config"
 )
 
-// databaseFiles are the database's ConfigMaps: postgresql.conf and the jobs' scripts
-// (Config), the init scripts (InitDB), and a hash of postgresql.conf that rolls the pod.
+// databaseFiles are the database's ConfigMap of postgresql.conf and the jobs' scripts
+// (Config) and a hash of postgresql.conf that rolls the pod. The schema is not the pod's: the
+// database-migrate Job applies it (migrations.go).
 type databaseFiles struct {
-	Config, InitDB pulumi.StringOutput
-	ConfHash       string
+	Config   pulumi.StringOutput
+	ConfHash string
 }
 
 // newDatabaseFiles renders postgresql.conf and pg_hba.conf and creates the ConfigMaps.
@@ -52,18 +53,7 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	if err != nil {
 		return databaseFiles{}, fmt.Errorf("database config map: %w", err)
 	}
-	scripts, err := assets.InitScripts(s.SeedData)
-	if err != nil {
-		return databaseFiles{}, err
-	}
-	initdb, err := corev1.NewConfigMap(ctx, name+"-initdb", &corev1.ConfigMapArgs{
-		Metadata: meta(id.Object("initdb"), ns, labels),
-		Data:     pulumi.ToStringMap(scripts),
-	}, opts...)
-	if err != nil {
-		return databaseFiles{}, fmt.Errorf("database initdb config map: %w", err)
-	}
-	return databaseFiles{Config: config.Metadata.Name().Elem(), InitDB: initdb.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
+	return databaseFiles{Config: config.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
 }
 
 // synchronousStandbys is synchronous_standby_names: ANY n of the replicas (application_name
@@ -89,7 +79,6 @@ func slotName(pod string) string { return strings.NewReplacer("-", "_", ".", "_"
 func databaseVolumes(files databaseFiles, secret pulumi.StringInput) corev1.VolumeArray {
 	return corev1.VolumeArray{
 		configMapVolume("config", files.Config),
-		configMapVolume("initdb", files.InitDB),
 		secretVolume("secrets", secret),
 		emptyDir("tmp", "64Mi"),
 		emptyDir("run", "16Mi"),

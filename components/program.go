@@ -59,7 +59,7 @@ func build(ctx *pulumi.Context, cfg *config.Config) error {
 		Namespace: ns, Identity: backendID, Security: security, Settings: cfg.Backend,
 		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
 		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
-		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob},
+		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob}, SchemaHash: database.SchemaHash,
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 		Monitoring: scrapers,
 	})

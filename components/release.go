@@ -8,7 +8,7 @@ import (
 // newReleaseUnpaid schedules release-unpaid.sh (shop.release_unpaid_orders): orders left
 // unpaid longer than unpaidOrderMaxAgeMinutes are cancelled and their units go back to stock,
 // every releaseUnpaidSchedule. Nobody holds the catalogue with orders they never pay.
-func newReleaseUnpaid(ctx *pulumi.Context, j databaseCronJob, parent pulumi.ResourceOption) error {
+func newReleaseUnpaid(ctx *pulumi.Context, j databaseCronJob, opts ...pulumi.ResourceOption) error {
 	s := j.Settings
 	return newCronJob(ctx, cronJob{
 		// A run is cheap and the next one is minutes away: a missed run is not worth starting late.
@@ -30,5 +30,5 @@ func newReleaseUnpaid(ctx *pulumi.Context, j databaseCronJob, parent pulumi.Reso
 			},
 			Reaches: j.DatabasePods, Port: PostgresPort,
 		},
-	}, parent)
+	}, opts...)
 }

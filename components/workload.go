@@ -123,6 +123,22 @@ func secretVolume(name string, secret pulumi.StringInput) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secret, DefaultMode: pulumi.Int(0o440)}}
 }
 
+// secretKeysVolume mounts only the named keys of a Secret (each as a file of its name),
+// readable by the pod's group only: a container gets exactly the values it reads.
+func secretKeysVolume(name string, secret pulumi.StringInput, keys ...string) corev1.VolumeArgs {
+	items := corev1.KeyToPathArray{}
+	for _, k := range keys {
+		items = append(items, corev1.KeyToPathArgs{Key: pulumi.String(k), Path: pulumi.String(k)})
+	}
+	return corev1.VolumeArgs{Name: pulumi.String(name), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secret, DefaultMode: pulumi.Int(0o440), Items: items}}
+}
+
+// memoryDir is an emptyDir in memory (counted against the pod's memory limit): for values
+// that must never reach a node's disk.
+func memoryDir(name, sizeLimit string) corev1.VolumeArgs {
+	return corev1.VolumeArgs{Name: pulumi.String(name), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{Medium: pulumi.String("Memory"), SizeLimit: pulumi.String(sizeLimit)}}
+}
+
 // labelFilesVolume exposes some of the pod's own labels as files (downward API), so a
 // process can read what release it is without its config changing per release.
 func labelFilesVolume(name string, files map[string]string) corev1.VolumeArgs {

@@ -13,6 +13,8 @@
 #   s3        -> .tools/bin/weed (SeaweedFS: the real S3 server of the off-site tests) (tools/s3)
 #   monitoring -> .tools/bin/{promtool,postgres_exporter} (tools/monitoring): the alert rules'
 #                unit tests, and the exporter version the stack pins, scraped by the tests
+#   migrate   -> .tools/bin/migrate (golang-migrate's CLI with the postgres driver and file source,
+#                the version databaseMigrateImage pins): the engine tests apply the schema with it
 #   crdgen    -> .tools/bin/controller-gen (tools/crdgen): the Prometheus Operator's CRDs,
 #                generated from its API types, for the integration test
 #
@@ -41,6 +43,7 @@ SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 PROMETHEUS_VERSION="v0.316.0"      # promtool of Prometheus 3.16
 POSTGRES_EXPORTER_VERSION="v0.17.1" # as databaseExporterImage pins
 CONTROLLER_TOOLS_VERSION="v0.23.0"
+MIGRATE_VERSION="v4.20.1"           # as databaseMigrateImage pins
 K8S_VERSION="v1.37.2"
 # Bump to force a rebuild of every tool when the recipe below changes.
 RECIPE=1
@@ -58,7 +61,8 @@ binaries() {
     s3) echo "weed" ;;
     monitoring) echo "promtool postgres_exporter" ;;
     crdgen) echo "controller-gen" ;;
-    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3, monitoring or crdgen)" >&2; return 1 ;;
+    migrate) echo "migrate" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3, monitoring, crdgen or migrate)" >&2; return 1 ;;
   esac
 }
 
@@ -71,6 +75,7 @@ label() {
     s3) echo "SeaweedFS S3 server (cold about 10 min)" ;;
     monitoring) echo "promtool and postgres_exporter (cold 20 min)" ;;
     crdgen) echo "controller-gen (cold about 1 min)" ;;
+    migrate) echo "golang-migrate CLI (cold about 1 min)" ;;
   esac
 }
 
@@ -86,6 +91,7 @@ tool_hash() {
       s3) echo "recipe=$RECIPE version=$SEAWEEDFS_VERSION" ;;
       monitoring) echo "recipe=$RECIPE prometheus=$PROMETHEUS_VERSION postgres_exporter=$POSTGRES_EXPORTER_VERSION" ;;
       crdgen) echo "recipe=$RECIPE version=$CONTROLLER_TOOLS_VERSION" ;;
+      migrate) echo "recipe=$RECIPE version=$MIGRATE_VERSION tags=postgres,file" ;;
     esac
     go env GOVERSION GOOS GOARCH
     cat "$dir/go.mod" "$dir/go.sum"
@@ -161,6 +167,14 @@ build_crdgen() {
   (cd "$ROOT/tools/crdgen" && gobuild "$out" tool)
 }
 
+# The CLI's database drivers and sources are chosen by build tags, as the image's build does.
+build_migrate() {
+  local out="$1"
+  (cd "$ROOT/tools/migrate" &&
+    gobuild "$out" -tags 'postgres file' -ldflags "-X main.Version=$MIGRATE_VERSION" \
+      github.com/golang-migrate/migrate/v4/cmd/migrate)
+}
+
 # Make sure the cache holds a complete build for $1 and link it into .tools/bin.
 ensure() {
   local tool="$1" bins hash entry stamp b ok=1
@@ -207,7 +221,7 @@ ensure() {
 
 main() {
   local tools=("$@") tool
-  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring crdgen); fi
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring crdgen migrate); fi
   for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
 
   command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }

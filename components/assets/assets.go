@@ -13,7 +13,7 @@ import (
 	"text/template"
 )
 
-//go:embed *.tmpl *.sh *.conf *.yaml sql dashboard
+//go:embed *.tmpl *.sh *.conf *.yaml *.sql migrations dashboard
 var embedded embed.FS
 
 // renderTemplate executes one embedded text/template. Unknown keys are errors so a typo

@@ -1,45 +1,14 @@
 package assets
 
-import (
-	"fmt"
-	"strings"
-)
-
-// DevSeedPrefix starts the name of the only init script that loads demo data (users with
-// known passwords). InitScripts leaves it out unless asked, so only the dev stack gets it.
-const DevSeedPrefix = "90-seed"
-
 // RestoreCommand restores a dump written by backup.sh (pg_dump --format=custom). Run it with
 // sh -c in a pod of the postgres image, with the dump's path in DUMP and the usual libpq
 // variables (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE) plus PGDATABASE, the database
 // to restore into. It drops and recreates every object of the dump in one transaction, with
 // its owner (api_owner, never a superuser): on any error nothing changes. The roles
-// (api_owner of 01-schema.sql, those of 03-roles.sh) must exist: they are not in the dump.
-// The README gives this exact command and the engine tests run it.
+// (bootstrap.sql) must exist: they are not in the dump. The next database-migrate run brings a
+// dump of an older schema forward (docs/durability.md gives this exact command and the
+// engine tests run it).
 const RestoreCommand = `pg_restore --clean --if-exists --single-transaction --dbname "$PGDATABASE" "$DUMP"`
-
-// InitScripts returns the database's init scripts (file name -> content) for the postgres
-// image's /docker-entrypoint-initdb.d, which runs them in file-name order on first start.
-// The dev seed (DevSeedPrefix*) is included only when includeSeed is true.
-func InitScripts(includeSeed bool) (map[string]string, error) {
-	files, err := Files("sql")
-	if err != nil {
-		return nil, err
-	}
-	seeds := 0
-	for name := range files {
-		if strings.HasPrefix(name, DevSeedPrefix) {
-			seeds++
-			if !includeSeed {
-				delete(files, name)
-			}
-		}
-	}
-	if seeds != 1 {
-		return nil, fmt.Errorf("assets/sql: want exactly one %s* file, found %d", DevSeedPrefix, seeds)
-	}
-	return files, nil
-}
 
 // BackupScript returns backup.sh, the POSIX sh script the backup CronJob runs in the postgres
 // image (see the script's header for its environment).

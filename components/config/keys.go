@@ -29,6 +29,7 @@ var configKeys = []Key{
 	// Database tier.
 	str("databaseImage", "postgres:15.14", "PostgreSQL 15 image (also runs the backup CronJob and the backend's wait-for-database init container)", func(c *Config) *string { return &c.Database.Image }).image(),
 	str("databaseExporterImage", "quay.io/prometheuscommunity/postgres-exporter:v0.17.1", "Prometheus PostgreSQL exporter sidecar image", func(c *Config) *string { return &c.Database.ExporterImage }).image(),
+	str("databaseMigrateImage", "migrate/migrate:v4.20.1", "golang-migrate image of the database-migrate Job, which brings the schema to the program's migrations before the credentials Job, the CronJobs and the backend", func(c *Config) *string { return &c.Database.MigrateImage }).image(),
 	str("databaseName", "ecommerce", "Database name", func(c *Config) *string { return &c.Database.Name }),
 	str("databaseUser", "ecommerce", "Database owner role (POSTGRES_USER)", func(c *Config) *string { return &c.Database.User }),
 	str("databaseStorageClass", "fast-ssd", "StorageClass of the database volume claim template", func(c *Config) *string { return &c.Database.StorageClass }),
@@ -38,7 +39,7 @@ var configKeys = []Key{
 	num("databaseReplicas", 2, "Streaming read replicas behind database-readonly (0: database-readonly is the primary)", func(c *Config) *int { return &c.Database.Replicas }).between(0, 10),
 	num("databaseReplicaMaxLagSeconds", 30, "A replica whose replay is further behind the primary than this is taken out of database-readonly (it is not restarted)", func(c *Config) *int { return &c.Database.ReplicaMaxLagSeconds }).between(1, 86400),
 	str("databaseReplicaWalKeepSize", "2GB", "max_slot_wal_keep_size: how much WAL the primary keeps for a replica that is behind; past it the replica must bootstrap again, and the primary's disk stays safe", func(c *Config) *string { return &c.Database.ReplicaWalKeepSize }).memory(),
-	flag("databaseSeedData", false, "Load demo users and products on first start (dev only)", func(c *Config) *bool { return &c.Database.SeedData }),
+	flag("databaseSeedData", false, "Load demo users and products into a shop that has none (the database-migrate Job, after the migrations; dev only)", func(c *Config) *bool { return &c.Database.SeedData }),
 	num("databaseMaxConnections", 100, "postgresql.conf max_connections", func(c *Config) *int { return &c.Database.MaxConnections }).between(10, 10000),
 	str("databaseSharedBuffers", "256MB", "postgresql.conf shared_buffers (PostgreSQL units: kB, MB, GB)", func(c *Config) *string { return &c.Database.SharedBuffers }).memory(),
 	str("databaseWorkMem", "4MB", "postgresql.conf work_mem", func(c *Config) *string { return &c.Database.WorkMem }).memory(),

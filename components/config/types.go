@@ -42,6 +42,7 @@ type Config struct {
 type Database struct {
 	Image              string
 	ExporterImage      string
+	MigrateImage       string
 	Name               string
 	User               string
 	StorageClass       string

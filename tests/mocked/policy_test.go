@@ -23,9 +23,9 @@ func TestPolicySuite(t *testing.T) {
 			r := testkit.MustRun(t, stack, nil)
 			workloads := r.Workloads()
 			// frontend-blue, frontend-green, backend, database, database-backup,
-			// database-release-unpaid, database-credentials, frontend-promotion-check,
-			// database-archiver, and in prod database-replica.
-			want := map[string]int{"dev": 9, "prod": 10}[stack]
+			// database-release-unpaid, database-migrate, database-credentials,
+			// frontend-promotion-check, database-archiver, and in prod database-replica.
+			want := map[string]int{"dev": 10, "prod": 11}[stack]
 			require.Len(t, workloads, want)
 			for _, w := range workloads {
 				t.Run(w.K8sName(), func(t *testing.T) { checkWorkload(t, r, w) })

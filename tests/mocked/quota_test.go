@@ -49,13 +49,13 @@ func TestQuotaAdmitsThePeak(t *testing.T) {
 // frontend 2 colors x (3 + 1 surge) pods of log-collector, nginx and exporter (100m + 200m +
 // 100m) = 3.2; database and 2 replicas of postgres 1 + exporter 100m = 3.3; the archiver's
 // wal-receiver, base-backup, metrics and offsite-sync 100m + 500m + 100m + 100m = 0.8; the
-// backup CronJob 500m, the release-unpaid CronJob, the credentials and promotion Jobs 100m
-// each: 24.6 in all.
+// backup CronJob 500m, the release-unpaid CronJob, the migrate (its containers run one after
+// another: 100m), credentials and promotion Jobs 100m each: 24.7 in all.
 func TestQuotaPeakOfProd(t *testing.T) {
 	peak, err := components.NamespacePeak(objects(testkit.MustRun(t, "prod", nil)))
 	require.NoError(t, err)
-	assert.Equal(t, 0, peak[corev1.ResourceLimitsCPU].Cmp(resource.MustParse("24600m")), "limits.cpu %s", peak[corev1.ResourceLimitsCPU])
-	assert.Equal(t, int64(27), peak[corev1.ResourcePods].Value(), "pods: 11 + 8 + 3 + 1 + 4")
+	assert.Equal(t, 0, peak[corev1.ResourceLimitsCPU].Cmp(resource.MustParse("24700m")), "limits.cpu %s", peak[corev1.ResourceLimitsCPU])
+	assert.Equal(t, int64(28), peak[corev1.ResourcePods].Value(), "pods: 11 + 8 + 3 + 1 + 5")
 }
 
 // `pulumi up` refuses a stack whose quota cannot reach its own HPA maximum, before anything is
@@ -63,8 +63,8 @@ func TestQuotaPeakOfProd(t *testing.T) {
 func TestQuotaRefusesAnUndersizedStack(t *testing.T) {
 	r := testkit.RunProgram(t, "prod", map[string]string{"quotaLimitsCpu": "16", "quotaPods": "20"})
 	require.Error(t, r.Err)
-	assert.Contains(t, r.Err.Error(), "limits.cpu: the peak needs 24600m, quotaLimitsCpu admits 16")
-	assert.Contains(t, r.Err.Error(), "pods: the peak needs 27, quotaPods admits 20")
+	assert.Contains(t, r.Err.Error(), "limits.cpu: the peak needs 24700m, quotaLimitsCpu admits 16")
+	assert.Contains(t, r.Err.Error(), "pods: the peak needs 28, quotaPods admits 20")
 	assert.Empty(t, r.Resources, "nothing is registered")
 	t.Logf("refused: %v", r.Err)
 }

@@ -1,6 +1,7 @@
 package mocked
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,12 +112,12 @@ func TestStackShapes(t *testing.T) {
 			assert.Equal(t, tc.services, r.Names(testkit.Service))
 			assert.Equal(t, corev1.ServiceType(tc.frontendType), testkit.TypedService(t, r, "frontend-service").Spec.Type)
 
-			initdb := testkit.TypedConfigMap(t, r, "database-initdb").Data
-			hasSeed := false
-			for name := range initdb {
-				hasSeed = hasSeed || strings.HasPrefix(name, assets.DevSeedPrefix)
-			}
+			// Demo data only in dev: the migrate Job's verify step gets the seed file only there.
+			migrations := testkit.TypedConfigMap(t, r, "database-migrations").Data
+			_, hasSeed := migrations["seed-dev.sql"]
 			assert.Equal(t, tc.seedScript, hasSeed, "demo data only in dev")
+			verify := testkit.TypedContainer(t, testkit.TypedPod(t, r.Object(t, testkit.Job, "database-migrate")).Spec, "verify")
+			assert.Equal(t, tc.seedScript, slices.ContainsFunc(verify.Env, func(e corev1.EnvVar) bool { return e.Name == "SEED_SQL" }))
 
 			for _, w := range r.Workloads() {
 				if w.Type == testkit.CronJob || w.Type == testkit.Job {

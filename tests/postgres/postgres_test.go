@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,35 +40,9 @@ var pgSeedProducts = map[string]struct {
 	"Limited Edition Tamper": {"59.00", 1},
 }
 
-func TestPostgresInitScriptsSeedOnlyOnRequest(t *testing.T) {
-	withSeed, err := assets.InitScripts(true)
-	require.NoError(t, err)
-	withoutSeed, err := assets.InitScripts(false)
-	require.NoError(t, err)
-
-	var seeds []string
-	for name := range withSeed {
-		assert.Contains(t, []string{".sql", ".sh"}, filepath.Ext(name), "the image runs only *.sql and *.sh: %s", name)
-		if strings.HasPrefix(name, assets.DevSeedPrefix) {
-			seeds = append(seeds, name)
-		}
-	}
-	require.Equal(t, []string{"90-seed-dev.sql"}, seeds)
-	assert.Len(t, withoutSeed, len(withSeed)-1)
-	for name, content := range withoutSeed {
-		assert.False(t, strings.HasPrefix(name, assets.DevSeedPrefix), name)
-		assert.Equal(t, withSeed[name], content, name)
-	}
-	// The seed runs last, after schema, API and roles.
-	names := make([]string, 0, len(withSeed))
-	for name := range withSeed {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	assert.Equal(t, "90-seed-dev.sql", names[len(names)-1])
-}
-
-func TestPostgresInitScriptsLoad(t *testing.T) {
+// The schema as the database-migrate Job applies it (bootstrap, golang-migrate, verify), with
+// and without the dev seed; a second run changes nothing (no second seed, same catalog).
+func TestPostgresSchemaApplies(t *testing.T) {
 	for _, tc := range []struct {
 		name             string
 		seed             bool
@@ -80,9 +54,12 @@ func TestPostgresInitScriptsLoad(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := pgtest.Start(t)
-			out := s.RunInitScripts(t, pgtest.Database, tc.seed)
-			assert.NotContains(t, out, pgtest.AuthenticatorPassword, "an init script printed the password")
+			out := s.ApplySchema(t, pgtest.Database, tc.seed)
+			assert.Contains(t, out, "schema at version 3 (clean)")
+			s.SyncCredentials(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret)
 			conn := s.Connect(t, pgtest.Database)
+			assert.NotContains(t, out, pgtest.QueryString(t, conn, "SELECT rolpassword FROM pg_authid WHERE rolname = 'migrator'"),
+				"a migration run printed the migrator's password")
 			ctx := context.Background()
 
 			var users, products, orders, itemsSold, lowStock int
@@ -112,10 +89,10 @@ func TestPostgresInitScriptsLoad(t *testing.T) {
 				"order_items_order_product_key", "order_items_product_id_idx"} {
 				assert.Equal(t, "shop."+idx, pgtest.QueryString(t, conn, "SELECT coalesce(to_regclass('shop.'||$1)::text, '')", idx))
 			}
-			// Roles as 03-roles.sh makes them.
-			assert.Equal(t, "authenticator:true:false|web_anon:false:true|web_user:false:true", pgtest.QueryString(t, conn, `
+			// Roles as bootstrap.sql makes them.
+			assert.Equal(t, "api_owner:false:false|authenticator:true:false|migrator:true:false|web_anon:false:true|web_user:false:true", pgtest.QueryString(t, conn, `
 				SELECT string_agg(rolname || ':' || rolcanlogin || ':' || rolinherit, '|' ORDER BY rolname)
-				  FROM pg_roles WHERE rolname IN ('authenticator', 'web_anon', 'web_user')`))
+				  FROM pg_roles WHERE rolname IN ('api_owner', 'migrator', 'authenticator', 'web_anon', 'web_user')`))
 			assert.Equal(t, "true", pgtest.QueryString(t, conn,
 				"SELECT (pg_has_role('authenticator', 'web_anon', 'MEMBER') AND pg_has_role('authenticator', 'web_user', 'MEMBER'))::text"))
 			assert.Equal(t, "SCRAM-SHA-256", pgtest.QueryString(t, conn,
@@ -129,9 +106,15 @@ func TestPostgresInitScriptsLoad(t *testing.T) {
 						"SELECT price::text || '|' || stock FROM api.products WHERE name = $1", name), name)
 				}
 			}
-			// Running the roles script again (e.g. into a second database) changes nothing.
+			// A second run (the Job again with the same migrations) changes nothing.
+			before := pgCatalog(t, conn)
+			again := s.ApplySchema(t, pgtest.Database, tc.seed)
+			assert.Contains(t, again, "schema at version 3 (clean)")
+			assert.Equal(t, before, pgCatalog(t, conn))
+			assert.Equal(t, strconv.Itoa(tc.users), pgtest.QueryString(t, conn, "SELECT count(*)::text FROM shop.users"), "no second seed")
+			// And into a second database of the server.
 			s.Exec(t, "postgres", "CREATE DATABASE again")
-			s.RunInitScripts(t, "again", tc.seed)
+			s.ApplySchema(t, "again", tc.seed)
 		})
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,7 +84,7 @@ func Start(t testing.TB) *Server {
 func StartDurable(t testing.TB, d Durable) *Server {
 	t.Helper()
 	s := start(t, &d)
-	s.RunInitScripts(t, Database, !d.NoSeed)
+	s.ApplySchema(t, Database, !d.NoSeed)
 	s.SyncCredentials(t, Database, AuthenticatorPassword, JWTSecret)
 	return s
 }
@@ -151,7 +150,7 @@ func start(t testing.TB, durable *Durable) *Server {
 func StartLoaded(t testing.TB, includeSeed bool) *Server {
 	t.Helper()
 	s := Start(t)
-	s.RunInitScripts(t, Database, includeSeed)
+	s.ApplySchema(t, Database, includeSeed)
 	s.SyncCredentials(t, Database, AuthenticatorPassword, JWTSecret)
 	return s
 }
@@ -196,48 +195,67 @@ func (s *Server) ClientEnv(db string, extra ...string) []string {
 	}, extra...)
 }
 
-// RunInitScripts runs the deployed init scripts into db as the postgres image runs
-// /docker-entrypoint-initdb.d on first start: in file-name order, *.sql with
-// `psql -v ON_ERROR_STOP=1 --username $POSTGRES_USER --no-password --no-psqlrc --dbname $POSTGRES_DB`,
-// *.sh sourced by bash (ConfigMap files are not executable) in a shell with set -Eeo pipefail.
-// It returns everything the scripts printed.
-func (s *Server) RunInitScripts(t testing.TB, db string, includeSeed bool) string {
+// ApplySchema brings db to the program's schema exactly as the database-migrate Job does, with
+// the deployed files and command line: migrate-bootstrap.sh as the superuser over TCP (SCRAM,
+// as in a pod), golang-migrate's CLI (the version the image pins, built by `make tools`) with
+// MigrateArgs as the migrator through the password file the bootstrap wrote, then
+// migrate-verify.sh (with the dev seed when includeSeed). It returns everything they printed.
+func (s *Server) ApplySchema(t testing.TB, db string, includeSeed bool) string {
 	t.Helper()
-	scripts, err := assets.InitScripts(includeSeed)
-	require.NoError(t, err)
-	initDir := filepath.Join(s.Dir, "initdb-"+db)
-	require.NoError(t, os.MkdirAll(initDir, 0o755))
-	pwFile := filepath.Join(s.Dir, "authenticator-password")
-	require.NoError(t, os.WriteFile(pwFile, []byte(AuthenticatorPassword+"\n"), 0o600))
+	out, err := s.RunMigrationJob(t, db, includeSeed)
+	require.NoError(t, err, "database-migrate run:\n%s", out)
+	return out
+}
 
-	names := make([]string, 0, len(scripts))
-	for name := range scripts {
-		names = append(names, name)
+// RunMigrationJob is ApplySchema that returns a failed run's error instead of failing the
+// test (the upgrade tests expect some runs to fail).
+func (s *Server) RunMigrationJob(t testing.TB, db string, includeSeed bool) (string, error) {
+	t.Helper()
+	dir := filepath.Join(s.Dir, "migrate-"+db)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "migrations"), 0o755))
+	files, version, err := assets.Migrations()
+	require.NoError(t, err)
+	files["bootstrap.sql"] = assets.BootstrapSQL()
+	files["migrate-bootstrap.sh"] = assets.File("migrate-bootstrap.sh")
+	files["migrate-verify.sh"] = assets.File("migrate-verify.sh")
+	files["seed-dev.sql"] = assets.DevSeedSQL()
+	for name, text := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "migrations", name), []byte(text), 0o644))
 	}
-	sort.Strings(names)
+	superuserPW := filepath.Join(dir, "superuser-password")
+	require.NoError(t, os.WriteFile(superuserPW, []byte(SuperuserPassword+"\n"), 0o600))
+	passFile := filepath.Join(dir, "pgpass")
+	scripts := filepath.Join(dir, "migrations")
 	var all strings.Builder
-	for _, name := range names {
-		path := filepath.Join(initDir, name)
-		require.NoError(t, os.WriteFile(path, []byte(scripts[name]), 0o644))
-		var cmd *exec.Cmd
-		switch filepath.Ext(name) {
-		case ".sql":
-			cmd = exec.Command(s.psql, "-v", "ON_ERROR_STOP=1", "--username", Superuser,
-				"--no-password", "--no-psqlrc", "--dbname", db, "-f", path)
-		case ".sh":
-			cmd = exec.Command("bash", "-c", `set -Eeo pipefail; . "$1"`, "bash", path)
-		default:
-			t.Fatalf("init script %s: the image would ignore it (only *.sql and *.sh run here)", name)
-		}
-		cmd.Env = s.ClientEnv(db,
-			"POSTGRES_USER="+Superuser,
-			"POSTGRES_DB="+db,
-			"AUTHENTICATOR_PASSWORD_FILE="+pwFile)
+	run := func(cmd *exec.Cmd) error {
 		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "init script %s:\n%s", name, out)
-		all.WriteString(string(out))
+		all.Write(out)
+		return err
 	}
-	return all.String()
+	tcp := func(user string, extra ...string) []string {
+		return append([]string{"PATH=" + s.Path, "LC_ALL=C", "PGHOST=127.0.0.1", "PGPORT=" + strconv.Itoa(s.Port), "PGUSER=" + user, "PGDATABASE=" + db}, extra...)
+	}
+	bootstrap := exec.Command("sh", filepath.Join(scripts, "migrate-bootstrap.sh"))
+	bootstrap.Env = tcp(Superuser, "PGPASSWORD_FILE="+superuserPW, "BOOTSTRAP_SQL="+filepath.Join(scripts, "bootstrap.sql"),
+		"MIGRATOR_PASSFILE="+passFile, "TIMEOUT_SECONDS=10")
+	if err := run(bootstrap); err != nil {
+		return all.String(), fmt.Errorf("migrate-bootstrap.sh: %w", err)
+	}
+	migrate := exec.Command(testkit.RequireTool(t, "migrate"), assets.MigrateArgs(scripts)...)
+	migrate.Env = tcp("migrator", "PGPASSFILE="+passFile)
+	if err := run(migrate); err != nil {
+		return all.String(), fmt.Errorf("migrate: %w", err)
+	}
+	verifyEnv := tcp("migrator", "PGPASSFILE="+passFile, "EXPECTED_VERSION="+strconv.Itoa(version))
+	if includeSeed {
+		verifyEnv = append(verifyEnv, "SEED_SQL="+filepath.Join(scripts, "seed-dev.sql"))
+	}
+	verify := exec.Command("sh", filepath.Join(scripts, "migrate-verify.sh"))
+	verify.Env = verifyEnv
+	if err := run(verify); err != nil {
+		return all.String(), fmt.Errorf("migrate-verify.sh: %w", err)
+	}
+	return all.String(), nil
 }
 
 // Seeded is a server with the deployed init scripts and the demo data loaded, and a

@@ -1,0 +1,127 @@
+-- bootstrap.sql: what only a superuser may do for the shop's database: the pgcrypto extension,
+-- the roles and their settings, the rights of api_owner outside its own schemas, and, for a
+-- shop created before migrations existed, the version it is at. Everything else (tables,
+-- functions, views, their grants) is a migration under migrations/, applied by golang-migrate
+-- as the migrator role. Run by the database-migrate Job's first container (migrate-bootstrap.sh)
+-- with psql -v ON_ERROR_STOP=1 as POSTGRES_USER in POSTGRES_DB, before every migration run:
+-- every statement is safe to run again. The psql variable migrator_password (from the
+-- script's environment, never a command line) is the migrator's password for this run.
+--
+-- Roles (cluster-wide):
+--   api_owner      NOLOGIN: owns schemas shop, api and pool; views and SECURITY DEFINER
+--                  functions run with its rights, never a superuser's
+--   migrator       LOGIN: golang-migrate logs in as it; its sessions start as api_owner
+--   authenticator  LOGIN NOINHERIT: PostgREST connects as it and switches (SET ROLE) to
+--   web_anon       NOLOGIN: requests without a JWT
+--   web_user       NOLOGIN: requests with a valid JWT
+-- The authenticator's password and the signing key are the database-credentials Job's.
+
+-- Keep the password out of the server log, whatever the logging settings.
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+SELECT current_database() AS shop_db \gset
+
+BEGIN;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'api_owner') THEN
+        CREATE ROLE api_owner NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'migrator') THEN
+        CREATE ROLE migrator LOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'web_anon') THEN
+        CREATE ROLE web_anon NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'web_user') THEN
+        CREATE ROLE web_user NOLOGIN;
+    END IF;
+END
+$$;
+
+ALTER ROLE api_owner WITH NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+ALTER ROLE authenticator WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+ALTER ROLE web_anon WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+ALTER ROLE web_user WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+GRANT web_anon TO authenticator;
+GRANT web_user TO authenticator;
+
+-- The migrator: a login that can do exactly what api_owner can (its sessions start as
+-- api_owner, so everything a migration creates belongs to api_owner), with a new password on
+-- every run that only this run's pod ever holds. A migration never stalls live orders behind
+-- a lock: a lock it cannot take within 5 s fails the migration (one transaction: nothing is
+-- applied) and the Job, visibly; the same bound keeps a second run from waiting for the
+-- first's advisory lock.
+\getenv migrator_password MIGRATOR_PASSWORD
+ALTER ROLE migrator WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+    PASSWORD :'migrator_password';
+\unset migrator_password
+GRANT api_owner TO migrator;
+ALTER ROLE migrator SET role = 'api_owner';
+ALTER ROLE migrator SET lock_timeout = '5s';
+ALTER ROLE migrator SET statement_timeout = '10min';
+ALTER ROLE migrator SET idle_in_transaction_session_timeout = '1min';
+
+-- A request's statements end after this long (PostgREST's connections all log in as
+-- authenticator): Envoy's route timeout ends the HTTP request, this ends the database work.
+ALTER ROLE authenticator SET statement_timeout = '10s';
+-- What one request may cost, per role PostgREST switches to (PostgREST 12 applies these
+-- role settings on every request): a stranger's statement ends after 2 s, a customer's
+-- after 5 s.
+ALTER ROLE web_anon SET statement_timeout = '2s';
+ALTER ROLE web_user SET statement_timeout = '5s';
+-- Temporary files are bounded for the API's login role in the shop's database (a
+-- superuser-only setting: a session cannot lift it), and PUBLIC may not connect to the
+-- maintenance database.
+ALTER ROLE authenticator IN DATABASE :"shop_db" SET temp_file_limit = '64MB';
+REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+
+-- crypt()/gen_salt() hash passwords; hmac() signs the JWTs that api.login issues. api_owner
+-- gets exactly the functions its views and SECURITY DEFINER functions call, and may create
+-- its schemas in this database (nothing else of it).
+CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;
+GRANT USAGE ON SCHEMA public TO api_owner;
+GRANT EXECUTE ON FUNCTION public.crypt(text, text), public.gen_salt(text, integer),
+    public.hmac(bytea, bytea, text) TO api_owner;
+GRANT CREATE ON DATABASE :"shop_db" TO api_owner;
+-- Functions a superuser creates start without PUBLIC's EXECUTE right.
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- golang-migrate's version table (x-migrations-table of the Job's command) lives in a schema
+-- of its own, owned by api_owner: one row, the version and whether it is dirty.
+CREATE SCHEMA IF NOT EXISTS migrations AUTHORIZATION api_owner;
+REVOKE ALL ON SCHEMA migrations FROM PUBLIC;
+
+-- A shop created by the init scripts of a release before migrations (schema shop, no version
+-- table) is at the version those scripts built, recognised by what they created:
+--   1  2026-11-27 (3d681b1): shop.jwt_keys, no shop.order_limits
+--   2  2026-12-04 (d35793b) and later init scripts: shop.order_limits and schema pool
+-- (000003 is written to apply to every shop between 2 and 3). Anything else is refused.
+DO $$
+DECLARE
+    v_version bigint;
+BEGIN
+    IF to_regnamespace('shop') IS NULL OR to_regclass('migrations.schema_migrations') IS NOT NULL THEN
+        RETURN;
+    END IF;
+    IF to_regclass('shop.order_limits') IS NOT NULL AND to_regnamespace('pool') IS NOT NULL THEN
+        v_version := 2;
+    ELSIF to_regclass('shop.jwt_keys') IS NOT NULL AND to_regclass('shop.order_limits') IS NULL THEN
+        v_version := 1;
+    ELSE
+        RAISE EXCEPTION 'bootstrap: schema shop exists without a migration version table and matches no release that created shops before migrations (2026-11-27 or 2026-12-04 and later)'
+            USING HINT = 'restore a backup of a known release, or record its version by hand (docs/upgrades.md)';
+    END IF;
+    CREATE TABLE migrations.schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);
+    ALTER TABLE migrations.schema_migrations OWNER TO api_owner;
+    INSERT INTO migrations.schema_migrations (version, dirty) VALUES (v_version, false);
+    RAISE NOTICE 'bootstrap: a shop created before migrations, recognised as version %', v_version;
+END
+$$;
+
+COMMIT;

@@ -1,0 +1,184 @@
+package components
+
+import (
+	"fmt"
+	"strconv"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
+)
+
+// migrateTimeoutSeconds bounds the bootstrap's wait for the database.
+const migrateTimeoutSeconds = 300
+
+// migratorPassDir holds the migrator's one-run password file (memory, never a disk).
+const migratorPassDir = "/run/migrate"
+
+// migrationJob is what the database-migrate Job needs.
+type migrationJob struct {
+	Resource       string
+	Namespace      pulumi.StringInput
+	Identity       Identity
+	Security       PodSecurity
+	Settings       config.Database
+	ServiceAccount pulumi.StringInput
+	Secret         pulumi.StringInput // database-credentials: only its superuser password is mounted
+	Host           pulumi.StringInput // the database Service
+	DatabasePods   pulumi.StringMap
+}
+
+// schemaRelease is the migration set the program carries: its newest version and a hash of
+// everything a run applies (migrations, bootstrap, seed), which names the Job's run.
+type schemaRelease struct {
+	Version int
+	Hash    string
+	Files   map[string]string // the migrations ConfigMap: file name -> SQL
+}
+
+func newSchemaRelease(seed bool) (schemaRelease, error) {
+	files, version, err := assets.Migrations()
+	if err != nil {
+		return schemaRelease{}, err
+	}
+	scripts := map[string]string{
+		"bootstrap.sql": assets.BootstrapSQL(), "migrate-bootstrap.sh": assets.File("migrate-bootstrap.sh"),
+		"migrate-verify.sh": assets.File("migrate-verify.sh"),
+	}
+	if seed {
+		scripts["seed-dev.sql"] = assets.DevSeedSQL()
+	}
+	return schemaRelease{Version: version, Hash: checksum(checksumOfData(files), checksumOfData(scripts)), Files: mergeData(files, scripts)}, nil
+}
+
+// mergeData is the union of ConfigMap data maps (keys never overlap here).
+func mergeData(maps ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// newMigrationJob brings the database to the program's schema: bootstrap.sql as the superuser
+// (roles, extension, the version of a shop created before migrations), then golang-migrate as
+// the migrator (every migration not yet applied, each in one transaction, under the tool's
+// advisory lock; a failed one leaves the version dirty and every later run refuses), then a
+// check that the version is exactly the newest migration (and, in dev, the demo data). It runs
+// again exactly when the migration set changes (the hash on its pod template); the
+// credentials Job, the CronJobs and the backend wait for it.
+func newMigrationJob(ctx *pulumi.Context, j migrationJob, release schemaRelease, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
+	labels := j.Identity.Labels(strconv.Itoa(release.Version))
+	files, err := corev1.NewConfigMap(ctx, j.Resource+"-files", &corev1.ConfigMapArgs{
+		Metadata: meta(j.Identity.Object("migrations"), j.Namespace, labels),
+		Data:     pulumi.ToStringMap(release.Files),
+	}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("database migrations config map: %w", err)
+	}
+	return newGateJob(ctx, gateJob{
+		Inputs: pulumi.StringMap{"checksum/migrations": pulumi.String(release.Hash), "schema/version": pulumi.String(strconv.Itoa(release.Version))},
+		jobRun: jobRun{
+			JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("migrate"),
+			Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
+			Pod: podOptions{
+				ServiceAccount: j.ServiceAccount,
+				Security:       j.Security,
+				InitContainers: corev1.ContainerArray{migrateBootstrapContainer(j), migrateContainer(j)},
+				Containers:     corev1.ContainerArray{migrateVerifyContainer(j, release)},
+				Volumes: corev1.VolumeArray{
+					configMapVolume("migrations", files.Metadata.Name().Elem()),
+					secretKeysVolume("superuser", j.Secret, "password"),
+					memoryDir("pass", "1Mi"),
+					emptyDir("tmp", "16Mi"),
+				},
+			},
+			BackoffLimit: 2, Deadline: migrateTimeoutSeconds + 900,
+			Reaches: j.DatabasePods, Port: PostgresPort,
+		},
+	}, opts...)
+}
+
+// migrateBootstrapContainer runs migrate-bootstrap.sh as the superuser: the one container that
+// holds the superuser's password (and no other key of the Secret).
+func migrateBootstrapContainer(j migrationJob) corev1.ContainerArgs {
+	s := j.Settings
+	return corev1.ContainerArgs{
+		Name:    pulumi.String("bootstrap"),
+		Image:   pulumi.String(s.Image),
+		Command: pulumi.ToStringArray([]string{"sh", assets.MigrationsDir + "/migrate-bootstrap.sh"}),
+		Env: append(libpqEnv(j.Host, s.User, s.Name, "password"),
+			env("BOOTSTRAP_SQL", assets.MigrationsDir+"/bootstrap.sql"),
+			env("MIGRATOR_PASSFILE", migratorPassDir+"/pgpass"),
+			env("TIMEOUT_SECONDS", strconv.Itoa(migrateTimeoutSeconds)),
+		),
+		VolumeMounts: corev1.VolumeMountArray{
+			readOnlyMount("migrations", assets.MigrationsDir),
+			readOnlyMount("superuser", postgresSecretsDir),
+			mount("pass", migratorPassDir),
+			mount("tmp", "/tmp"),
+		},
+		Resources:                requirements(initResources),
+		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
+		SecurityContext:          j.Security.containerSecurityContext(),
+	}
+}
+
+// migratorEnv is libpq's environment of the migrator: the password file of this run.
+func migratorEnv(j migrationJob) corev1.EnvVarArray {
+	return corev1.EnvVarArray{
+		corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: j.Host},
+		env("PGPORT", strconv.Itoa(PostgresPort)),
+		env("PGUSER", "migrator"),
+		env("PGDATABASE", j.Settings.Name),
+		env("PGPASSFILE", migratorPassDir+"/pgpass"),
+	}
+}
+
+// migratorMounts are the files of a migrator's container: the migrations and scripts, the
+// run's password file (read-only), a writable /tmp.
+func migratorMounts() corev1.VolumeMountArray {
+	return corev1.VolumeMountArray{
+		readOnlyMount("migrations", assets.MigrationsDir),
+		readOnlyMount("pass", migratorPassDir),
+		mount("tmp", "/tmp"),
+	}
+}
+
+// migrateContainer is golang-migrate in its own image (entrypoint `migrate`), as the migrator.
+func migrateContainer(j migrationJob) corev1.ContainerArgs {
+	return corev1.ContainerArgs{
+		Name:                     pulumi.String("migrate"),
+		Image:                    pulumi.String(j.Settings.MigrateImage),
+		Args:                     pulumi.ToStringArray(assets.MigrateArgs(assets.MigrationsDir)),
+		Env:                      migratorEnv(j),
+		VolumeMounts:             migratorMounts(),
+		Resources:                requirements(initResources),
+		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
+		SecurityContext:          j.Security.containerSecurityContext(),
+	}
+}
+
+// migrateVerifyContainer runs migrate-verify.sh: the schema at exactly release.Version, clean;
+// the demo data in dev.
+func migrateVerifyContainer(j migrationJob, release schemaRelease) corev1.ContainerArgs {
+	envs := append(migratorEnv(j), env("EXPECTED_VERSION", strconv.Itoa(release.Version)))
+	if j.Settings.SeedData {
+		envs = append(envs, env("SEED_SQL", assets.MigrationsDir+"/seed-dev.sql"))
+	}
+	return corev1.ContainerArgs{
+		Name:                     pulumi.String("verify"),
+		Image:                    pulumi.String(j.Settings.Image),
+		Command:                  pulumi.ToStringArray([]string{"sh", assets.MigrationsDir + "/migrate-verify.sh"}),
+		Env:                      envs,
+		VolumeMounts:             migratorMounts(),
+		Resources:                requirements(initResources),
+		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
+		SecurityContext:          j.Security.containerSecurityContext(),
+	}
+}
