@@ -61,6 +61,7 @@ func TestContainerContract(t *testing.T) {
 func contractStack(t *testing.T, stack string) {
 	c := newContractRun(t, stack)
 	c.databasePod(t)
+	t.Run("migrate job brings the empty database to the schema, and again changes nothing", c.migrateJob)
 	t.Run("credentials job sets the API password and the signing key", c.credentialsJob)
 	if slices.Contains(c.r.Names(testkit.StatefulSet), "database-replica") {
 		t.Run("a read replica bootstraps from the primary and streams", c.readReplica)
@@ -129,6 +130,26 @@ func (c *contractRun) databasePod(t *testing.T) {
 	exporter.requireReadyAndLive(t)
 	c.ran.add("postgres-exporter")
 	assert.Contains(t, contractGet(t, dbPod.IP, 9187, "/metrics"), "pg_up 1", "the exporter reaches the database with its mounted password")
+}
+
+// migrateJob runs the database-migrate Job's three containers in order, as the kubelet runs a
+// Job pod's init containers and then its container, twice: bootstrap as the superuser,
+// golang-migrate as the migrator through the password file the first wrote into the pod's
+// memory volume, verify (and in dev the seed). The second run applies nothing.
+func (c *contractRun) migrateJob(t *testing.T) {
+	for run := 1; run <= 2; run++ {
+		pod := c.cluster.newPod(t, fmt.Sprintf("database-migrate-%d", run), testkit.TypedPod(t, c.r.Object(t, testkit.Job, "database-migrate")), nil)
+		c.runToEnd(t, pod, "bootstrap", 2*time.Minute)
+		migrate := c.runToEnd(t, pod, "migrate", 2*time.Minute)
+		verify := c.runToEnd(t, pod, "verify", time.Minute)
+		assert.Contains(t, verify.Output(), "schema at version 3 (clean)")
+		if run == 1 {
+			assert.Contains(t, migrate.Output(), "3/u order_path_speed")
+		} else {
+			assert.NotContains(t, migrate.Output(), "/u ", "a second run applies nothing")
+		}
+	}
+	assert.Equal(t, "3|false", c.psql(t, "SELECT version || '|' || dirty FROM migrations.schema_migrations"))
 	c.products = c.psql(t, "SELECT count(*) FROM shop.products")
 }
 

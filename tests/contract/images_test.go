@@ -85,6 +85,11 @@ var contractImages = map[string]contractImage{
 		Runnable: true, Path: debianPath, Entrypoint: []string{"rclone"},
 		Note: "Debian's rclone 1.60 (the image has 1.68: alpine with busybox sh); its command is overridden",
 	},
+	"migrate/migrate": {
+		Runnable: true, Path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", Entrypoint: []string{"migrate"},
+		Files: map[string]string{"/usr/local/bin/migrate": "../../.tools/bin/migrate"},
+		Note:  "golang-migrate's CLI at the image's version, built by `make tools` with the image's drivers (postgres, file)",
+	},
 	"envoyproxy/envoy": {Covered: "TestEnvoyConfigIsAValidBootstrap decodes envoy.yaml into Envoy's bootstrap v3 types and validates it"},
 	"fluent/fluent-bit": {Covered: "TestNginxFluentBitReceivesTheAccessLog checks fluent-bit.conf against what nginx sends, " +
 		"and its parsers against real nginx syslog lines (TestNginxAccessLogJSON)"},
