@@ -26,6 +26,9 @@ type BlueGreenArgs struct {
 	Monitoring      Scrapers
 	ExposeNodePorts bool
 	Spread          bool
+	// Prior is what each color ran after the stack's last update (colorpin.go; empty on the
+	// first): it decides which color an update may change.
+	Prior map[string]ColorRelease
 }
 
 // BlueGreen runs a blue and a green Frontend side by side. The production Services select
@@ -37,6 +40,8 @@ type BlueGreen struct {
 	ActiveColor       pulumi.StringOutput
 	ProductionAddress pulumi.StringOutput
 	PreviewAddresses  pulumi.StringMapOutput
+	// Releases is what each color runs after this update (the frontendReleases output).
+	Releases map[string]ColorRelease
 }
 
 // NewBlueGreen creates both colors, the production and preview Services, the tier's
@@ -55,17 +60,13 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	if err != nil {
 		return nil, fmt.Errorf("frontend service account: %w", err)
 	}
-	colors := map[string]*Frontend{}
-	for _, color := range []string{Blue, Green} {
-		f, err := NewFrontend(ctx, name+"-"+color, &FrontendArgs{
-			Namespace: ns, Identity: id.WithColor(color), Security: args.Security,
-			Release: *s.Color(color), Pod: colorPod(s), ServiceAccount: sa.Metadata.Name().Elem(),
-			BackendHost: args.BackendHost, BackendPort: args.BackendPort, Spread: args.Spread, Monitoring: args.Monitoring,
-		}, parent)
-		if err != nil {
-			return nil, err
-		}
-		colors[color] = f
+	plan, err := planBlueGreen(s, args.Prior)
+	if err != nil {
+		return nil, err
+	}
+	colors, err := newColors(ctx, name, args, plan, sa.Metadata.Name().Elem(), parent)
+	if err != nil {
+		return nil, err
 	}
 
 	previews, previewServices, err := newPreviewServices(ctx, name, ns, id, s, args.ExposeNodePorts, parent)
@@ -80,7 +81,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		check, err := newPromotionCheck(ctx, promotionCheck{
 			Resource: name + "-promotion", Namespace: ns, Identity: id.WithComponent("promotion-check"),
 			Security: args.Security, Image: s.PromotionCheckImage, TimeoutSeconds: s.PromotionCheckTimeoutSeconds,
-			Color: active, Release: *s.Color(active), PreviewURL: pulumi.Sprintf("http://%s:%d", previewServices[active].Metadata.Name().Elem(), servicePort),
+			Color: active, Release: plan.release(s, active), PreviewURL: pulumi.Sprintf("http://%s:%d", previewServices[active].Metadata.Name().Elem(), servicePort),
 			ColorPods: id.WithColor(active).Selector(),
 		}, parent, pulumi.DependsOn([]pulumi.Resource{colors[active].Deployment, previewServices[active]}))
 		if err != nil {
@@ -103,6 +104,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		}
 	}
 
+	bg.Releases = plan.Runs
 	bg.ActiveColor = pulumi.String(active).ToStringOutput()
 	bg.ProductionAddress = productionAddress(frontendService, id.Object("service"), s, ns)
 	bg.PreviewAddresses = previews.ToStringMapOutput()
@@ -114,6 +116,51 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 		return nil, err
 	}
 	return bg, nil
+}
+
+// newColors creates both colors' Frontends as planned, saying which keeps its release and why
+// when its config asks for another.
+func newColors(ctx *pulumi.Context, name string, args *BlueGreenArgs, plan ColorPlan, serviceAccount pulumi.StringInput, parent pulumi.ResourceOption) (map[string]*Frontend, error) {
+	s, id := args.Settings, args.Identity
+	colors := map[string]*Frontend{}
+	for _, color := range []string{Blue, Green} {
+		if plan.Held[color] && *s.Color(color) != plan.release(s, color) {
+			ctx.Log.Warn(fmt.Sprintf("frontend-%s keeps release %s (%s): it is %s; its new settings reach it once it is idle", color,
+				plan.Runs[color].Version, plan.Runs[color].Image, map[bool]string{true: "live", false: "the rollback target"}[color == s.ActiveColor]), nil)
+		}
+		f, err := NewFrontend(ctx, name+"-"+color, &FrontendArgs{
+			Namespace: args.Namespace, Identity: id.WithColor(color), Security: args.Security,
+			Release: plan.release(s, color), Pod: colorPod(s), ServiceAccount: serviceAccount,
+			BackendHost: args.BackendHost, BackendPort: args.BackendPort, Spread: args.Spread, Monitoring: args.Monitoring,
+			Held: plan.Held[color], ReleaseContent: plan.Runs[color].Content,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+		colors[color] = f
+	}
+	return colors, nil
+}
+
+// planBlueGreen is planColors over the tier's config: the current release of each color.
+func planBlueGreen(s config.Frontend, prior map[string]ColorRelease) (ColorPlan, error) {
+	content, err := releaseContent(colorPod(s))
+	if err != nil {
+		return ColorPlan{}, err
+	}
+	current := map[string]ColorRelease{}
+	for _, color := range []string{Blue, Green} {
+		current[color] = ColorRelease{Content: content, Image: s.Color(color).Image, Version: s.Color(color).Version}
+	}
+	return planColors(s.ActiveColor, current, prior), nil
+}
+
+// release is the color's release as it runs after the update: its image and version as
+// planned (a held color keeps its own), its replicas from the config (never held).
+func (p ColorPlan) release(s config.Frontend, color string) config.Release {
+	r := *s.Color(color)
+	r.Image, r.Version = p.Runs[color].Image, p.Runs[color].Version
+	return r
 }
 
 // newPreviewServices gives each color a Service of its own, whatever is active: releases are

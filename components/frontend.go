@@ -39,7 +39,16 @@ type FrontendArgs struct {
 	BackendPort    int
 	Spread         bool
 	Monitoring     Scrapers
+	// Held keeps the color's Deployment pod template and ConfigMaps as they are (colorpin.go):
+	// the active color, or the idle one holding the release to roll back to.
+	Held bool
+	// ReleaseContent is the hash of the release content the color runs (ColorRelease.Content),
+	// shown on its Deployment (annotation ReleaseContentAnnotation).
+	ReleaseContent string
 }
+
+// ReleaseContentAnnotation on a color's Deployment names the release content its pods run.
+const ReleaseContentAnnotation = "ecommerce-platform/release-content"
 
 // Frontend is one color's nginx Deployment (dashboard + API proxy) with its log collector
 // and metrics exporter sidecars.
@@ -97,8 +106,13 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	}
 	annotations := pulumi.ToStringMap(args.Monitoring.annotations(nginxExporterPort))
 	annotations["checksum/config"] = files.Hash
+	deploymentMeta := workloadMeta(objectName, ns, podLabels)
+	deploymentMeta.Annotations = pulumi.StringMap{
+		"kube-score/ignore":      kubeScoreIgnore["kube-score/ignore"],
+		ReleaseContentAnnotation: pulumi.String(args.ReleaseContent),
+	}
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
-		Metadata: workloadMeta(objectName, ns, podLabels),
+		Metadata: deploymentMeta,
 		Spec: appsv1.DeploymentSpecArgs{
 			Replicas: pulumi.Int(release.Replicas),
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
@@ -119,7 +133,7 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 				}.spec(),
 			},
 		},
-	}, parent)
+	}, append([]pulumi.ResourceOption{parent}, heldOptions(args.Held, "metadata.labels", "spec.template")...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s deployment: %w", objectName, err)
 	}
@@ -167,10 +181,11 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 	for k, v := range fluentBit {
 		configData[k] = pulumi.String(v)
 	}
+	held := append([]pulumi.ResourceOption{parent}, heldOptions(args.Held, "data")...)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
 		Metadata: meta(objectName+"-config", ns, labels),
 		Data:     configData,
-	}, parent)
+	}, held...)
 	if err != nil {
 		return frontendFiles{}, fmt.Errorf("%s config map: %w", objectName, err)
 	}
@@ -181,7 +196,7 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 	html, err := corev1.NewConfigMap(ctx, name+"-dashboard", &corev1.ConfigMapArgs{
 		Metadata: meta(objectName+"-dashboard", ns, labels),
 		Data:     pulumi.ToStringMap(dashboard),
-	}, parent)
+	}, held...)
 	if err != nil {
 		return frontendFiles{}, fmt.Errorf("%s dashboard config map: %w", objectName, err)
 	}
@@ -274,4 +289,13 @@ func nginxPorts(tls bool) corev1.ContainerPortArray {
 		ports = append(ports, containerPort("https", FrontendTLSPort), containerPort("redirect", FrontendRedirectPort))
 	}
 	return ports
+}
+
+// heldOptions keep a held color's objects as they are in the cluster: Pulumi ignores the
+// listed input paths (the state keeps the previous values, so the update changes nothing).
+func heldOptions(held bool, paths ...string) []pulumi.ResourceOption {
+	if !held {
+		return nil
+	}
+	return []pulumi.ResourceOption{pulumi.IgnoreChanges(paths)}
 }

@@ -22,11 +22,19 @@ func Program(ctx *pulumi.Context) error {
 	if err := checkCapacity(ctx, cfg); err != nil {
 		return err
 	}
-	return build(ctx, cfg)
+	prior, err := priorReleases(ctx, func(color string) ColorRelease {
+		r := cfg.Frontend.Color(color)
+		return ColorRelease{Image: r.Image, Version: r.Version}
+	})
+	if err != nil {
+		return err
+	}
+	return build(ctx, cfg, prior)
 }
 
-// build registers the stack of a validated config.
-func build(ctx *pulumi.Context, cfg *config.Config) error {
+// build registers the stack of a validated config; prior is what each frontend color ran
+// after the last update (colorpin.go).
+func build(ctx *pulumi.Context, cfg *config.Config, prior map[string]ColorRelease) error {
 	var err error
 	instance := ctx.Stack()
 	security := PodSecurity{RunAsUser: cfg.RunAsUser, RunAsGroup: cfg.RunAsGroup, FSGroup: cfg.FSGroup}
@@ -71,7 +79,7 @@ func build(ctx *pulumi.Context, cfg *config.Config) error {
 		Namespace: ns, Identity: frontendID, Security: security, Settings: cfg.Frontend,
 		BackendHost: backend.ServiceName, BackendPort: BackendPort, BackendPods: backendID.Selector(),
 		Monitoring:      scrapers,
-		ExposeNodePorts: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes,
+		ExposeNodePorts: cfg.ExposeNodePorts, Spread: cfg.SpreadAcrossNodes, Prior: prior,
 	})
 	if err != nil {
 		return fmt.Errorf("frontend: %w", err)
@@ -93,6 +101,9 @@ func build(ctx *pulumi.Context, cfg *config.Config) error {
 	ctx.Export("activeColor", frontend.ActiveColor)
 	ctx.Export("productionAddress", frontend.ProductionAddress)
 	ctx.Export("previewAddresses", frontend.PreviewAddresses)
+	ctx.Export(ReleasesOutput, releasesOutput(frontend.Releases))
+	ctx.Export("programVersion", pulumi.String(Version))
+	ctx.Export("schemaVersion", pulumi.Int(database.SchemaVersion))
 	return nil
 }
 
@@ -126,7 +137,7 @@ func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
 // ResourceQuota cannot admit its own peak.
 func checkCapacity(ctx *pulumi.Context, cfg *config.Config) error {
 	rec := &rehearsal{}
-	if err := pulumi.RunErr(func(mock *pulumi.Context) error { return build(mock, cfg) },
+	if err := pulumi.RunErr(func(mock *pulumi.Context) error { return build(mock, cfg, nil) },
 		pulumi.WithMocks(ctx.Project(), ctx.Stack(), rec)); err != nil {
 		return fmt.Errorf("capacity check (a rehearsal of the stack in memory): %w", err)
 	}

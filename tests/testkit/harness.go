@@ -26,6 +26,8 @@ type Recorded struct {
 	Protect bool
 	Parent  string
 	Deps    []string
+	// IgnoreChanges are the input paths Pulumi keeps from the state (a held color's objects).
+	IgnoreChanges []string
 }
 
 // K8sName is metadata.name, the name the object has in the cluster.
@@ -40,6 +42,9 @@ func (r Recorded) K8sName() string {
 type recorder struct {
 	mu        sync.Mutex
 	resources []Recorded
+	// outputs are the stack's own outputs of a previous update, which the program reads
+	// back through a StackReference to itself (nil: a first update).
+	outputs map[string]any
 }
 
 // NewResource records one registration and echoes its inputs back as its outputs.
@@ -49,10 +54,16 @@ func (m *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		r.Protect = rpc.GetProtect()
 		r.Parent = rpc.GetParent()
 		r.Deps = rpc.GetDependencies()
+		r.IgnoreChanges = rpc.GetIgnoreChanges()
 	}
 	m.mu.Lock()
 	m.resources = append(m.resources, r)
 	m.mu.Unlock()
+	if args.TypeToken == "pulumi:pulumi:StackReference" {
+		outputs := args.Inputs.Copy()
+		outputs["outputs"] = resource.NewObjectProperty(resource.NewPropertyMapFromMap(m.outputs))
+		return args.Name + "-id", outputs, nil
+	}
 	return args.Name + "-id", args.Inputs, nil
 }
 
@@ -78,13 +89,28 @@ func RunProgram(t testing.TB, stack string, overrides map[string]string) Run {
 // marked secret, as `pulumi config set --secret` does.
 func RunWithConfig(t testing.TB, stack string, cfg map[string]string, secretKeys []string) Run {
 	t.Helper()
+	return runMocked(t, stack, cfg, secretKeys, nil)
+}
+
+// RunAfter runs a stack's update after an earlier one whose outputs were previous (what
+// the program reads back of itself: which release each frontend color runs).
+func RunAfter(t testing.TB, stack string, overrides map[string]string, previous map[string]any) Run {
+	t.Helper()
+	cfg, secretKeys := StackConfig(t, stack, overrides)
+	r := runMocked(t, stack, cfg, secretKeys, previous)
+	require.NoError(t, r.Err)
+	return r
+}
+
+func runMocked(t testing.TB, stack string, cfg map[string]string, secretKeys []string, previous map[string]any) Run {
+	t.Helper()
 	js, err := json.Marshal(cfg)
 	require.NoError(t, err)
 	keys, err := json.Marshal(secretKeys)
 	require.NoError(t, err)
 	t.Setenv(pulumi.EnvConfig, string(js))
 	t.Setenv(pulumi.EnvConfigSecretKeys, string(keys))
-	rec := &recorder{}
+	rec := &recorder{outputs: previous}
 	err = pulumi.RunErr(components.Program, pulumi.WithMocks(Project, stack, rec))
 	return Run{Err: err, Resources: rec.resources}
 }

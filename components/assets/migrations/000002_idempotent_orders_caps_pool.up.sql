@@ -5,6 +5,11 @@
 -- Expand only: every function and view of the previous release keeps its signature and
 -- columns, so pods of that release keep working against this schema.
 
+-- The strongest lock this migration takes on each table it changes, first, in one order: a
+-- weaker lock upgraded later can deadlock with a live request that read the table and then
+-- writes it (see 000003). Requests wait for the milliseconds this takes.
+LOCK TABLE shop.orders, shop.login_failures IN ACCESS EXCLUSIVE MODE;
+
 CREATE INDEX login_failures_window_start ON shop.login_failures (window_start);
 
 -- The client's Idempotency-Key of the request that placed an order (NULL without one): a

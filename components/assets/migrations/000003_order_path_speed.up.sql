@@ -8,6 +8,12 @@
 -- api.* keeps every signature and column; shop.jwt_user_id (used only by the old
 -- api.place_order, replaced above it) is dropped after.
 
+-- The strongest lock this migration takes on shop.orders, first: a migration that took SHARE
+-- (CREATE INDEX) and then wanted ACCESS EXCLUSIVE (DROP INDEX) deadlocked with a live order
+-- that had read the table and then inserted into it (TestUpgradeUnderLiveOrdersThroughPgBouncerFailsNone).
+-- Orders wait for the few milliseconds this takes; lock_timeout bounds the wait for the lock.
+LOCK TABLE shop.orders IN ACCESS EXCLUSIVE MODE;
+
 CREATE INDEX IF NOT EXISTS orders_placed_user_id_idx ON shop.orders (user_id, created_at) WHERE status = 'placed';
 DROP INDEX IF EXISTS shop.orders_placed_created_at_idx;
 

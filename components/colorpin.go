@@ -1,0 +1,121 @@
+package components
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/assets"
+)
+
+// ReleasesOutput is the stack output that records what each color runs after an update; the
+// next update reads it back (priorReleases) to decide which color may change.
+const ReleasesOutput = "frontendReleases"
+
+// ColorRelease is what one color's pods run: the release content of the program and the
+// tier's pod settings (Content, a hash), and the color's own image and version.
+type ColorRelease struct {
+	Content string `json:"content"`
+	Image   string `json:"image"`
+	Version string `json:"version"`
+}
+
+// releaseContent is a hash of everything of a color's pods that does not come from the
+// color's own config: the program's Version, the frontend's embedded files and the tier's pod
+// settings (rate limits, proxies, TLS, sizes, sidecar images).
+func releaseContent(pod ColorPod) (string, error) {
+	dashboard, err := assets.Files("dashboard")
+	if err != nil {
+		return "", err
+	}
+	settings, err := json.Marshal(pod)
+	if err != nil {
+		return "", fmt.Errorf("color pod settings: %w", err)
+	}
+	return checksum(Version, string(settings), assets.File("nginx.conf.tmpl"), assets.File("fluent-bit.conf"),
+		assets.File("fluent-bit-parsers.conf"), checksumOfData(dashboard)), nil
+}
+
+// ColorPlan is what an update does to each color: what it runs afterwards, and whether it is
+// held (its Deployment's pod template and its ConfigMaps keep what they have, whatever the
+// program renders now).
+type ColorPlan struct {
+	Runs map[string]ColorRelease
+	Held map[string]bool
+}
+
+// planColors decides per color, from what each ran after the last update (prior; empty on the
+// first) and what the program renders now (current):
+//   - a color that never ran takes the current release;
+//   - the active color is held: production traffic never sees a change before a switch;
+//   - the idle color takes the current release when its own image or version changed (a
+//     release to the idle color) or when the current release content is not what the active
+//     color runs (a new program release, or new tier settings, not yet live); otherwise it is
+//     held: after a switch the old color keeps its release, the target of a rollback.
+func planColors(active string, current, prior map[string]ColorRelease) ColorPlan {
+	plan := ColorPlan{Runs: map[string]ColorRelease{}, Held: map[string]bool{}}
+	for _, color := range []string{Blue, Green} {
+		was, ran := prior[color]
+		now := current[color]
+		newRelease := was.Image != now.Image || was.Version != now.Version || now.Content != prior[active].Content
+		if ran && (color == active || !newRelease) {
+			plan.Runs[color], plan.Held[color] = was, true
+			continue
+		}
+		plan.Runs[color] = now
+	}
+	return plan
+}
+
+// priorReleases reads the stack's own frontendReleases output of its last update (nothing
+// on the first update). Held colors need it as a plain value before anything is registered:
+// resource options cannot wait for an Output. A stack last updated by a program older than
+// this output (1.0.0) has an activeColor output only: its active color is held as it runs
+// (the release its config names), so the first upgrade already leaves it alone.
+func priorReleases(ctx *pulumi.Context, configured func(color string) ColorRelease) (map[string]ColorRelease, error) {
+	self, err := pulumi.NewStackReference(ctx, ctx.Organization()+"/"+ctx.Project()+"/"+ctx.Stack(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read the stack's own outputs: %w", err)
+	}
+	details, err := self.GetOutputDetails(ReleasesOutput)
+	if err != nil {
+		return nil, fmt.Errorf("read the stack's own %s output: %w", ReleasesOutput, err)
+	}
+	prior := map[string]ColorRelease{}
+	if details == nil || details.Value == nil {
+		legacy, err := self.GetOutputDetails("activeColor")
+		if err != nil {
+			return nil, fmt.Errorf("read the stack's own activeColor output: %w", err)
+		}
+		if color, ok := legacy.Value.(string); ok && (color == Blue || color == Green) {
+			was := configured(color)
+			was.Content = "a release before " + ReleasesOutput
+			prior[color] = was
+		}
+		return prior, nil
+	}
+	js, err := json.Marshal(details.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%s output: %w", ReleasesOutput, err)
+	}
+	if err := json.Unmarshal(js, &prior); err != nil {
+		return nil, fmt.Errorf("%s output %s: %w", ReleasesOutput, js, err)
+	}
+	for color := range prior {
+		if !slices.Contains([]string{Blue, Green}, color) {
+			return nil, fmt.Errorf("%s output names an unknown color %q", ReleasesOutput, color)
+		}
+	}
+	return prior, nil
+}
+
+// releasesOutput is the frontendReleases output: per color, what it runs.
+func releasesOutput(runs map[string]ColorRelease) pulumi.Map {
+	out := pulumi.Map{}
+	for color, r := range runs {
+		out[color] = pulumi.StringMap{"content": pulumi.String(r.Content), "image": pulumi.String(r.Image), "version": pulumi.String(r.Version)}
+	}
+	return out
+}
