@@ -214,7 +214,8 @@ type Change struct {
 func (c Change) String() string { return c.Op + " " + c.Type + " " + c.Name }
 
 // recordChanges runs an engine operation with an event stream and returns the steps it
-// planned or took for each resource ("same" steps and the stack itself left out).
+// planned or took for each resource ("same" steps and the stack itself left out, and the
+// program's read of its own outputs, which changes nothing: components.ReleasesOutput).
 func recordChanges(op func(chan<- events.EngineEvent) error) ([]Change, error) {
 	ch := make(chan events.EngineEvent)
 	var changes []Change
@@ -226,7 +227,8 @@ func recordChanges(op func(chan<- events.EngineEvent) error) ([]Change, error) {
 				continue
 			}
 			m := e.ResourcePreEvent.Metadata
-			if string(m.Op) == "same" || m.Type == "pulumi:pulumi:Stack" {
+			if string(m.Op) == "same" || m.Type == "pulumi:pulumi:Stack" ||
+				(string(m.Op) == "read" && m.Type == "pulumi:pulumi:StackReference") {
 				continue
 			}
 			urn := string(m.URN)

@@ -5,6 +5,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +96,7 @@ func TestIntegration(t *testing.T) {
 	t.Run("switch back restores blue", it.switchBack)
 	t.Run("failing check: up fails and traffic stays on blue; fixed, the next up passes", it.failingCheck)
 	t.Run("a release on the idle color updates only its Deployment", it.idleRelease)
+	t.Run("an upgrade reaches only the idle color; the migration Job runs again before the backend rolls", it.upgradeReachesOnlyIdle)
 	t.Run("destroy leaves nothing behind", it.destroyDev)
 	t.Run("prod up and protected destroy", it.prodUp)
 	t.Run("a recovery stack's database bootstraps from the archive", it.recoveryUp)
@@ -265,6 +267,88 @@ func (it *integration) switchBack(t *testing.T) {
 	changes := it.switchTimed(t, "blue", "switch back", "traffic moved back")
 	assert.Len(t, changedResources(changes), 5)
 	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
+}
+
+// colorState is what a color's objects are in the cluster: resourceVersion and content.
+type colorState struct {
+	Versions map[string]string
+	Data     map[string]map[string]string
+	Template string
+}
+
+func (it *integration) colorState(t *testing.T, color string) colorState {
+	t.Helper()
+	st := colorState{Versions: map[string]string{}, Data: map[string]map[string]string{}}
+	var d appsv1.Deployment
+	it.k.mustGet(t, nsPath(devNS, "deployments")+"/frontend-"+color, &d)
+	st.Versions["deployment"] = d.ResourceVersion
+	template, err := json.Marshal(d.Spec.Template)
+	require.NoError(t, err)
+	st.Template = string(template)
+	for _, cm := range []string{"config", "dashboard"} {
+		var m corev1.ConfigMap
+		it.k.mustGet(t, nsPath(devNS, "configmaps")+"/frontend-"+color+"-"+cm, &m)
+		st.Versions[cm], st.Data[cm] = m.ResourceVersion, m.Data
+	}
+	return st
+}
+
+// upgradeReachesOnlyIdle: blue is live. A change of the release content (the tier's rate
+// limit: every color's nginx.conf) and of the migration run (the dev seed off: the
+// migration set's hash) reaches green only: blue's Deployment and ConfigMaps keep their
+// resourceVersion and content; the database-migrate Job runs again and completes before the
+// backend's new pods start. Then green takes the traffic and blue, still the old release,
+// takes it back.
+func (it *integration) upgradeReachesOnlyIdle(t *testing.T) {
+	blueBefore, greenBefore := it.colorState(t, "blue"), it.colorState(t, "green")
+	var jobBefore batchv1.Job
+	it.k.mustGet(t, "/apis/batch/v1/namespaces/"+devNS+"/jobs/database-migrate", &jobBefore)
+	require.NoError(t, it.dev.SetConfig(it.ctx, "frontendRateLimit", "25"))
+	require.NoError(t, it.dev.SetConfig(it.ctx, "databaseSeedData", "false"))
+	t.Cleanup(func() {
+		_ = it.dev.SetConfig(it.ctx, "frontendRateLimit", "20")
+		_ = it.dev.SetConfig(it.ctx, "databaseSeedData", "true")
+	})
+	planned, err := it.dev.Preview(it.ctx)
+	require.NoError(t, err)
+	for _, c := range changeStrings(planned) {
+		assert.NotContains(t, c, "frontend-blue", "the live color is planned to change: %s", c)
+	}
+	assert.Contains(t, changedResources(planned), "kubernetes:apps/v1:Deployment frontend-green-deployment")
+	assert.Contains(t, changedResources(planned), "kubernetes:batch/v1:Job database-migrate-job")
+	it.upTimed(t, it.dev, "upgrade up (idle color and migrations)")
+
+	assert.Equal(t, blueBefore, it.colorState(t, "blue"), "the live color's objects changed")
+	greenAfter := it.colorState(t, "green")
+	assert.NotEqual(t, greenBefore.Data["config"]["nginx.conf"], greenAfter.Data["config"]["nginx.conf"])
+	assert.Contains(t, greenAfter.Data["config"]["nginx.conf"], "25r/s")
+	assert.NotEqual(t, greenBefore.Template, greenAfter.Template, "the idle color's pods roll onto the new nginx.conf")
+
+	var job batchv1.Job
+	it.k.mustGet(t, "/apis/batch/v1/namespaces/"+devNS+"/jobs/database-migrate", &job)
+	assert.NotEqual(t, jobBefore.UID, job.UID, "the migration Job ran again")
+	require.NotNil(t, job.Status.CompletionTime)
+	var backend appsv1.Deployment
+	it.k.mustGet(t, nsPath(devNS, "deployments")+"/backend", &backend)
+	assert.Equal(t, job.Spec.Template.Annotations["checksum/migrations"], backend.Spec.Template.Annotations["checksum/migrations"])
+	var sets appsv1.ReplicaSetList
+	it.k.mustGet(t, nsPath(devNS, "replicasets")+"?labelSelector=app.kubernetes.io%2Fname%3Dbackend", &sets)
+	var rolled bool
+	for _, rs := range sets.Items {
+		if rs.Spec.Template.Annotations["checksum/migrations"] == job.Spec.Template.Annotations["checksum/migrations"] {
+			rolled = true
+			assert.False(t, rs.CreationTimestamp.Time.Before(job.Status.CompletionTime.Time),
+				"the backend rolled (%s) before the migration Job completed (%s)", rs.CreationTimestamp, job.Status.CompletionTime)
+		}
+	}
+	assert.True(t, rolled, "the backend rolled onto the new migration set")
+
+	it.switchTimed(t, "green", "switch to the upgraded color", "traffic moved to green")
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-green-")
+	assert.Equal(t, blueBefore.Data, it.colorState(t, "blue").Data, "after the switch the old color keeps its release")
+	it.switchTimed(t, "blue", "roll back to the old release", "traffic moved back to blue")
+	assertServesOnly(t, it.k, devNS, "frontend-service", "frontend-blue-")
+	assert.Equal(t, blueBefore, it.colorState(t, "blue"), "the rollback target never changed")
 }
 
 // failingCheck: a failing promotion check fails `up` and leaves traffic on blue; fixed, the next `up` passes.
