@@ -30,6 +30,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
+	"ecommerce-platform/components"
 	"ecommerce-platform/deploy"
 	"ecommerce-platform/tests/testkit"
 )
@@ -162,6 +163,8 @@ func (it *integration) devUp(t *testing.T) {
 	assert.NotEmpty(t, changes)
 	assert.Equal(t, devNS, outputs["namespace"].Value)
 	assert.Equal(t, "blue", outputs["activeColor"].Value)
+	assert.Equal(t, components.Version, outputs["programVersion"].Value)
+	assert.EqualValues(t, 3, outputs["schemaVersion"].Value)
 	assert.Equal(t, "database-service", outputs["databaseService"].Value)
 	assert.Equal(t, "backend-service", outputs["backendService"].Value)
 	assert.Equal(t, "<node-ip>:30180", outputs["previewAddresses"].Value.(map[string]any)["blue"])
@@ -315,7 +318,7 @@ func (it *integration) upgradeReachesOnlyIdle(t *testing.T) {
 		assert.NotContains(t, c, "frontend-blue", "the live color is planned to change: %s", c)
 	}
 	assert.Contains(t, changedResources(planned), "kubernetes:apps/v1:Deployment frontend-green-deployment")
-	assert.Contains(t, changedResources(planned), "kubernetes:batch/v1:Job database-migrate-job")
+	assert.Contains(t, changedResources(planned), "kubernetes:batch/v1:Job database-migrate")
 	it.upTimed(t, it.dev, "upgrade up (idle color and migrations)")
 
 	assert.Equal(t, blueBefore, it.colorState(t, "blue"), "the live color's objects changed")
