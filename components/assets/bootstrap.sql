@@ -85,6 +85,10 @@ REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
 -- gets exactly the functions its views and SECURITY DEFINER functions call, and may create
 -- its schemas in this database (nothing else of it).
 CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA public;
+-- Nobody else may call them: PUBLIC's EXECUTE right of the extension's functions is revoked
+-- explicitly, so a database restored from a dump (which creates the extension again, under the
+-- default privileges below) has exactly the rights of a fresh one.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO api_owner;
 GRANT EXECUTE ON FUNCTION public.crypt(text, text), public.gen_salt(text, integer),
     public.hmac(bytea, bytea, text) TO api_owner;

@@ -3,19 +3,20 @@
 -- bootstrap.sql decides: schemas, tables, columns, constraints, indexes, triggers, sequences,
 -- functions (whole definitions), views, comments, owners and privileges, the roles, their
 -- attributes, memberships and settings, default privileges and the database's privileges.
--- Identities that differ between two installs for no reason (oids) are left out.
+-- Identities that differ between two installs for no reason (oids) are left out; privileges
+-- are compared as they take effect (a NULL ACL is its owner's defaults, as a restore leaves it).
 WITH shop_schemas AS (
     SELECT oid, nspname FROM pg_namespace WHERE nspname IN ('shop', 'api', 'pool', 'migrations', 'public')
 ), shop_roles AS (
     SELECT oid, rolname FROM pg_roles WHERE rolname IN ('api_owner', 'migrator', 'authenticator', 'web_anon', 'web_user')
 )
 SELECT line FROM (
-    SELECT format('schema %s owner=%s acl=%s comment=%s', n.nspname, pg_get_userbyid(s.nspowner), s.nspacl,
+    SELECT format('schema %s owner=%s acl=%s comment=%s', n.nspname, pg_get_userbyid(s.nspowner), coalesce(s.nspacl, acldefault('n'::"char", s.nspowner)),
                   obj_description(n.oid, 'pg_namespace')) AS line
       FROM shop_schemas n JOIN pg_namespace s ON s.oid = n.oid
     UNION ALL
     SELECT format('relation %s.%s kind=%s owner=%s acl=%s options=%s comment=%s', n.nspname, c.relname, c.relkind,
-                  pg_get_userbyid(c.relowner), c.relacl, c.reloptions, obj_description(c.oid, 'pg_class'))
+                  pg_get_userbyid(c.relowner), coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)), c.reloptions, obj_description(c.oid, 'pg_class'))
       FROM pg_class c JOIN shop_schemas n ON n.oid = c.relnamespace
      WHERE n.nspname <> 'public' OR c.relkind <> 'i'
     UNION ALL
@@ -40,10 +41,10 @@ SELECT line FROM (
     SELECT format('view %s.%s: %s', n.nspname, c.relname, pg_get_viewdef(c.oid))
       FROM pg_class c JOIN shop_schemas n ON n.oid = c.relnamespace WHERE c.relkind = 'v'
     UNION ALL
-    SELECT format('function %s owner=%s acl=%s comment=%s: %s', p.oid::regprocedure, pg_get_userbyid(p.proowner), p.proacl,
+    SELECT format('function %s owner=%s acl=%s comment=%s: %s', p.oid::regprocedure, pg_get_userbyid(p.proowner), coalesce(p.proacl, acldefault('f'::"char", p.proowner)),
                   obj_description(p.oid, 'pg_proc'), pg_get_functiondef(p.oid))
       FROM pg_proc p JOIN shop_schemas n ON n.oid = p.pronamespace
-     WHERE n.nspname <> 'public' OR p.proacl IS NOT NULL
+     WHERE n.nspname <> 'public' OR p.proacl IS NOT NULL OR p.proname IN ('crypt', 'gen_salt', 'hmac')
     UNION ALL
     SELECT format('role %s login=%s inherit=%s super=%s createdb=%s createrole=%s replication=%s bypassrls=%s',
                   r.rolname, r.rolcanlogin, r.rolinherit, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls)

@@ -211,9 +211,23 @@ func (s *Server) ApplySchema(t testing.TB, db string, includeSeed bool) string {
 // test (the upgrade tests expect some runs to fail).
 func (s *Server) RunMigrationJob(t testing.TB, db string, includeSeed bool) (string, error) {
 	t.Helper()
+	return s.runMigrations(t, db, includeSeed, 0)
+}
+
+// MigrateTo brings db to schema version (golang-migrate's `goto`, not the Job's `up`): an
+// older schema, for the tests of what a later run does with it. No verify step.
+func (s *Server) MigrateTo(t testing.TB, db string, version int) {
+	t.Helper()
+	out, err := s.runMigrations(t, db, false, version)
+	require.NoError(t, err, "migrate to %d:\n%s", version, out)
+}
+
+// runMigrations runs the Job's steps; a version > 0 stops at it (goto) and skips verify.
+func (s *Server) runMigrations(t testing.TB, db string, includeSeed bool, target int) (string, error) {
+	t.Helper()
 	dir := filepath.Join(s.Dir, "migrate-"+db)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "migrations"), 0o755))
-	files, version, err := assets.Migrations()
+	files, newest, err := assets.Migrations()
 	require.NoError(t, err)
 	files["bootstrap.sql"] = assets.BootstrapSQL()
 	files["migrate-bootstrap.sh"] = assets.File("migrate-bootstrap.sh")
@@ -241,12 +255,19 @@ func (s *Server) RunMigrationJob(t testing.TB, db string, includeSeed bool) (str
 	if err := run(bootstrap); err != nil {
 		return all.String(), fmt.Errorf("migrate-bootstrap.sh: %w", err)
 	}
-	migrate := exec.Command(testkit.RequireTool(t, "migrate"), assets.MigrateArgs(scripts)...)
+	args := assets.MigrateArgs(scripts)
+	if target > 0 {
+		args = append(args[:len(args)-1], "goto", strconv.Itoa(target))
+	}
+	migrate := exec.Command(testkit.RequireTool(t, "migrate"), args...)
 	migrate.Env = tcp("migrator", "PGPASSFILE="+passFile)
 	if err := run(migrate); err != nil {
 		return all.String(), fmt.Errorf("migrate: %w", err)
 	}
-	verifyEnv := tcp("migrator", "PGPASSFILE="+passFile, "EXPECTED_VERSION="+strconv.Itoa(version))
+	if target > 0 {
+		return all.String(), nil
+	}
+	verifyEnv := tcp("migrator", "PGPASSFILE="+passFile, "EXPECTED_VERSION="+strconv.Itoa(newest))
 	if includeSeed {
 		verifyEnv = append(verifyEnv, "SEED_SQL="+filepath.Join(scripts, "seed-dev.sql"))
 	}
