@@ -90,7 +90,7 @@ END
 $$;
 ALTER ROLE replicator WITH LOGIN REPLICATION PASSWORD :'rpw';
 -- The replicas' bootstrap asks the primary about their slots in the maintenance database,
--- which PUBLIC may not connect to (03-roles.sh).
+-- which PUBLIC may not connect to (bootstrap.sql).
 GRANT CONNECT ON DATABASE postgres TO replicator;
 \endif
 -- Also after a restore: backups leave the key out (backup.sh), so the table is empty then.

@@ -146,7 +146,7 @@ func (f firstTimes) String() string {
 
 // The first order a backend pod sends on a fresh server connection takes at most 5 ms through
 // PgBouncer as deployed: PgBouncer opens min_pool_size server connections before any client
-// needs them and warms each (connect_query, 04-pool.sql), so the first order costs what any
+// needs them and warms each (connect_query, schema pool of migration 000002), so the first order costs what any
 // order costs. Directly on a new PostgreSQL connection it is printed for comparison: that
 // one pays the session's first use of the catalogue and the compilation and planning of the
 // order functions (20-40 ms).

@@ -96,7 +96,7 @@ func Bind(stmt string, vars Vars) (string, []any, error) {
 type Vars map[string]string
 
 // RoleSetting is the one setting of an API role that PostgREST 12 applies on each of its
-// requests (pg_roles.rolconfig of the roles the authenticator may switch to; 03-roles.sh
+// requests (pg_roles.rolconfig of the roles the authenticator may switch to; bootstrap.sql
 // sets statement_timeout for web_anon and web_user). It fails unless there is exactly one,
 // since the request text has one place for it.
 func RoleSetting(ctx context.Context, conn *pgx.Conn, role string) (name, value string, err error) {
