@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/assets"
 	"ecommerce-platform/deploy"
 	"ecommerce-platform/tests/testkit"
 )
@@ -164,7 +165,9 @@ func (it *integration) devUp(t *testing.T) {
 	assert.Equal(t, devNS, outputs["namespace"].Value)
 	assert.Equal(t, "blue", outputs["activeColor"].Value)
 	assert.Equal(t, components.Version, outputs["programVersion"].Value)
-	assert.EqualValues(t, 3, outputs["schemaVersion"].Value)
+	_, newest, err := assets.Migrations()
+	require.NoError(t, err)
+	assert.EqualValues(t, newest, outputs["schemaVersion"].Value)
 	assert.Equal(t, "database-service", outputs["databaseService"].Value)
 	assert.Equal(t, "backend-service", outputs["backendService"].Value)
 	assert.Equal(t, "<node-ip>:30180", outputs["previewAddresses"].Value.(map[string]any)["blue"])

@@ -55,7 +55,7 @@ func TestPostgresSchemaApplies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := pgtest.Start(t)
 			out := s.ApplySchema(t, pgtest.Database, tc.seed)
-			assert.Contains(t, out, "schema at version 3 (clean)")
+			assert.Contains(t, out, pgtest.VerifiedClean(t))
 			s.SyncCredentials(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret)
 			conn := s.Connect(t, pgtest.Database)
 			assert.NotContains(t, out, pgtest.QueryString(t, conn, "SELECT rolpassword FROM pg_authid WHERE rolname = 'migrator'"),
@@ -109,7 +109,7 @@ func TestPostgresSchemaApplies(t *testing.T) {
 			// A second run (the Job again with the same migrations) changes nothing.
 			before := pgCatalog(t, conn)
 			again := s.ApplySchema(t, pgtest.Database, tc.seed)
-			assert.Contains(t, again, "schema at version 3 (clean)")
+			assert.Contains(t, again, pgtest.VerifiedClean(t))
 			assert.Equal(t, before, pgCatalog(t, conn))
 			assert.Equal(t, strconv.Itoa(tc.users), pgtest.QueryString(t, conn, "SELECT count(*)::text FROM shop.users"), "no second seed")
 			// And into a second database of the server.
@@ -239,8 +239,8 @@ func TestPostgresPlaceOrderRejects(t *testing.T) {
 		{"fractional quantity", demo, `[{"product_id": 1, "quantity": 1.5}]`, "22023", "quantity must be a positive integer"},
 		{"missing quantity", demo, `[{"product_id": 1}]`, "22023", `item 1 must be an object with numeric "product_id" and "quantity"`},
 		{"quantity as text", demo, `[{"product_id": 1, "quantity": "2"}]`, "22023", "item 1 must be an object"},
-		{"unknown product", demo, pgtest.Items([2]int64{p["Espresso Mug"], 1}, [2]int64{9999, 1}), "P0002", "unknown product 9999"},
-		{"unknown user", 9999, pgtest.Items([2]int64{p["Espresso Mug"], 1}), "P0002", "unknown user 9999"},
+		{"unknown product", demo, pgtest.Items([2]int64{p["Espresso Mug"], 1}, [2]int64{9999, 1}), "P0001", "unknown product 9999"},
+		{"unknown user", 9999, pgtest.Items([2]int64{p["Espresso Mug"], 1}), "28000", "unknown user 9999"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := pgtest.Snapshot(t, conn)

@@ -171,7 +171,7 @@ func TestUpgradeKeepsThePreviousReleasesRequestsWorking(t *testing.T) {
 			t.Run("on the release's own schema", func(t *testing.T) { released = previousRequestsAnswer(t, admin, conn, role) })
 			out := s.ApplySchema(t, pgtest.Database, false)
 			require.Contains(t, out, "3/u ", "the upgrade applied nothing: nothing to prove")
-			require.Equal(t, "3|false", pgtest.QueryString(t, admin, "SELECT version || '|' || dirty FROM migrations.schema_migrations"))
+			require.Equal(t, pgtest.VersionRow(t), pgtest.QueryString(t, admin, "SELECT version || '|' || dirty FROM migrations.schema_migrations"))
 			assert.Equal(t, role, roleSettings(t, admin), "the settings the running PostgREST applies changed")
 			t.Run("on the migrated schema", func(t *testing.T) { migrated = previousRequestsAnswer(t, admin, conn, role) })
 			require.Len(t, released, 3)
@@ -330,7 +330,7 @@ func TestUpgradeUnderLiveOrdersThroughPgBouncerFailsNone(t *testing.T) {
 
 	require.NoError(t, migrationErr, "the migration failed under load:\n%s", out)
 	assert.Contains(t, out, "3/u order_path_speed")
-	assert.Equal(t, "3|false", pgtest.QueryString(t, admin, "SELECT version || '|' || dirty FROM migrations.schema_migrations"))
+	assert.Equal(t, pgtest.VersionRow(t), pgtest.QueryString(t, admin, "SELECT version || '|' || dirty FROM migrations.schema_migrations"))
 	assert.GreaterOrEqual(t, before, floor, "requests wholly before the migration")
 	assert.Positive(t, during, "no request ran while the migration did: nothing to prove")
 	assert.GreaterOrEqual(t, after, floor, "requests wholly after the migration")
