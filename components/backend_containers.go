@@ -94,6 +94,8 @@ func postgrestContainer(s config.Backend, database string, secret pulumi.StringI
 			env("PGRST_LOG_LEVEL", "$(LOG_LEVEL)"),
 			env("PGRST_DB_SCHEMAS", s.DBSchemas),
 			env("PGRST_DB_ANON_ROLE", s.AnonRole),
+			// Every read answers one bounded page (a longer list is cut, Content-Range says so).
+			env("PGRST_DB_MAX_ROWS", strconv.Itoa(s.MaxRows)),
 			env("PGRST_DB_POOL", strconv.Itoa(s.PostgRESTPoolSize)),
 			env("PGRST_DB_PREPARED_STATEMENTS", "false"),
 			env("PGRST_DB_CHANNEL_ENABLED", "false"),

@@ -88,6 +88,7 @@ var configKeys = []Key{
 	num("apiDbPoolSize", 10, "PostgREST connection pool size (connections to PgBouncer)", func(c *Config) *int { return &c.Backend.PostgRESTPoolSize }).between(1, 1000),
 	str("apiDbSchemas", "api", "Schemas PostgREST exposes", func(c *Config) *string { return &c.Backend.DBSchemas }),
 	str("apiAnonRole", "web_anon", "Role PostgREST uses for requests without a JWT", func(c *Config) *string { return &c.Backend.AnonRole }),
+	num("apiMaxRows", 100, "PGRST_DB_MAX_ROWS: most rows one API read answers (a longer list is cut to this page; clients and the dashboard page with limit and offset, offset below 10000 at nginx)", func(c *Config) *int { return &c.Backend.MaxRows }).between(25, 1000),
 	num("pgbouncerPoolSize", 20, "PgBouncer default_pool_size (server connections per pod)", func(c *Config) *int { return &c.Backend.PgBouncerPoolSize }).between(1, 1000),
 	num("pgbouncerMaxClientConn", 100, "PgBouncer max_client_conn", func(c *Config) *int { return &c.Backend.PgBouncerMaxClientConn }),
 	num("circuitMaxConnections", 64, "Envoy circuit breaker: max connections to the API", func(c *Config) *int { return &c.Backend.CircuitMaxConnections }).between(1, 1000000),

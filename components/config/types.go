@@ -134,6 +134,7 @@ type Backend struct {
 	PostgRESTPoolSize       int // PostgREST's connections to its PgBouncer
 	DBSchemas               string
 	AnonRole                string
+	MaxRows                 int // PostgREST db-max-rows: the most rows one read answers
 	PgBouncerPoolSize       int // PgBouncer's server connections per pod
 	PgBouncerMaxClientConn  int
 	CircuitMaxConnections   int

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +204,21 @@ func (api *browserPostgREST) userFromToken(w http.ResponseWriter, r *http.Reques
 	return claims.UserID, true
 }
 
+// browserMaxRows is the deployed db-max-rows (apiMaxRows' default).
+const browserMaxRows = 100
+
+// browserPage is the page of rows a read asked for, as PostgREST answers it: from offset,
+// at most limit rows and never more than db-max-rows; and the offset.
+func browserPage[T any](r *http.Request, rows []T) ([]T, int) {
+	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+	limit := browserMaxRows
+	if l, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil {
+		limit = min(l, browserMaxRows)
+	}
+	offset = min(max(offset, 0), len(rows))
+	return rows[offset:min(offset+limit, len(rows))], offset
+}
+
 func (api *browserPostgREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	api.mu.Lock()
 	defer api.mu.Unlock()
@@ -215,7 +231,8 @@ func (api *browserPostgREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("order") == "id" {
 			sort.Slice(products, func(i, j int) bool { return products[i].ID < products[j].ID })
 		}
-		w.Header().Set("Content-Range", fmt.Sprintf("0-%d/*", len(products)-1))
+		products, first := browserPage(r, products)
+		w.Header().Set("Content-Range", fmt.Sprintf("%d-%d/*", first, first+len(products)-1))
 		browserWrite(w, http.StatusOK, "application/json", products)
 	case "GET /stats":
 		signedIn := r.Header.Get("Authorization") != ""
@@ -243,6 +260,7 @@ func (api *browserPostgREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("order") == "id.desc" {
 			sort.Slice(mine, func(i, j int) bool { return mine[i].ID > mine[j].ID })
 		}
+		mine, _ = browserPage(r, mine)
 		browserWrite(w, http.StatusOK, "application/json", mine)
 	case "POST /rpc/login":
 		var in struct{ Email, Password string }
@@ -528,6 +546,51 @@ func TestDashboardInBrowser(t *testing.T) {
 		require.Len(t, rows, 4)
 		assert.Equal(t, "3", rows[1]["stock"])
 		assert.Len(t, browserRows(t, ctx, "orders-body"), 2)
+	})
+
+	t.Run("a long catalogue is shown a page at a time", func(t *testing.T) {
+		api.mu.Lock()
+		for id := 5; id <= 45; id++ {
+			api.products = append(api.products, browserProduct{id, fmt.Sprintf("Product %d", id), "", 100, 10})
+		}
+		api.mu.Unlock()
+		ids := func() []string {
+			var out []string
+			for _, row := range browserRows(t, ctx, "products-body") {
+				out = append(out, row["id"])
+			}
+			return out
+		}
+		span := func(from, to int) []string {
+			var out []string
+			for id := from; id <= to; id++ {
+				out = append(out, strconv.Itoa(id))
+			}
+			return out
+		}
+		for _, step := range []struct {
+			click, label string
+			from, to     int
+			prev, next   bool // enabled
+		}{
+			{"", "1–20", 1, 20, false, true},
+			{"#products-next", "21–40", 21, 40, true, true},
+			{"#products-next", "41–45", 41, 45, true, false},
+			{"#products-prev", "21–40", 21, 40, true, true},
+		} {
+			if step.click != "" {
+				require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(step.click))))
+			}
+			browserWait(t, ctx, "page "+step.label, fmt.Sprintf(`document.getElementById('products-page').textContent === %q`, step.label))
+			assert.Equal(t, span(step.from, step.to), ids(), "page %s", step.label)
+			assert.Equal(t, !step.prev, browserEval[bool](t, ctx, `document.getElementById('products-prev').disabled`), "Previous on %s", step.label)
+			assert.Equal(t, !step.next, browserEval[bool](t, ctx, `document.getElementById('products-next').disabled`), "Next on %s", step.label)
+		}
+		for _, req := range up.Take() {
+			if req.Path == "/products" {
+				assert.Regexp(t, `^order=id&limit=21&offset=(0|20|40)$`, req.RawQuery, "every products read asks for one page")
+			}
+		}
 	})
 
 	t.Run("a dead backend shows as down", func(t *testing.T) {

@@ -9,11 +9,18 @@
   const TOKEN_KEY = "ecommerce.token";
   const EMAIL_KEY = "ecommerce.email";
   const LOW_STOCK = 5;
+  // Lists are read a page at a time: the API answers at most apiMaxRows rows (at least 25)
+  // and nginx refuses offsets from 10000 on. One row more than a page is asked for, to know
+  // whether there is a next page.
+  const PAGE = 20;
+  const MAX_OFFSET = 9999;
 
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY) || "",
     email: sessionStorage.getItem(EMAIL_KEY) || "",
     products: [],
+    productsOffset: 0,
+    ordersOffset: 0,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -139,16 +146,44 @@
     return res;
   }
 
+  // ---- paging ----------------------------------------------------------------------------
+  // pagePath is path with one page's limit and offset (path has a query already).
+  function pagePath(path, offset) {
+    return path + "&limit=" + (PAGE + 1) + "&offset=" + offset;
+  }
+
+  // showPager sets a list's page label and buttons; rows is what the API answered (up to
+  // PAGE + 1), and returns the rows to show.
+  function showPager(name, offset, rows) {
+    const more = rows.length > PAGE && offset + PAGE <= MAX_OFFSET;
+    const shown = rows.slice(0, PAGE);
+    $(name + "-prev").disabled = offset === 0;
+    $(name + "-next").disabled = !more;
+    $(name + "-page").textContent = shown.length === 0 ? "" : (offset + 1) + "–" + (offset + shown.length);
+    return shown;
+  }
+
+  function turnPage(name, delta) {
+    const key = name + "Offset";
+    state[key] = Math.min(MAX_OFFSET, Math.max(0, state[key] + delta * PAGE));
+    refresh();
+  }
+
   // ---- products --------------------------------------------------------------------------
   async function loadProducts() {
-    const res = await request("/api/products?order=id");
+    const res = await request(pagePath("/api/products?order=id", state.productsOffset));
     const err = $("products-error");
     if (!res.ok || !Array.isArray(res.data)) {
       showText(err, "Products unavailable: " + (res.message || "unexpected answer"));
       return res;
     }
+    if (res.data.length === 0 && state.productsOffset > 0) {
+      // The list got shorter than this page's start: back to the first page.
+      state.productsOffset = 0;
+      return loadProducts();
+    }
     showText(err, "");
-    state.products = res.data;
+    state.products = showPager("products", state.productsOffset, res.data);
     renderProducts();
     renderProductChoices();
     return res;
@@ -215,7 +250,7 @@
   // ---- orders ----------------------------------------------------------------------------
   async function loadOrders() {
     if (!state.token) return null;
-    const res = await request("/api/orders?order=id.desc", { auth: true });
+    const res = await request(pagePath("/api/orders?order=id.desc", state.ordersOffset), { auth: true });
     const err = $("orders-error");
     if (res.status === 401) {
       signOut("Your session has expired, please sign in again.");
@@ -225,8 +260,12 @@
       showText(err, "Orders unavailable: " + (res.message || "unexpected answer"));
       return res;
     }
+    if (res.data.length === 0 && state.ordersOffset > 0) {
+      state.ordersOffset = 0;
+      return loadOrders();
+    }
     showText(err, "");
-    renderOrders(res.data);
+    renderOrders(showPager("orders", state.ordersOffset, res.data));
     return res;
   }
 
@@ -272,6 +311,7 @@
 
   function signOut(reason) {
     state.token = "";
+    state.ordersOffset = 0;
     state.email = "";
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(EMAIL_KEY);
@@ -376,6 +416,10 @@
     $("login-form").addEventListener("submit", onLogin);
     $("order-form").addEventListener("submit", onOrder);
     $("logout").addEventListener("click", () => signOut(""));
+    $("products-prev").addEventListener("click", () => turnPage("products", -1));
+    $("products-next").addEventListener("click", () => turnPage("products", 1));
+    $("orders-prev").addEventListener("click", () => turnPage("orders", -1));
+    $("orders-next").addEventListener("click", () => turnPage("orders", 1));
     renderSession();
     refresh();
     setInterval(refresh, REFRESH_MS);
