@@ -26,9 +26,9 @@ type BlueGreenArgs struct {
 	Monitoring      Scrapers
 	ExposeNodePorts bool
 	Spread          bool
-	// Prior is what each color ran after the stack's last update (colorpin.go; empty on the
-	// first): it decides which color an update may change.
-	Prior map[string]ColorRelease
+	// Prior is what each color ran after the stack's last update and which was live
+	// (colorpin.go; empty on the first): it decides which color an update may change.
+	Prior Prior
 }
 
 // BlueGreen runs a blue and a green Frontend side by side. The production Services select
@@ -42,6 +42,8 @@ type BlueGreen struct {
 	PreviewAddresses  pulumi.StringMapOutput
 	// Releases is what each color runs after this update (the frontendReleases output).
 	Releases map[string]ColorRelease
+	// LiveColor is the color the production Service selects, once it has been updated.
+	LiveColor pulumi.StringOutput
 }
 
 // NewBlueGreen creates both colors, the production and preview Services, the tier's
@@ -105,6 +107,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	}
 
 	bg.Releases = plan.Runs
+	bg.LiveColor = frontendService.Spec.Selector().MapIndex(pulumi.String(colorKey))
 	bg.ActiveColor = pulumi.String(active).ToStringOutput()
 	bg.ProductionAddress = productionAddress(frontendService, id.Object("service"), s, ns)
 	bg.PreviewAddresses = previews.ToStringMapOutput()
@@ -126,7 +129,7 @@ func newColors(ctx *pulumi.Context, name string, args *BlueGreenArgs, plan Color
 	for _, color := range []string{Blue, Green} {
 		if plan.Held[color] && *s.Color(color) != plan.release(s, color) {
 			ctx.Log.Warn(fmt.Sprintf("frontend-%s keeps release %s (%s): it is %s; its new settings reach it once it is idle", color,
-				plan.Runs[color].Version, plan.Runs[color].Image, map[bool]string{true: "live", false: "the rollback target"}[color == s.ActiveColor]), nil)
+				plan.Runs[color].Version, plan.Runs[color].Image, map[bool]string{true: "live", false: "the rollback target"}[color == plan.Live]), nil)
 		}
 		f, err := NewFrontend(ctx, name+"-"+color, &FrontendArgs{
 			Namespace: args.Namespace, Identity: id.WithColor(color), Security: args.Security,
@@ -143,7 +146,7 @@ func newColors(ctx *pulumi.Context, name string, args *BlueGreenArgs, plan Color
 }
 
 // planBlueGreen is planColors over the tier's config: the current release of each color.
-func planBlueGreen(s config.Frontend, prior map[string]ColorRelease) (ColorPlan, error) {
+func planBlueGreen(s config.Frontend, prior Prior) (ColorPlan, error) {
 	content, err := releaseContent(colorPod(s))
 	if err != nil {
 		return ColorPlan{}, err
@@ -152,7 +155,11 @@ func planBlueGreen(s config.Frontend, prior map[string]ColorRelease) (ColorPlan,
 	for _, color := range []string{Blue, Green} {
 		current[color] = ColorRelease{Content: content, Image: s.Color(color).Image, Version: s.Color(color).Version}
 	}
-	return planColors(s.ActiveColor, current, prior), nil
+	live := prior.Live
+	if live == "" {
+		live = s.ActiveColor
+	}
+	return planColors(live, current, prior.Runs), nil
 }
 
 // release is the color's release as it runs after the update: its image and version as

@@ -14,6 +14,18 @@ import (
 // next update reads it back (priorReleases) to decide which color may change.
 const ReleasesOutput = "frontendReleases"
 
+// LiveOutput is the stack output naming the color production traffic reached after an update:
+// the production Service's selector once it was updated. An update that fails before the
+// Service moves (a failed promotion check) leaves this output and ReleasesOutput as they were.
+const LiveOutput = "liveColor"
+
+// Prior is what the last update left: each color's release and the live color ("" before
+// the first).
+type Prior struct {
+	Runs map[string]ColorRelease
+	Live string
+}
+
 // ColorRelease is what one color's pods run: the release content of the program and the
 // tier's pod settings (Content, a hash), and the color's own image and version.
 type ColorRelease struct {
@@ -44,23 +56,27 @@ func releaseContent(pod ColorPod) (string, error) {
 type ColorPlan struct {
 	Runs map[string]ColorRelease
 	Held map[string]bool
+	Live string // the color live before the update, whose release is held
 }
 
 // planColors decides per color, from what each ran after the last update (prior; empty on the
-// first) and what the program renders now (current):
+// first), the color production traffic reached then (live) and what the program renders now
+// (current):
 //   - a color that never ran takes the current release;
-//   - the active color is held: production traffic never sees a change before a switch;
-//   - the idle color takes the current release when its own image or version changed (a
-//     release to the idle color) or when the current release content is not what the active
+//   - the live color is held: production traffic never sees a change before a switch (an
+//     update that switches may change the color it switches to: the promotion check runs
+//     against it before traffic moves);
+//   - the other color takes the current release when its own image or version changed (a
+//     release to the idle color) or when the current release content is not what the live
 //     color runs (a new program release, or new tier settings, not yet live); otherwise it is
 //     held: after a switch the old color keeps its release, the target of a rollback.
-func planColors(active string, current, prior map[string]ColorRelease) ColorPlan {
-	plan := ColorPlan{Runs: map[string]ColorRelease{}, Held: map[string]bool{}}
+func planColors(live string, current, prior map[string]ColorRelease) ColorPlan {
+	plan := ColorPlan{Runs: map[string]ColorRelease{}, Held: map[string]bool{}, Live: live}
 	for _, color := range []string{Blue, Green} {
 		was, ran := prior[color]
 		now := current[color]
-		newRelease := was.Image != now.Image || was.Version != now.Version || now.Content != prior[active].Content
-		if ran && (color == active || !newRelease) {
+		newRelease := was.Image != now.Image || was.Version != now.Version || now.Content != prior[live].Content
+		if ran && (color == live || !newRelease) {
 			plan.Runs[color], plan.Held[color] = was, true
 			continue
 		}
@@ -74,48 +90,58 @@ func planColors(active string, current, prior map[string]ColorRelease) ColorPlan
 // resource options cannot wait for an Output. A stack last updated by a program older than
 // this output (1.0.0) has an activeColor output only: its active color is held as it runs
 // (the release its config names), so the first upgrade already leaves it alone.
-func priorReleases(ctx *pulumi.Context, configured func(color string) ColorRelease) (map[string]ColorRelease, error) {
+func priorReleases(ctx *pulumi.Context, configured func(color string) ColorRelease) (Prior, error) {
 	self, err := pulumi.NewStackReference(ctx, ctx.Organization()+"/"+ctx.Project()+"/"+ctx.Stack(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("read the stack's own outputs: %w", err)
+		return Prior{}, fmt.Errorf("read the stack's own outputs: %w", err)
 	}
 	details, err := self.GetOutputDetails(ReleasesOutput)
 	if err != nil {
-		return nil, fmt.Errorf("read the stack's own %s output: %w", ReleasesOutput, err)
+		return Prior{}, fmt.Errorf("read the stack's own %s output: %w", ReleasesOutput, err)
 	}
-	prior := map[string]ColorRelease{}
+	live, err := self.GetOutputDetails(LiveOutput)
+	if err != nil {
+		return Prior{}, fmt.Errorf("read the stack's own %s output: %w", LiveOutput, err)
+	}
+	prior := Prior{Runs: map[string]ColorRelease{}}
+	if color, ok := live.Value.(string); ok {
+		prior.Live = color
+	}
 	if details == nil || details.Value == nil {
 		legacy, err := self.GetOutputDetails("activeColor")
 		if err != nil {
-			return nil, fmt.Errorf("read the stack's own activeColor output: %w", err)
+			return Prior{}, fmt.Errorf("read the stack's own activeColor output: %w", err)
 		}
 		if color, ok := legacy.Value.(string); ok && (color == Blue || color == Green) {
 			was := configured(color)
 			was.Content = "a release before " + ReleasesOutput
-			prior[color] = was
+			prior.Runs[color], prior.Live = was, color
 		}
 		return prior, nil
 	}
 	js, err := json.Marshal(details.Value)
 	if err != nil {
-		return nil, fmt.Errorf("%s output: %w", ReleasesOutput, err)
+		return Prior{}, fmt.Errorf("%s output: %w", ReleasesOutput, err)
 	}
-	if err := json.Unmarshal(js, &prior); err != nil {
-		return nil, fmt.Errorf("%s output %s: %w", ReleasesOutput, js, err)
+	if err := json.Unmarshal(js, &prior.Runs); err != nil {
+		return Prior{}, fmt.Errorf("%s output %s: %w", ReleasesOutput, js, err)
 	}
-	for color := range prior {
+	for color := range prior.Runs {
 		if !slices.Contains([]string{Blue, Green}, color) {
-			return nil, fmt.Errorf("%s output names an unknown color %q", ReleasesOutput, color)
+			return Prior{}, fmt.Errorf("%s output names an unknown color %q", ReleasesOutput, color)
 		}
 	}
 	return prior, nil
 }
 
-// releasesOutput is the frontendReleases output: per color, what it runs.
-func releasesOutput(runs map[string]ColorRelease) pulumi.Map {
-	out := pulumi.Map{}
-	for color, r := range runs {
-		out[color] = pulumi.StringMap{"content": pulumi.String(r.Content), "image": pulumi.String(r.Image), "version": pulumi.String(r.Version)}
-	}
-	return out
+// releasesOutput is the frontendReleases output: per color, what it runs, resolved only once
+// live (the production Service's selected color) is.
+func releasesOutput(runs map[string]ColorRelease, live pulumi.StringOutput) pulumi.MapOutput {
+	return live.ApplyT(func(string) map[string]any {
+		out := map[string]any{}
+		for color, r := range runs {
+			out[color] = map[string]any{"content": r.Content, "image": r.Image, "version": r.Version}
+		}
+		return out
+	}).(pulumi.MapOutput)
 }

@@ -34,7 +34,7 @@ func Program(ctx *pulumi.Context) error {
 
 // build registers the stack of a validated config; prior is what each frontend color ran
 // after the last update (colorpin.go).
-func build(ctx *pulumi.Context, cfg *config.Config, prior map[string]ColorRelease) error {
+func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	var err error
 	instance := ctx.Stack()
 	security := PodSecurity{RunAsUser: cfg.RunAsUser, RunAsGroup: cfg.RunAsGroup, FSGroup: cfg.FSGroup}
@@ -101,7 +101,8 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior map[string]ColorReleas
 	ctx.Export("activeColor", frontend.ActiveColor)
 	ctx.Export("productionAddress", frontend.ProductionAddress)
 	ctx.Export("previewAddresses", frontend.PreviewAddresses)
-	ctx.Export(ReleasesOutput, releasesOutput(frontend.Releases))
+	ctx.Export(ReleasesOutput, releasesOutput(frontend.Releases, frontend.LiveColor))
+	ctx.Export(LiveOutput, frontend.LiveColor)
 	ctx.Export("programVersion", pulumi.String(Version))
 	ctx.Export("schemaVersion", pulumi.Int(database.SchemaVersion))
 	return nil
@@ -137,7 +138,7 @@ func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
 // ResourceQuota cannot admit its own peak.
 func checkCapacity(ctx *pulumi.Context, cfg *config.Config) error {
 	rec := &rehearsal{}
-	if err := pulumi.RunErr(func(mock *pulumi.Context) error { return build(mock, cfg, nil) },
+	if err := pulumi.RunErr(func(mock *pulumi.Context) error { return build(mock, cfg, Prior{}) },
 		pulumi.WithMocks(ctx.Project(), ctx.Stack(), rec)); err != nil {
 		return fmt.Errorf("capacity check (a rehearsal of the stack in memory): %w", err)
 	}

@@ -69,14 +69,15 @@ func outputsAfter(t *testing.T, r testkit.Run, active string, overrides map[stri
 			releases[color].(map[string]any)[k] = v
 		}
 	}
-	return map[string]any{components.ReleasesOutput: releases, "activeColor": active}
+	return map[string]any{components.ReleasesOutput: releases, components.LiveOutput: active, "activeColor": active}
 }
 
-// A color's release reaches it only while it is idle: a program upgrade (another release
-// content than the live color runs) changes only the idle color; the switch holds both (the
-// old color keeps its release for a rollback); a rollback holds the color it returns to; a
-// release to the idle color by its own config changes only it; the live color's own config
-// waits; a stack last updated before frontendReleases existed holds its live color.
+// A color's release reaches it only while it is not live: a program upgrade (another release
+// content than the live color runs) changes only the idle color; a switch holds the color it
+// leaves (its release is the rollback target) and may release the color it moves to (the
+// promotion check runs first); a rollback holds both; a release to the idle color by its own
+// config changes only it; the live color's own config waits; a stack last updated before
+// frontendReleases existed holds its live color.
 func TestReleaseReachesOnlyTheIdleColor(t *testing.T) {
 	first := testkit.MustRun(t, "prod", nil)
 	assert.Equal(t, free("blue"), heldPaths(t, first, "blue"), "a first update creates both colors")
@@ -99,10 +100,12 @@ func TestReleaseReachesOnlyTheIdleColor(t *testing.T) {
 			blue: held("blue"), grn: free("green"), blueRuns: "the previous program release", greenRuns: current},
 		{name: "switch to green after the upgrade", overrides: map[string]string{"activeColor": "green"},
 			previous: outputsAfter(t, first, "blue", map[string]map[string]any{"blue": {"content": "the previous program release"}}),
-			blue:     held("blue"), grn: held("green"), blueRuns: "the previous program release", greenRuns: current},
+			blue:     held("blue"), grn: free("green"), blueRuns: "the previous program release", greenRuns: current},
 		{name: "roll back to blue", overrides: map[string]string{"activeColor": "blue"},
 			previous: outputsAfter(t, first, "green", map[string]map[string]any{"blue": {"content": "the previous program release"}}),
-			blue:     held("blue"), grn: free("green"), blueRuns: "the previous program release", greenRuns: current},
+			blue:     held("blue"), grn: held("green"), blueRuns: "the previous program release", greenRuns: current},
+		{name: "switch to green with a release of it in one update", overrides: map[string]string{"activeColor": "green", "greenVersion": "9.9.9-broken"},
+			previous: outputsAfter(t, first, "blue", nil), blue: held("blue"), grn: free("green"), blueRuns: current, greenRuns: current},
 		{name: "release to idle green by its own config", overrides: map[string]string{"greenVersion": "1.1.0", "greenImage": "nginxinc/nginx-unprivileged:1.27.5-alpine"},
 			previous: outputsAfter(t, first, "blue", nil), blue: held("blue"), grn: free("green"), blueRuns: current, greenRuns: current,
 			greenImage: "nginxinc/nginx-unprivileged:1.27.5-alpine"},
