@@ -338,7 +338,7 @@ func (it *integration) upgradeReachesOnlyIdle(t *testing.T) {
 	it.k.mustGet(t, nsPath(devNS, "deployments")+"/backend", &backend)
 	assert.Equal(t, job.Spec.Template.Annotations["checksum/migrations"], backend.Spec.Template.Annotations["checksum/migrations"])
 	var sets appsv1.ReplicaSetList
-	it.k.mustGet(t, nsPath(devNS, "replicasets")+"?labelSelector=app.kubernetes.io%2Fname%3Dbackend", &sets)
+	it.k.mustGet(t, "/apis/apps/v1/namespaces/"+devNS+"/replicasets?labelSelector=app.kubernetes.io%2Fname%3Dbackend", &sets)
 	var rolled bool
 	for _, rs := range sets.Items {
 		if rs.Spec.Template.Annotations["checksum/migrations"] == job.Spec.Template.Annotations["checksum/migrations"] {
