@@ -521,9 +521,11 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 	}
 	assert.Equal(t, map[string]int{
 		// The archiver: a StatefulSet, its headless Service and NetworkPolicy, the off-site Secret.
-		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 11, "ServiceAccount": 4,
+		// The database-migrate Job with its NetworkPolicy and its migrations ConfigMap (the
+		// init scripts' ConfigMap is gone): Jobs are it, the credentials Job and the promotion check.
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 12, "ServiceAccount": 4,
 		"Secret": 3, "ConfigMap": 8, "StatefulSet": 3, "Deployment": 3, "Service": 9, "PodDisruptionBudget": 5,
-		"PersistentVolumeClaim": 1, "CronJob": 2, "Job": 2, "HorizontalPodAutoscaler": 1,
+		"PersistentVolumeClaim": 1, "CronJob": 2, "Job": 3, "HorizontalPodAutoscaler": 1,
 	}, kinds)
 }
 
