@@ -32,10 +32,7 @@ const (
 // offsiteKeyVolume is the off-site Secret's encryption key alone, as a file readable by the
 // pod's group; only the containers that encrypt or decrypt the archive mount it.
 func offsiteKeyVolume(offsite pulumi.StringInput) corev1.VolumeArgs {
-	return corev1.VolumeArgs{Name: pulumi.String("offsite-key"), Secret: &corev1.SecretVolumeSourceArgs{
-		SecretName: offsite, DefaultMode: pulumi.Int(0o440),
-		Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String(offsiteKeyFile), Path: pulumi.String(offsiteKeyFile)}},
-	}}
+	return secretKeysVolume("offsite-key", offsite, offsiteKeyFile)
 }
 
 // archiveEnv is what archive.sh needs to reach the primary as the replicator.

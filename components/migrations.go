@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
@@ -55,12 +56,10 @@ func newSchemaRelease(seed bool) (schemaRelease, error) {
 }
 
 // mergeData is the union of ConfigMap data maps (keys never overlap here).
-func mergeData(maps ...map[string]string) map[string]string {
+func mergeData(data ...map[string]string) map[string]string {
 	out := map[string]string{}
-	for _, m := range maps {
-		for k, v := range m {
-			out[k] = v
-		}
+	for _, m := range data {
+		maps.Copy(out, m)
 	}
 	return out
 }
