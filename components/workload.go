@@ -54,12 +54,7 @@ func (o podOptions) spec() *corev1.PodSpecArgs {
 		spec.RestartPolicy = pulumi.String(o.RestartPolicy)
 	}
 	if o.SpreadSelector != nil {
-		spec.TopologySpreadConstraints = corev1.TopologySpreadConstraintArray{corev1.TopologySpreadConstraintArgs{
-			MaxSkew:           pulumi.Int(1),
-			TopologyKey:       pulumi.String("kubernetes.io/hostname"),
-			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
-			LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: o.SpreadSelector},
-		}}
+		spec.TopologySpreadConstraints, spec.Affinity = spread(o.SpreadSelector)
 	}
 	return spec
 }
@@ -99,6 +94,37 @@ func serving(c corev1.ContainerArgs, size config.Resources, security *corev1.Sec
 	c.SecurityContext = security
 	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = p.startup, p.readiness, p.liveness
 	return c
+}
+
+// spreadTopologies are the failure domains pods of one workload are spread over: nodes, and
+// zones where the nodes carry the well-known zone label (a node without it is one more domain
+// of its own, so clusters without zones are unaffected).
+var spreadTopologies = []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+
+// spread keeps pods of one workload apart: a preferred anti-affinity per node (what kube-score
+// and the scheduler's own scoring look for) and a topology spread per node and zone. Both are
+// preferences: a cluster with fewer nodes than pods still schedules them all, and the
+// scheduler places each new pod where the fewest of its siblings run.
+func spread(selector pulumi.StringMap) (corev1.TopologySpreadConstraintArray, *corev1.AffinityArgs) {
+	var constraints corev1.TopologySpreadConstraintArray
+	for _, key := range spreadTopologies {
+		constraints = append(constraints, corev1.TopologySpreadConstraintArgs{
+			MaxSkew:           pulumi.Int(1),
+			TopologyKey:       pulumi.String(key),
+			WhenUnsatisfiable: pulumi.String("ScheduleAnyway"),
+			LabelSelector:     &metav1.LabelSelectorArgs{MatchLabels: selector},
+		})
+	}
+	affinity := &corev1.AffinityArgs{PodAntiAffinity: &corev1.PodAntiAffinityArgs{
+		PreferredDuringSchedulingIgnoredDuringExecution: corev1.WeightedPodAffinityTermArray{corev1.WeightedPodAffinityTermArgs{
+			Weight: pulumi.Int(100),
+			PodAffinityTerm: corev1.PodAffinityTermArgs{
+				TopologyKey:   pulumi.String(spreadTopologies[0]),
+				LabelSelector: &metav1.LabelSelectorArgs{MatchLabels: selector},
+			},
+		}},
+	}}
+	return constraints, affinity
 }
 
 // spreadIf returns the selector to spread on, or nil when spreading is off.
