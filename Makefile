@@ -34,7 +34,7 @@ include make/tools.mk
 
 # What a deploy runs: the Pulumi CLI and the Kubernetes provider. `make up` adds the local
 # control plane unless KUBECONFIG names a cluster; the tools only tests use (kube-score, the
-# S3 server, promtool and postgres_exporter, controller-gen, migrate) are built by `make test`
+# S3 server, promtool and postgres_exporter, controller-gen, migrate, Patroni) are built by `make test`
 # (`make tools`: every tool).
 DEPLOY_TOOLS := pulumi provider
 UP_TOOLS := $(DEPLOY_TOOLS) $(if $(KUBECONFIG),,cluster)

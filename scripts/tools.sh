@@ -2,7 +2,7 @@
 # Build the pinned tools for integration tests into .tools/bin/.
 #
 #   scripts/tools.sh                      # every tool that is missing or out of date
-#   scripts/tools.sh pulumi|provider|cluster|kubescore [...]   # only those
+#   scripts/tools.sh pulumi|provider|cluster|kubescore|patroni [...]   # only those
 #
 # Tools (each a separate Go module under tools/, pinned by its go.mod/go.sum):
 #   pulumi    -> .tools/bin/pulumi                      (tools/pulumi)
@@ -17,6 +17,11 @@
 #                the version databaseMigrateImage pins): the engine tests apply the schema with it
 #   crdgen    -> .tools/bin/controller-gen (tools/crdgen): the Prometheus Operator's CRDs,
 #                generated from its API types, for the integration test
+#   patroni   -> .tools/bin/{patroni,patronictl}: Debian trixie's Patroni (pure Python, arch
+#                all) unpacked, not installed, and run on this machine's /usr/bin/python3 with
+#                the python3 packages scripts/deps.sh installs; the failover engine tests
+#                (tests/failover) run it. Not a Go module: its hash is the pinned package
+#                versions and the python3 version.
 #
 # Built binaries are kept in a cache outside the repository, keyed on a hash of
 # the tool module's go.mod + go.sum (+ main.go) and the Go version, so a fresh
@@ -44,6 +49,11 @@ PROMETHEUS_VERSION="v0.316.0"      # promtool of Prometheus 3.16
 POSTGRES_EXPORTER_VERSION="v0.17.1" # as databaseExporterImage pins
 CONTROLLER_TOOLS_VERSION="v0.23.0"
 MIGRATE_VERSION="v4.20.1"           # as databaseMigrateImage pins
+# Patroni 4.x, the major the deployed image ships (bookworm has only 3.0.2, without quorum
+# commit or permanent slots kept on replicas); ydiff is patronictl's diff library (trixie only).
+PATRONI_DEB="patroni=4.0.7-3~deb13u1"
+YDIFF_DEB="python3-ydiff=1.4.2-1"
+PATRONI_SUITE="trixie"
 K8S_VERSION="v1.37.2"
 # Bump to force a rebuild of every tool when the recipe below changes.
 RECIPE=1
@@ -62,7 +72,8 @@ binaries() {
     monitoring) echo "promtool postgres_exporter" ;;
     crdgen) echo "controller-gen" ;;
     migrate) echo "migrate" ;;
-    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3, monitoring, crdgen or migrate)" >&2; return 1 ;;
+    patroni) echo "patroni patronictl" ;;
+    *) echo "unknown tool: $1 (want pulumi, provider, cluster, kubescore, s3, monitoring, crdgen, migrate or patroni)" >&2; return 1 ;;
   esac
 }
 
@@ -76,12 +87,18 @@ label() {
     monitoring) echo "promtool and postgres_exporter (cold 20 min)" ;;
     crdgen) echo "controller-gen (cold about 1 min)" ;;
     migrate) echo "golang-migrate CLI (cold about 1 min)" ;;
+    patroni) echo "Patroni from Debian $PATRONI_SUITE (a download, seconds)" ;;
   esac
 }
 
 # Hash of everything that decides a tool's binaries.
 tool_hash() {
   local dir="$ROOT/tools/$1"
+  if [[ "$1" == patroni ]]; then
+    { echo "recipe=$RECIPE $PATRONI_DEB $YDIFF_DEB suite=$PATRONI_SUITE"; /usr/bin/python3 --version; } |
+      sha256sum | cut -c1-16
+    return
+  fi
   {
     case "$1" in
       pulumi) echo "recipe=$RECIPE version=$PULUMI_VERSION" ;;
@@ -175,6 +192,35 @@ build_migrate() {
       github.com/golang-migrate/migrate/v4/cmd/migrate)
 }
 
+# Patroni: the pinned .debs from Debian's $PATRONI_SUITE through a private apt list (this
+# machine's /etc/apt is left alone), unpacked with dpkg -x (no maintainer scripts, nothing
+# installed), and two wrappers that run its entry points on /usr/bin/python3 with the unpacked
+# dist-packages first on PYTHONPATH. The unpacked tree is linked to .tools/patroni beside
+# .tools/bin, where the wrappers look for it: the tests run Patroni as the OS user postgres,
+# who cannot read a cache under root's home.
+build_patroni() {
+  local out="$1" apt="$1/.apt" b
+  [[ -x /usr/bin/python3 ]] || { echo "[tools] /usr/bin/python3 is missing: run make deps" >&2; return 1; }
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $PATRONI_SUITE main" \
+    >"$apt/sources.list"
+  local opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=/nonexistent
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "APT::Sandbox::User=$(id -un)")
+  apt-get "${opts[@]}" update -qq
+  (cd "$apt/debs" && apt-get "${opts[@]}" download -qq "$PATRONI_DEB" "$YDIFF_DEB")
+  for b in "$apt"/debs/*.deb; do dpkg -x "$b" "$out/root"; done
+  rm -rf "$apt"
+  for b in patroni patronictl; do
+    printf '%s\n' '#!/bin/sh' \
+      "# $b of Debian's ${PATRONI_DEB#*=} ($PATRONI_SUITE), unpacked by scripts/tools.sh into ../patroni." \
+      'root=$(cd "$(dirname "$0")/../patroni" && pwd) || exit 1' \
+      "PYTHONPATH=\"\$root/usr/lib/python3/dist-packages\${PYTHONPATH:+:\$PYTHONPATH}\" exec /usr/bin/python3 \"\$root/usr/bin/$b\" \"\$@\"" \
+      >"$out/$b"
+    chmod 0755 "$out/$b"
+  done
+  PYTHONPATH="$out/root/usr/lib/python3/dist-packages" /usr/bin/python3 "$out/root/usr/bin/patroni" --version
+}
+
 # Make sure the cache holds a complete build for $1 and link it into .tools/bin.
 ensure() {
   local tool="$1" bins hash entry stamp b ok=1
@@ -185,6 +231,7 @@ ensure() {
 
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
     for b in $bins; do [[ -x "$BIN/$b" ]] || ok=0; done
+    if [[ -d "$entry/root" && ! -d "${BIN%/bin}/$tool" ]]; then ok=0; fi
     if ((ok)); then
       log "$tool is up to date"
       return 0
@@ -215,13 +262,17 @@ ensure() {
     # A hard link costs no space; copy when the cache is on another filesystem.
     ln "$entry/$b" "$BIN/$b" 2>/dev/null || cp "$entry/$b" "$BIN/$b"
   done
+  if [[ -d "$entry/root" ]]; then # an unpacked package tree (patroni), beside bin/
+    rm -rf "${BIN%/bin}/$tool"
+    cp -al "$entry/root" "${BIN%/bin}/$tool" 2>/dev/null || cp -a "$entry/root" "${BIN%/bin}/$tool"
+  fi
   echo "$hash" >"$stamp"
   log "$tool ready in $BIN: $bins"
 }
 
 main() {
   local tools=("$@") tool
-  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring crdgen migrate); fi
+  if ((${#tools[@]} == 0)); then tools=(pulumi provider cluster kubescore s3 monitoring crdgen migrate patroni); fi
   for tool in "${tools[@]}"; do binaries "$tool" >/dev/null; done
 
   command -v go >/dev/null || { echo "[tools] go is not on PATH" >&2; exit 1; }
