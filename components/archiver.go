@@ -58,7 +58,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	}
 	if s.Offsite.Enabled {
 		containers = append(containers, offsiteSyncContainer(s, a.Offsite, a.Security))
-		egress = append(egress, egressRule(objectStoragePort(s.Offsite.Endpoint), anywhere()))
+		egress = append(egress, objectStorageEgress(s.Offsite)...)
 		volumes = append(volumes, offsiteKeyVolume(a.Offsite))
 	}
 	retention := pulumi.String(s.PVCRetention)
@@ -126,4 +126,21 @@ func objectStoragePort(endpoint string) int {
 		return 80
 	}
 	return 443
+}
+
+// objectStorageEgress is what a pod that talks to the S3 endpoint may reach, on the
+// endpoint's port only: nothing for a loopback endpoint (no packet leaves the pod), the pods
+// of the Service's namespace for a cluster Service (<service>.<namespace>.svc...), any address
+// otherwise (a host name's addresses are not known to a NetworkPolicy). Config refuses plain
+// http to an external host unless databaseOffsiteAllowInsecureHttp is set.
+func objectStorageEgress(o config.Offsite) networkingv1.NetworkPolicyEgressRuleArray {
+	port := objectStoragePort(o.Endpoint)
+	switch scope, namespace := o.EndpointScope(); scope {
+	case config.EndpointLoopback:
+		return nil
+	case config.EndpointCluster:
+		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, fromNamespace(namespace))}
+	default:
+		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, anywhere())}
+	}
 }

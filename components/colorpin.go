@@ -19,11 +19,18 @@ const ReleasesOutput = "frontendReleases"
 // Service moves (a failed promotion check) leaves this output and ReleasesOutput as they were.
 const LiveOutput = "liveColor"
 
+// RecoveredOutput is the stack output naming the archive the database was recovered from
+// (databaseRecoverFrom), recorded once an update with it succeeded: the database-migrate Job
+// wrote to the recovered database after the primary started, so the recovery is over. The
+// next update reads it back and takes the primary's egress to object storage away.
+const RecoveredOutput = "databaseRecoveredFrom"
+
 // Prior is what the last update left: each color's release and the live color ("" before
-// the first).
+// the first), and the archive a finished recovery read (RecoveredOutput; "" for none).
 type Prior struct {
-	Runs map[string]ColorRelease
-	Live string
+	Runs      map[string]ColorRelease
+	Live      string
+	Recovered string
 }
 
 // ColorRelease is what one color's pods run: the release content of the program and the
@@ -103,9 +110,16 @@ func priorReleases(ctx *pulumi.Context, configured func(color string) ColorRelea
 	if err != nil {
 		return Prior{}, fmt.Errorf("read the stack's own %s output: %w", LiveOutput, err)
 	}
+	recovered, err := self.GetOutputDetails(RecoveredOutput)
+	if err != nil {
+		return Prior{}, fmt.Errorf("read the stack's own %s output: %w", RecoveredOutput, err)
+	}
 	prior := Prior{Runs: map[string]ColorRelease{}}
 	if color, ok := live.Value.(string); ok {
 		prior.Live = color
+	}
+	if from, ok := recovered.Value.(string); ok {
+		prior.Recovered = from
 	}
 	if details == nil || details.Value == nil {
 		legacy, err := self.GetOutputDetails("activeColor")

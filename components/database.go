@@ -32,6 +32,9 @@ type DatabaseArgs struct {
 	ExposeNodePorts                                                  bool
 	NodePortFrom                                                     []string // CIDRs that may reach the node port
 	Spread                                                           bool
+	// RecoveryDone: an earlier update of this stack recorded the recovery from
+	// Settings.Recovery.From as finished (RecoveredOutput), so the primary gets no egress.
+	RecoveryDone bool
 }
 
 // Database is PostgreSQL 15 as a StatefulSet with its Services, metrics, backups and policies.
@@ -54,6 +57,10 @@ type Database struct {
 	SchemaHash string
 	// ReplicaPods selects the read replicas (nil without replicas).
 	ReplicaPods pulumi.StringMap
+	// RecoveredFrom is databaseRecoverFrom once the database-migrate Job, which writes to the
+	// database (so it was promoted), completed after the primary ("" without a recovery): the
+	// RecoveredOutput the next update reads back.
+	RecoveredFrom pulumi.StringOutput
 }
 
 // NewDatabase creates the database tier. Pass pulumi.Protect to keep its data from
@@ -105,6 +112,10 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 		return nil, err
 	}
 
+	d.RecoveredFrom = pulumi.String("").ToStringOutput()
+	if from := s.Recovery.From; from != "" {
+		d.RecoveredFrom = d.MigrationJob.ID().ApplyT(func(pulumi.ID) string { return from }).(pulumi.StringOutput)
+	}
 	d.ServiceName = host
 	d.ReadOnlyServiceName = readonly.Metadata.Name().Elem()
 	d.Port = pulumi.Int(PostgresPort).ToIntOutput()
@@ -302,13 +313,17 @@ func recoveryVolumes(s config.Database, offsite pulumi.StringInput) corev1.Volum
 	return corev1.VolumeArray{offsiteKeyVolume(offsite)}
 }
 
-// recoveryEgress lets a recovering primary reach the object storage endpoint (nothing
-// otherwise: the primary starts no connection of its own).
-func recoveryEgress(s config.Database) networkingv1.NetworkPolicyEgressRuleArray {
-	if s.Recovery.From == "" {
+// recoveryEgress lets a recovering primary reach the object storage endpoint (its
+// recovery-fetch init container reads the archive), until an update has recorded the recovery
+// as finished (done): from the next update on the primary reaches nothing again, as without
+// databaseRecoverFrom (the primary starts no connection of its own). A NetworkPolicy selects
+// pods, not containers: while it exists, the postgres container may reach the endpoint's port
+// too.
+func recoveryEgress(s config.Database, done bool) networkingv1.NetworkPolicyEgressRuleArray {
+	if s.Recovery.From == "" || done {
 		return nil
 	}
-	return networkingv1.NetworkPolicyEgressRuleArray{egressRule(objectStoragePort(s.Offsite.Endpoint), anywhere())}
+	return objectStorageEgress(s.Offsite)
 }
 
 // newDatabasePolicies admit the database's clients (the backend, the jobs, and the node
@@ -327,7 +342,7 @@ func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 			ingressRule(PostgresPort, clients...),
 			ingressRule(postgresMetricsPort, fromNamespace(args.Monitoring.Namespace)),
 		},
-		Egress: recoveryEgress(args.Settings),
+		Egress: recoveryEgress(args.Settings, args.RecoveryDone),
 	}, parent); err != nil {
 		return fmt.Errorf("database network policy: %w", err)
 	}

@@ -29,7 +29,29 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+	warnRecovery(ctx, cfg.Database, prior)
 	return build(ctx, cfg, prior)
+}
+
+// recoveryDone tells whether an earlier update recorded the recovery from the configured
+// databaseRecoverFrom as finished (RecoveredOutput).
+func recoveryDone(d config.Database, prior Prior) bool {
+	return d.Recovery.From != "" && prior.Recovered == d.Recovery.From
+}
+
+// warnRecovery says what databaseRecoverFrom does in this update: the primary reaches object
+// storage until an update records the recovery as finished; after that it reaches nothing and
+// the key is left for the operator to unset.
+func warnRecovery(ctx *pulumi.Context, d config.Database, prior Prior) {
+	switch {
+	case d.Recovery.From == "":
+	case recoveryDone(d, prior):
+		ctx.Log.Warn(fmt.Sprintf("databaseRecoverFrom: the recovery from %s finished in an earlier update; the primary no longer reaches "+
+			"object storage and its init containers leave the database alone: unset it (pulumi config rm databaseRecoverFrom)", d.Recovery.From), nil)
+	default:
+		ctx.Log.Warn(fmt.Sprintf("databaseRecoverFrom: the primary may reach %s (port %d) while it recovers from %s; once this update succeeds, "+
+			"run pulumi up once more (or unset databaseRecoverFrom) to take that egress away", d.Offsite.Endpoint, objectStoragePort(d.Offsite.Endpoint), d.Recovery.From), nil)
+	}
 }
 
 // build registers the stack of a validated config; prior is what each frontend color ran
@@ -58,6 +80,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 		OffsiteAccessKeyID: cfg.OffsiteAccessKeyID, OffsiteSecretAccessKey: cfg.OffsiteSecretAccessKey, OffsiteEncryptionKey: cfg.OffsiteEncryptionKey,
 		ClientPods: backendID.Selector(), Monitoring: scrapers,
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
+		RecoveryDone: recoveryDone(cfg.Database, prior),
 	}, protect)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -105,6 +128,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	ctx.Export(LiveOutput, frontend.LiveColor)
 	ctx.Export("programVersion", pulumi.String(Version))
 	ctx.Export("schemaVersion", pulumi.Int(database.SchemaVersion))
+	ctx.Export(RecoveredOutput, database.RecoveredFrom)
 	return nil
 }
 

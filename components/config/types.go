@@ -95,6 +95,10 @@ type Offsite struct {
 	Region          string
 	IntervalSeconds int
 	Image           string
+	// AllowInsecureHTTP admits a plain-http Endpoint outside the cluster
+	// (databaseOffsiteAllowInsecureHttp); without it http is for loopback and cluster-internal
+	// endpoints only.
+	AllowInsecureHTTP bool
 }
 
 // Recovery bootstraps the database from an archive instead of initdb (From "" = a new

@@ -2,7 +2,6 @@ package config
 
 import (
 	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -66,9 +65,7 @@ func (d *Database) validate(v *problemList) {
 // for copies, the bucket) when object storage is used.
 func (o *Offsite) validate(v *problemList, used bool) {
 	if o.Endpoint != "" || used {
-		u, err := url.Parse(o.Endpoint)
-		v.oneOf("databaseOffsiteEndpoint", o.Endpoint, err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "",
-			"an http(s) URL of the S3 endpoint (required with databaseOffsite or databaseRecoverFrom)")
+		o.validateEndpoint(v)
 	}
 	if o.Bucket != "" || o.Enabled {
 		v.oneOf("databaseOffsiteBucket", o.Bucket, s3Bucket.MatchString(o.Bucket), "an S3 bucket name (required with databaseOffsite)")

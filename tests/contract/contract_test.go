@@ -102,8 +102,9 @@ func newContractRun(t *testing.T, stack string) *contractRun {
 	overrides := map[string]string{}
 	if testkit.ReadStackFile(t, testkit.ProjectFile(t, "Pulumi."+stack+".yaml")).Values[testkit.Project+":databaseOffsite"] == "true" {
 		store = s3test.Start(t)
-		overrides = map[string]string{"databaseOffsiteEndpoint": store.Endpoint(objectStoreHost), "databaseOffsiteBucket": s3test.Bucket,
-			"offsiteAccessKeyId": s3test.AccessKey, "offsiteSecretAccessKey": s3test.SecretKey}
+		// The sandbox's S3 server speaks plain http on the host: accepted with the flag only.
+		overrides = map[string]string{"databaseOffsiteEndpoint": store.Endpoint(objectStoreHost), "databaseOffsiteAllowInsecureHttp": "true",
+			"databaseOffsiteBucket": s3test.Bucket, "offsiteAccessKeyId": s3test.AccessKey, "offsiteSecretAccessKey": s3test.SecretKey}
 	}
 	r := testkit.MustRun(t, stack, overrides)
 	cluster := newSandboxCluster(t, r)
@@ -533,7 +534,7 @@ func (c *contractRun) recoveredPrimary(t *testing.T) {
 	time.Sleep(interval + 5*time.Second)
 
 	recovering := testkit.MustRun(t, c.stack, map[string]string{
-		"databaseOffsiteEndpoint": c.store.Endpoint(objectStoreHost), "databaseOffsiteBucket": s3test.Bucket,
+		"databaseOffsiteEndpoint": c.store.Endpoint(objectStoreHost), "databaseOffsiteAllowInsecureHttp": "true", "databaseOffsiteBucket": s3test.Bucket,
 		"offsiteAccessKeyId": s3test.AccessKey, "offsiteSecretAccessKey": s3test.SecretKey,
 		"databaseOffsitePrefix": c.stack + "-recovered", "databaseRecoverFrom": "s3://" + s3test.Bucket + "/" + c.stack,
 	})

@@ -139,7 +139,7 @@ func TestDurabilityConfig(t *testing.T) {
 			assert.Empty(t, r.Kubernetes())
 		})
 	}
-	ok := testkit.MustRun(t, "dev", map[string]string{"databaseRecoverFrom": "s3://old/dev", "databaseOffsiteEndpoint": "http://10.0.0.5:9000"})
+	ok := testkit.MustRun(t, "dev", map[string]string{"databaseRecoverFrom": "s3://old/dev", "databaseOffsiteEndpoint": "http://minio.storage.svc:9000"})
 	assert.Len(t, testkit.TypedPod(t, ok.Object(t, testkit.StatefulSet, "database")).Spec.InitContainers, 2)
 }
 

@@ -102,6 +102,13 @@ func RunAfter(t testing.TB, stack string, overrides map[string]string, previous 
 	return r
 }
 
+// TryRunAfter is RunAfter for a run that may fail: the error is the run's, not the test's.
+func TryRunAfter(t testing.TB, stack string, overrides map[string]string, previous map[string]any) Run {
+	t.Helper()
+	cfg, secretKeys := StackConfig(t, stack, overrides)
+	return runMocked(t, stack, cfg, secretKeys, previous)
+}
+
 func runMocked(t testing.TB, stack string, cfg map[string]string, secretKeys []string, previous map[string]any) Run {
 	t.Helper()
 	js, err := json.Marshal(cfg)
