@@ -3,11 +3,14 @@ package components
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/config"
 )
 
 // ReleasesOutput is the stack output that records what each color runs after an update; the
@@ -128,10 +131,10 @@ func priorReleases(ctx *pulumi.Context, configured func(color string) ColorRelea
 		}
 		if color, ok := legacy.Value.(string); ok && (color == Blue || color == Green) {
 			was := configured(color)
-			was.Content = "a release before " + ReleasesOutput
+			was.Content = legacyContent
 			prior.Runs[color], prior.Live = was, color
 		}
-		return prior, nil
+		return prior, prior.check()
 	}
 	js, err := json.Marshal(details.Value)
 	if err != nil {
@@ -140,12 +143,43 @@ func priorReleases(ctx *pulumi.Context, configured func(color string) ColorRelea
 	if err := json.Unmarshal(js, &prior.Runs); err != nil {
 		return Prior{}, fmt.Errorf("%s output %s: %w", ReleasesOutput, js, err)
 	}
-	for color := range prior.Runs {
-		if !slices.Contains([]string{Blue, Green}, color) {
-			return Prior{}, fmt.Errorf("%s output names an unknown color %q", ReleasesOutput, color)
-		}
+	if err := prior.check(); err != nil {
+		return Prior{}, err
 	}
 	return prior, nil
+}
+
+// legacyContent marks the release of a stack last updated before frontendReleases existed.
+const legacyContent = "a release before " + ReleasesOutput
+
+// check refuses outputs this program never writes, all problems at once: they decide what
+// each color runs and which one is held, so an edited state (the outputs are plain text in it)
+// must not choose an image config would refuse, or free the live color (an unknown live color,
+// or one without a recorded release, would hold neither color).
+func (p Prior) check() error {
+	var problems []string
+	if p.Live != "" && !slices.Contains([]string{Blue, Green}, p.Live) {
+		problems = append(problems, fmt.Sprintf("%s: %q is not a color; it is blue or green", LiveOutput, p.Live))
+	}
+	for _, color := range slices.Sorted(maps.Keys(p.Runs)) {
+		r := p.Runs[color]
+		if !slices.Contains([]string{Blue, Green}, color) {
+			problems = append(problems, fmt.Sprintf("%s: names an unknown color %q", ReleasesOutput, color))
+			continue
+		}
+		for _, problem := range config.ReleaseProblems(color, r.Image, r.Version) {
+			problems = append(problems, ReleasesOutput+": "+problem)
+		}
+	}
+	if _, ok := p.Runs[p.Live]; len(p.Runs) > 0 && p.Live != "" && !ok {
+		problems = append(problems, fmt.Sprintf("%s: the live color %q has no release in %s, so neither color would be held", LiveOutput, p.Live, ReleasesOutput))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the stack's own outputs of its last update are not what this program writes (%d problems); "+
+		"was the state edited? Restore it from a backup or `pulumi stack export`/`import` with the outputs corrected:\n  - %s",
+		len(problems), strings.Join(problems, "\n  - "))
 }
 
 // releasesOutput is the frontendReleases output: per color, what it runs, resolved only once

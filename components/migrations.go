@@ -16,6 +16,10 @@ import (
 // migrateTimeoutSeconds bounds the bootstrap's wait for the database.
 const migrateTimeoutSeconds = 300
 
+// migrateDeadlineSeconds bounds a run of the Job (activeDeadlineSeconds), and so the life of
+// the migrator's password of that run (VALID UNTIL): no container of the run logs in later.
+const migrateDeadlineSeconds = migrateTimeoutSeconds + 900
+
 // migratorPassDir holds the migrator's one-run password file (memory, never a disk).
 const migratorPassDir = "/run/migrate"
 
@@ -97,7 +101,7 @@ func newMigrationJob(ctx *pulumi.Context, j migrationJob, release schemaRelease,
 					emptyDir("tmp", "16Mi"),
 				},
 			},
-			BackoffLimit: 2, Deadline: migrateTimeoutSeconds + 900,
+			BackoffLimit: 2, Deadline: migrateDeadlineSeconds,
 			Reaches: j.DatabasePods, Port: PostgresPort,
 		},
 	}, opts...)
@@ -115,6 +119,7 @@ func migrateBootstrapContainer(j migrationJob) corev1.ContainerArgs {
 			env("BOOTSTRAP_SQL", assets.MigrationsDir+"/bootstrap.sql"),
 			env("MIGRATOR_PASSFILE", migratorPassDir+"/pgpass"),
 			env("TIMEOUT_SECONDS", strconv.Itoa(migrateTimeoutSeconds)),
+			env("MIGRATOR_VALID_SECONDS", strconv.Itoa(migrateDeadlineSeconds)),
 		),
 		VolumeMounts: corev1.VolumeMountArray{
 			readOnlyMount("migrations", assets.MigrationsDir),

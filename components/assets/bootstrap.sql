@@ -53,13 +53,17 @@ GRANT web_user TO authenticator;
 
 -- The migrator: a login that can do exactly what api_owner can (its sessions start as
 -- api_owner, so everything a migration creates belongs to api_owner), with a new password on
--- every run that only this run's pod ever holds. A migration never stalls live orders behind
+-- every run that only this run's pod ever holds, valid until the run's deadline
+-- (MIGRATOR_VALID_SECONDS: a failed run's password dies with it) and cleared by the run's last
+-- step (migrate-verify.sh) once it succeeded: between runs nobody can log in as the migrator. A migration never stalls live orders behind
 -- a lock: a lock it cannot take within 5 s fails the migration (one transaction: nothing is
 -- applied) and the Job, visibly; the same bound keeps a second run from waiting for the
 -- first's advisory lock.
 \getenv migrator_password MIGRATOR_PASSWORD
+\getenv migrator_valid_seconds MIGRATOR_VALID_SECONDS
+SELECT (now() + make_interval(secs => :'migrator_valid_seconds'::double precision))::text AS migrator_valid_until \gset
 ALTER ROLE migrator WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-    PASSWORD :'migrator_password';
+    PASSWORD :'migrator_password' VALID UNTIL :'migrator_valid_until';
 \unset migrator_password
 GRANT api_owner TO migrator;
 ALTER ROLE migrator SET role = 'api_owner';

@@ -12,6 +12,8 @@
 #   MIGRATOR_PASSFILE                where to write the migrator's password file (a memory
 #                                    volume shared with the other containers of the pod)
 #   TIMEOUT_SECONDS                  how long to wait for the database
+#   MIGRATOR_VALID_SECONDS           how long the migrator's password of this run stays valid
+#                                    (the Job's deadline: no container of the run logs in later)
 set -eu
 
 fail() {
@@ -19,10 +21,14 @@ fail() {
     exit 1
 }
 
-for name in PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD_FILE BOOTSTRAP_SQL MIGRATOR_PASSFILE TIMEOUT_SECONDS; do
+for name in PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD_FILE BOOTSTRAP_SQL MIGRATOR_PASSFILE TIMEOUT_SECONDS MIGRATOR_VALID_SECONDS; do
     eval "value=\${$name:-}"
     [ -n "$value" ] || fail "missing required environment variable $name"
 done
+case $MIGRATOR_VALID_SECONDS in
+    *[!0-9]*) fail "MIGRATOR_VALID_SECONDS is not a whole number of seconds: $MIGRATOR_VALID_SECONDS" ;;
+esac
+export MIGRATOR_VALID_SECONDS
 [ -r "$PGPASSWORD_FILE" ] || fail "cannot read $PGPASSWORD_FILE"
 [ -r "$BOOTSTRAP_SQL" ] || fail "cannot read $BOOTSTRAP_SQL"
 PGPASSWORD=$(cat "$PGPASSWORD_FILE")

@@ -2,7 +2,9 @@
 # migrate-verify.sh: the database-migrate Job's last container (postgres image), after
 # golang-migrate. Reads the version table and fails unless the schema is at exactly the
 # program's newest migration and clean, then (dev only) loads the demo data into a shop that
-# has none. Logs in as the migrator (PGPASSFILE from migrate-bootstrap.sh). POSIX sh.
+# has none; last, clears the migrator's password of this run, so nobody can log in as the
+# migrator until the next run's bootstrap gives it a new one. Logs in as the migrator
+# (PGPASSFILE from migrate-bootstrap.sh). POSIX sh.
 #
 # Environment:
 #   PGHOST PGPORT PGUSER PGDATABASE PGPASSFILE  the database, as the migrator (required)
@@ -35,3 +37,9 @@ if [ -n "${SEED_SQL:-}" ]; then
     psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --quiet --file="$SEED_SQL" || fail "the demo data failed to load"
     echo "migrate-verify: demo data present"
 fi
+
+# A role may change its own password and nothing else; the migrator's sessions start as
+# api_owner (its role setting), so it becomes itself first.
+psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --quiet --command='SET ROLE NONE; ALTER ROLE migrator PASSWORD NULL' ||
+    fail "could not clear the migrator's password of this run"
+echo "migrate-verify: the migrator's password of this run is cleared"

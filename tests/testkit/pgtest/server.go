@@ -251,7 +251,7 @@ func (s *Server) runMigrations(t testing.TB, db string, includeSeed bool, target
 	}
 	bootstrap := exec.Command("sh", filepath.Join(scripts, "migrate-bootstrap.sh"))
 	bootstrap.Env = tcp(Superuser, "PGPASSWORD_FILE="+superuserPW, "BOOTSTRAP_SQL="+filepath.Join(scripts, "bootstrap.sql"),
-		"MIGRATOR_PASSFILE="+passFile, "TIMEOUT_SECONDS=10")
+		"MIGRATOR_PASSFILE="+passFile, "TIMEOUT_SECONDS=10", "MIGRATOR_VALID_SECONDS=1200")
 	if err := run(bootstrap); err != nil {
 		return all.String(), fmt.Errorf("migrate-bootstrap.sh: %w", err)
 	}
@@ -277,6 +277,16 @@ func (s *Server) runMigrations(t testing.TB, db string, includeSeed bool, target
 		return all.String(), fmt.Errorf("migrate-verify.sh: %w", err)
 	}
 	return all.String(), nil
+}
+
+// MigratorPassword is the migrator's password the last migration run of db wrote into its
+// password file (what the Job's memory volume holds while it runs).
+func (s *Server) MigratorPassword(t testing.TB, db string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(s.Dir, "migrate-"+db, "pgpass"))
+	require.NoError(t, err)
+	line := strings.TrimSpace(string(raw))
+	return line[strings.LastIndex(line, ":")+1:]
 }
 
 // Seeded is a server with the deployed init scripts and the demo data loaded, and a
