@@ -136,17 +136,18 @@ BEGIN
     -- (Each order's lines are summed by its key: the plan kept for the session never joins
     -- all lines, however many unpaid orders other customers hold.)
     -- Read in the same statement: the share of a product one customer may hold, and what the
-    -- customer already holds unpaid of each product of this order (their own unpaid orders'
-    -- lines, by key: never another customer's order).
+    -- customer already holds unpaid of each product of this order: their own unpaid orders,
+    -- each order's line of the product looked up by its key (a join on the product's lines
+    -- was planned as a scan of every customer's lines of it).
     SELECT coalesce((SELECT l.max_open_units FROM shop.order_limits l), 40),
            coalesce((SELECT l.max_product_share_percent FROM shop.order_limits l), 50),
            (SELECT coalesce(sum((SELECT sum(i.quantity) FROM shop.order_items i WHERE i.order_id = o.id)), 0)
               FROM shop.orders o
              WHERE o.user_id = p_user_id AND o.status = 'placed'),
-           (SELECT array_agg(coalesce((SELECT sum(i.quantity)
-                                         FROM shop.orders o
-                                         JOIN shop.order_items i ON i.order_id = o.id AND i.product_id = x.id
-                                        WHERE o.user_id = p_user_id AND o.status = 'placed'), 0) ORDER BY x.n)
+           (SELECT array_agg((SELECT coalesce(sum((SELECT i.quantity FROM shop.order_items i
+                                                     WHERE i.order_id = o.id AND i.product_id = x.id)), 0)
+                                FROM shop.orders o
+                               WHERE o.user_id = p_user_id AND o.status = 'placed') ORDER BY x.n)
               FROM unnest(v_ids) WITH ORDINALITY AS x(id, n))
       INTO v_cap, v_share, v_open, v_held;
     IF v_open + v_units > v_cap THEN
