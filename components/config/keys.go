@@ -39,7 +39,7 @@ var configKeys = []Key{
 	num("databaseReplicas", 2, "Streaming read replicas behind database-readonly (0: database-readonly is the primary)", func(c *Config) *int { return &c.Database.Replicas }).between(0, 10),
 	num("databaseReplicaMaxLagSeconds", 30, "A replica whose replay is further behind the primary than this is taken out of database-readonly (it is not restarted)", func(c *Config) *int { return &c.Database.ReplicaMaxLagSeconds }).between(1, 86400),
 	str("databaseReplicaWalKeepSize", "2GB", "max_slot_wal_keep_size: how much WAL the primary keeps for a replica that is behind; past it the replica must bootstrap again, and the primary's disk stays safe", func(c *Config) *string { return &c.Database.ReplicaWalKeepSize }).memory(),
-	flag("databaseSeedData", false, "Load demo users and products into a shop that has none (the database-migrate Job, after the migrations; dev only)", func(c *Config) *bool { return &c.Database.SeedData }),
+	flag("databaseSeedData", false, "Load demo users and products into a shop that has none (the database-migrate Job, after the migrations; dev only: refused with a LoadBalancer or an Ingress, since the demo passwords are published)", func(c *Config) *bool { return &c.Database.SeedData }),
 	num("databaseMaxConnections", 100, "postgresql.conf max_connections", func(c *Config) *int { return &c.Database.MaxConnections }).between(10, 10000),
 	str("databaseSharedBuffers", "256MB", "postgresql.conf shared_buffers (PostgreSQL units: kB, MB, GB)", func(c *Config) *string { return &c.Database.SharedBuffers }).memory(),
 	str("databaseWorkMem", "4MB", "postgresql.conf work_mem", func(c *Config) *string { return &c.Database.WorkMem }).memory(),

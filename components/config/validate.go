@@ -26,6 +26,7 @@ func (c *Config) Validate() []string {
 	c.Database.validate(&v)
 	c.Backend.validate(&v)
 	c.Frontend.validate(&v)
+	c.validateSeed(&v)
 	// Every key is checked whatever the others say, so switching a feature on later never
 	// surfaces an old mistake (node ports are checked with exposeNodePorts off too).
 	v.nodePorts(map[string]int{

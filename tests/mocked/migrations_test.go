@@ -65,7 +65,7 @@ func TestMigrationJobRunsAgainOnlyForANewSet(t *testing.T) {
 	require.NoError(t, err)
 	base := testkit.MustRun(t, "prod", nil)
 	same := testkit.MustRun(t, "prod", map[string]string{"frontendRateLimit": "30", "backendReplicas": "3"})
-	seeded := testkit.MustRun(t, "prod", map[string]string{"databaseSeedData": "true"})
+	seeded := testkit.MustRun(t, "prod", map[string]string{"databaseSeedData": "true", "frontendServiceType": "ClusterIP"}) // not published
 	pod := func(r testkit.Run) map[string]string {
 		return testkit.TypedPod(t, r.Object(t, testkit.Job, "database-migrate")).Annotations
 	}

@@ -72,3 +72,30 @@ func TestAttackRound3OwnMigratorPasswordEndsWithTheJob(t *testing.T) {
 	bootstrap := testkit.TypedContainer(t, job.Spec.Template.Spec, "bootstrap")
 	assert.Equal(t, strconv.FormatInt(*job.Spec.ActiveDeadlineSeconds, 10), testkit.EnvOf(bootstrap)["MIGRATOR_VALID_SECONDS"])
 }
+
+// Own attack pass: databaseSeedData ("dev only" in its description, nothing more) loaded the
+// demo accounts, whose passwords the README publishes, into any new shop, a published one
+// included: anyone could sign in as demo@example.com. Now it is refused on a stack published to
+// the internet (a LoadBalancer or an Ingress), naming why, with every other problem.
+func TestAttackRound3OwnDemoAccountsNeverFaceTheInternet(t *testing.T) {
+	for name, tc := range map[string]struct {
+		overrides map[string]string
+		want      string
+	}{
+		"prod with the demo data": {map[string]string{"databaseSeedData": "true"}, "(frontendServiceType LoadBalancer)"},
+		"dev behind an Ingress": {map[string]string{"ingressEnabled": "true", "ingressHost": "shop.example.com", "trustedProxies": "10.0.0.0/16"},
+			"(ingressEnabled)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			stack := "prod"
+			if _, ok := tc.overrides["ingressEnabled"]; ok {
+				stack = "dev"
+			}
+			r := testkit.RunProgram(t, stack, tc.overrides)
+			require.Error(t, r.Err)
+			assert.Contains(t, r.Err.Error(), "databaseSeedData: true loads demo accounts whose passwords are published (README: demo@example.com / demo-password) into a shop reachable from the internet "+tc.want)
+			assert.Empty(t, r.Kubernetes())
+		})
+	}
+	testkit.MustRun(t, "dev", nil) // ClusterIP and node ports from private ranges: the demo shop
+}
