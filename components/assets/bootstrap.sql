@@ -20,6 +20,9 @@
 SET log_statement = 'none';
 SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
+-- And out of pg_stat_activity, where the members of pg_monitor (pg_read_all_stats) read every
+-- session's statement text while it runs, and after it until the next one.
+SET track_activities = off;
 SELECT current_database() AS shop_db \gset
 
 BEGIN;

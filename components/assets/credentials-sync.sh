@@ -68,6 +68,9 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password --quiet --username="$PGUSER" -
 SET log_statement = 'none';
 SET log_min_duration_statement = -1;
 SET log_min_error_statement = 'panic';
+-- The passwords and the signing key are statement text: keep it out of pg_stat_activity,
+-- where the members of pg_monitor (pg_read_all_stats) read it while it runs and after it.
+SET track_activities = off;
 -- An error's DETAIL (a failing row holds the secret) reaches neither the server log nor the
 -- Job's output.
 SET log_min_messages = 'panic';

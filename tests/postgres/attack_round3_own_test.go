@@ -7,6 +7,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +78,63 @@ func TestAttackRound3OwnMigratorPasswordDiesWithTheRun(t *testing.T) {
 				assert.Contains(t, err.Error(), "permission denied for schema migrations", role)
 			}
 			_, _ = owner.Exec(context.Background(), "ROLLBACK")
+		}
+	}
+}
+
+// The passwords and the signing key were statement text in pg_stat_activity: bootstrap.sql's
+// ALTER ROLE migrator ... PASSWORD and credentials-sync.sh's ALTER ROLE authenticator PASSWORD
+// and INSERT INTO shop.jwt_keys showed there while they ran and after, until the next statement.
+// Every member of pg_read_all_stats reads other sessions' statements, and pg_monitor (the role
+// issue 27's findings 3 and 4 give the exporters) is one: a compromised exporter caught the
+// API's password and the signing key at the next run of the credentials Job. Both scripts now
+// run with track_activities off (a superuser's setting).
+func TestAttackRound3OwnMonitorReadsNoSecretInFlight(t *testing.T) {
+	s := pgtest.Start(t)
+	s.Exec(t, "postgres", "CREATE ROLE spy LOGIN IN ROLE pg_monitor")
+	spy, err := pgx.Connect(context.Background(), strings.Replace(s.ConnString(pgtest.Database), "user="+pgtest.Superuser, "user=spy", 1))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = spy.Close(context.Background()) })
+
+	seen := map[string]bool{}
+	polls := 0
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // as fast as one connection can ask, for the whole run
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			rows, err := spy.Query(context.Background(), "SELECT coalesce(query, '') FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+			if err != nil {
+				continue
+			}
+			for rows.Next() {
+				var q string
+				if rows.Scan(&q) == nil {
+					seen[q] = true
+				}
+			}
+			rows.Close()
+			polls++
+		}
+	}()
+	s.ApplySchema(t, pgtest.Database, false)
+	migrator := s.MigratorPassword(t, pgtest.Database)
+	for range 5 {
+		s.SyncCredentials(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret)
+	}
+	close(stop)
+	<-done
+	require.Greater(t, polls, 1000, "the spy asked often enough to see statements go by")
+	secrets := map[string]string{"the migrator's password": migrator, "the authenticator's password": pgtest.AuthenticatorPassword,
+		"the JWT signing key": pgtest.JWTSecret}
+	for q := range seen {
+		for name, secret := range secrets {
+			assert.NotContains(t, q, secret, "pg_monitor read %s in a statement: %.120s", name, q)
 		}
 	}
 }
