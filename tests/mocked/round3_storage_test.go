@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"ecommerce-platform/components"
+	"ecommerce-platform/components/config"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -153,3 +156,45 @@ func TestAttackRound3RecoveryEgressEndsWithTheRecovery(t *testing.T) {
 	unset := testkit.RunAfter(t, "prod", nil, after)
 	assert.Empty(t, egressOf(t, unset, "database"))
 }
+
+// The output the next update reads back: the recovery's source once the database-migrate Job
+// (which writes to the recovered database) is done, "" without a recovery.
+func TestRecoveredOutputIsTheSourceAfterTheMigrateJob(t *testing.T) {
+	for from, want := range map[string]string{"s3://old-archive/prod": "s3://old-archive/prod", "": ""} {
+		testkit.SetStackConfig(t, "prod", map[string]string{"databaseRecoverFrom": from, "databaseOffsitePrefix": "prod-2", "databaseFailover": "false"})
+		var got string
+		var job pulumi.ID
+		require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+			c, err := config.Load(ctx)
+			if err != nil {
+				return err
+			}
+			d, err := components.NewDatabase(ctx, "database", &components.DatabaseArgs{
+				Namespace: pulumi.String("ns"), Identity: components.Identity{Name: "database", Instance: "prod", Component: "database"},
+				Security: components.PodSecurity{RunAsUser: 1000, RunAsGroup: 1000, FSGroup: 1000}, Settings: c.Database,
+				Password: c.DBPassword, APIPassword: c.APIDBPassword, JWTSecret: c.JWTSecret, ReplicationPassword: c.ReplicationPassword,
+				OffsiteAccessKeyID: c.OffsiteAccessKeyID, OffsiteSecretAccessKey: c.OffsiteSecretAccessKey, OffsiteEncryptionKey: c.OffsiteEncryptionKey,
+				ClientPods: pulumi.StringMap{"app": pulumi.String("backend")},
+			})
+			if err != nil {
+				return err
+			}
+			pulumi.All(d.RecoveredFrom, d.MigrationJob.ID()).ApplyT(func(v []any) error {
+				got, job = v[0].(string), v[1].(pulumi.ID)
+				return nil
+			})
+			return nil
+		}, pulumi.WithMocks(testkit.Project, "prod", echoMocks{})))
+		assert.Equal(t, want, got, "recovering from %q", from)
+		assert.NotEmpty(t, job)
+	}
+}
+
+// echoMocks accept every resource and give back its inputs.
+type echoMocks struct{}
+
+func (echoMocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	return args.Name + "-id", args.Inputs, nil
+}
+
+func (echoMocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) { return args.Args, nil }

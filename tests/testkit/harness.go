@@ -111,15 +111,28 @@ func TryRunAfter(t testing.TB, stack string, overrides map[string]string, previo
 
 func runMocked(t testing.TB, stack string, cfg map[string]string, secretKeys []string, previous map[string]any) Run {
 	t.Helper()
+	setConfigEnv(t, cfg, secretKeys)
+	rec := &recorder{outputs: previous}
+	err := pulumi.RunErr(components.Program, pulumi.WithMocks(Project, stack, rec))
+	return Run{Err: err, Resources: rec.resources}
+}
+
+// SetStackConfig makes a stack's config (with overrides) the config of the next
+// pulumi.RunErr, for a test that runs a component of its own under mocks.
+func SetStackConfig(t testing.TB, stack string, overrides map[string]string) {
+	t.Helper()
+	cfg, secretKeys := StackConfig(t, stack, overrides)
+	setConfigEnv(t, cfg, secretKeys)
+}
+
+func setConfigEnv(t testing.TB, cfg map[string]string, secretKeys []string) {
+	t.Helper()
 	js, err := json.Marshal(cfg)
 	require.NoError(t, err)
 	keys, err := json.Marshal(secretKeys)
 	require.NoError(t, err)
 	t.Setenv(pulumi.EnvConfig, string(js))
 	t.Setenv(pulumi.EnvConfigSecretKeys, string(keys))
-	rec := &recorder{outputs: previous}
-	err = pulumi.RunErr(components.Program, pulumi.WithMocks(Project, stack, rec))
-	return Run{Err: err, Resources: rec.resources}
 }
 
 // MustRun runs a stack that must succeed.
