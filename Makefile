@@ -8,7 +8,7 @@
 #   make down     destroy the stack and stop the local cluster
 #   make docs     regenerate Pulumi.yaml, docs/configuration.md and the stacks' pictures
 #
-# Other targets: integration, bench, bench-durability, bench-orders, render STACK=prod, deps, switch COLOR=green,
+# Other targets: integration, test-failover, bench, bench-durability, bench-orders, render STACK=prod, deps, switch COLOR=green,
 # preview, tools, cluster-up, cluster-down.
 #
 # `make -n` of any target runs nothing: no recipe line of up, test or their prerequisites
@@ -26,7 +26,7 @@ PLATFORM := go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools -kubecon
 
 include make/tools.mk
 
-.PHONY: pulumi-yaml docs up up-tools deploy-tools down preview switch rollback outputs render test test-go test-mocked integration bench bench-durability bench-orders deps vet kube-score clean-secrets
+.PHONY: pulumi-yaml docs up up-tools deploy-tools down preview switch rollback outputs render test test-go test-mocked test-failover integration bench bench-durability bench-orders deps vet kube-score clean-secrets
 
 # Prerequisites are made one at a time, in the order written (test: the suites, then
 # kube-score, then the integration tests).
@@ -104,12 +104,20 @@ integration: tools
 
 # Skipped engine tests are listed at the end (scripts/test-summary.sh), never silently.
 # One package at a time (-p 1): the engine packages measure timings and share the CPU.
+# -timeout 30m: tests/failover alone takes 4-5 minutes on 2 shared cores (go test's default
+# bound is 10 minutes a package).
 test: test-go kube-score integration
 
 test-go: deps tools vet
 	@rm -f .test-report
-	@ECOMMERCE_TEST_REPORT=$(ROOT)/.test-report go test -p 1 ./... -count=1; status=$$?; \
+	@ECOMMERCE_TEST_REPORT=$(ROOT)/.test-report go test -p 1 ./... -count=1 -timeout 30m; status=$$?; \
 		bash scripts/test-summary.sh .test-report; exit $$status
+
+# The failover engine tests alone (tests/failover, also part of test-go): three real Patroni
+# members under load, killed, switched over and cut from the API server; each run's figures
+# are its "failover figure:" lines. Built tools: Patroni, etcd, kube-apiserver, migrate.
+test-failover: deps tools
+	@set -o pipefail; go test ./tests/failover -count=1 -v -timeout 20m 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|failover figure|Error'
 
 # kube-score over the rendered manifests of both stacks: no CRITICAL finding allowed.
 kube-score: tools

@@ -7,7 +7,7 @@ report="${1:?report file}"
 line="================================================================================"
 echo "$line"
 if [[ ! -s "$report" ]]; then
-  echo "TEST SUMMARY: every suite ran (mocked, container contract, engine, browser); nothing skipped"
+  echo "TEST SUMMARY: every suite ran (mocked, container contract, engine, failover, browser); nothing skipped"
   echo "$line"
   exit 0
 fi
