@@ -52,7 +52,7 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	egress := networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.PrimaryPods))}
 	volumes := corev1.VolumeArray{
 		configMapVolume("config", a.Config),
-		secretVolume("secrets", a.Secret),
+		secretKeysVolume("secrets", a.Secret, replicationPasswordKey),
 		emptyDir("tmp", "64Mi"),
 		emptyDir("status", "1Mi"),
 	}
@@ -130,8 +130,9 @@ func objectStoragePort(endpoint string) int {
 
 // objectStorageEgress is what a pod that talks to the S3 endpoint may reach, on the
 // endpoint's port only: nothing for a loopback endpoint (no packet leaves the pod), the pods
-// of the Service's namespace for a cluster Service (<service>.<namespace>.svc...), any address
-// otherwise (a host name's addresses are not known to a NetworkPolicy). Config refuses plain
+// of the Service's namespace for a cluster Service (<service>.<namespace>.svc...), otherwise the
+// endpoint's own address when it is named by one, any address for a host name
+// (endpointAddress). Config refuses plain
 // http to an external host unless databaseOffsiteAllowInsecureHttp is set.
 func objectStorageEgress(o config.Offsite) networkingv1.NetworkPolicyEgressRuleArray {
 	port := objectStoragePort(o.Endpoint)
@@ -141,6 +142,6 @@ func objectStorageEgress(o config.Offsite) networkingv1.NetworkPolicyEgressRuleA
 	case config.EndpointCluster:
 		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, fromNamespace(namespace))}
 	default:
-		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, anywhere())}
+		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, endpointAddress(o.Endpoint))}
 	}
 }

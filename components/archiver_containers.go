@@ -41,7 +41,7 @@ func archiveEnv(primary pulumi.StringInput) corev1.EnvVarArray {
 		corev1.EnvVarArgs{Name: pulumi.String("PRIMARY_HOST"), Value: primary},
 		env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
 		env("REPLICATION_USER", replicationUser),
-		env("PGPASSWORD_FILE", postgresSecretsDir+"/replication-password"),
+		env("PGPASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
 		env("ARCHIVE_DIR", archiveDir),
 		env("SLOT", ArchiverSlot),
 	}

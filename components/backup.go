@@ -66,7 +66,7 @@ func newBackup(ctx *pulumi.Context, b databaseCronJob, opts ...pulumi.ResourceOp
 						ClaimName: volume.Metadata.Name().Elem(),
 					}},
 					configMapVolume("config", b.Config),
-					secretVolume("secrets", b.Secret),
+					secretKeysVolume("secrets", b.Secret, backupPasswordKey),
 					emptyDir("tmp", "64Mi"),
 				},
 			},

@@ -45,6 +45,15 @@ func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
 	}).(pulumi.StringOutput)
 }
 
+// exporterPasswordAnnotation is put on the database pods' templates: postgres_exporter reads
+// the monitor role's password only when it starts, so a new monitorDbPassword restarts the
+// pods whose exporter uses it (the primary included: a short restart, after which the exporter
+// logs in as soon as the credentials Job has set the password).
+func exporterPasswordAnnotation(annotations pulumi.StringMap, monitorPassword pulumi.StringInput) pulumi.StringMap {
+	annotations["checksum/exporter-password"] = credentialsHash(monitorPassword)
+	return annotations
+}
+
 // newCredentialsJob runs credentials-sync.sh once per set of credentials: the database gets
 // the authenticator password and the JWT signing key of the stack's Secrets. The backend's
 // Deployment depends on it, so on a rotation the database changes first and the backend's
@@ -63,7 +72,7 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 				Containers:     corev1.ContainerArray{credentialsSyncContainer(j)},
 				Volumes: corev1.VolumeArray{
 					configMapVolume("config", j.Config),
-					secretVolume("secrets", j.Secret),
+					secretKeysVolume("secrets", j.Secret, credentialsSyncKeys...),
 					emptyDir("tmp", "16Mi"),
 				},
 			},
@@ -80,10 +89,13 @@ func credentialsSyncContainer(j credentialsJob) corev1.ContainerArgs {
 		Name:    pulumi.String("credentials-sync"),
 		Image:   pulumi.String(j.Image),
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/credentials-sync.sh"}),
-		Env: append(libpqEnv(j.Host, j.User, j.DatabaseName, "password"),
-			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/authenticator-password"),
-			env("JWT_SECRET_FILE", postgresSecretsDir+"/jwt-secret"),
-			env("REPLICATION_PASSWORD_FILE", postgresSecretsDir+"/replication-password"),
+		Env: append(libpqEnv(j.Host, j.User, j.DatabaseName, superuserPasswordKey),
+			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/"+authenticatorPasswordKey),
+			env("JWT_SECRET_FILE", postgresSecretsDir+"/"+jwtSecretKey),
+			env("REPLICATION_PASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
+			env("BACKUP_PASSWORD_FILE", postgresSecretsDir+"/"+backupPasswordKey),
+			env("RELEASE_UNPAID_PASSWORD_FILE", postgresSecretsDir+"/"+releaseUnpaidPasswordKey),
+			env("MONITOR_PASSWORD_FILE", postgresSecretsDir+"/"+monitorPasswordKey),
 			env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
 			env("ORDER_MAX_OPEN_UNITS", strconv.Itoa(j.OrderMaxOpenUnits)),
 		),

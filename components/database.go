@@ -20,10 +20,11 @@ type DatabaseArgs struct {
 	Identity            Identity
 	Security            PodSecurity
 	Settings            config.Database
-	Password            pulumi.StringInput // owner password, secret
-	APIPassword         pulumi.StringInput // `authenticator` role password, secret
-	JWTSecret           pulumi.StringInput // the API's JWT signing key, secret (shop.jwt_keys)
-	ReplicationPassword pulumi.StringInput // the replicator role's password, secret ("" without replicas or archiver)
+	Password            pulumi.StringInput   // owner password, secret
+	APIPassword         pulumi.StringInput   // `authenticator` role password, secret
+	JWTSecret           pulumi.StringInput   // the API's JWT signing key, secret (shop.jwt_keys)
+	ReplicationPassword pulumi.StringInput   // the replicator role's password, secret ("" without replicas or archiver)
+	RolePasswords       config.RolePasswords // the jobs' and exporters' own login roles, secret
 	// Object storage keys of the off-site copies and recoveries, and the key the archive is
 	// encrypted with there, secret ("" when unused).
 	OffsiteAccessKeyID, OffsiteSecretAccessKey, OffsiteEncryptionKey pulumi.StringInput
@@ -161,32 +162,35 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 		return err
 	}
 	afterMigrations := pulumi.DependsOn([]pulumi.Resource{d.MigrationJob})
-	cron := databaseCronJob{
-		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
-		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, Host: dep.Host, DatabasePods: id.Selector(),
-	}
-	if err := newBackup(ctx, cron, parent, afterMigrations); err != nil {
-		return err
-	}
-	cron.Identity = releasePods
-	if err := newReleaseUnpaid(ctx, cron, parent, afterMigrations); err != nil {
-		return err
-	}
+	roles := args.RolePasswords
 	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
 		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host, OrderMaxOpenUnits: s.OrderMaxOpenUnits,
 		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config,
-		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password), DatabasePods: id.Selector(),
+		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password,
+			roles.Backup, roles.ReleaseUnpaid, roles.Monitor), DatabasePods: id.Selector(),
 	}, parent, afterMigrations)
 	if err != nil {
 		return err
 	}
+	// The CronJobs log in as roles whose passwords the credentials Job sets.
 	afterCredentials := pulumi.DependsOn([]pulumi.Resource{d.CredentialsJob})
+	cron := databaseCronJob{
+		Resource: name, Namespace: ns, Identity: backupPods, Security: args.Security, Settings: s,
+		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, Host: dep.Host, DatabasePods: id.Selector(),
+	}
+	if err := newBackup(ctx, cron, parent, afterCredentials); err != nil {
+		return err
+	}
+	cron.Identity = releasePods
+	if err := newReleaseUnpaid(ctx, cron, parent, afterCredentials); err != nil {
+		return err
+	}
 	if s.Replicas > 0 {
 		if err := newReplicas(ctx, replicaSet{
 			Resource: name + "-replica", Namespace: ns, Identity: replicaPods, Security: args.Security, Settings: s,
 			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Files: dep.Files, PrimaryHost: dep.Host, PrimaryPods: id.Selector(),
-			ReplicationPassword: args.ReplicationPassword, ClientPods: args.ClientPods,
+			ReplicationPassword: args.ReplicationPassword, MonitorPassword: args.RolePasswords.Monitor, ClientPods: args.ClientPods,
 			Monitoring: args.Monitoring, Spread: args.Spread,
 		}, parent, afterCredentials); err != nil {
 			return err
@@ -211,10 +215,13 @@ func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, 
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
 			"username":               pulumi.String(args.Settings.User),
-			"password":               args.Password,
-			"authenticator-password": args.APIPassword,
-			"jwt-secret":             args.JWTSecret,
-			"replication-password":   args.ReplicationPassword,
+			superuserPasswordKey:     args.Password,
+			authenticatorPasswordKey: args.APIPassword,
+			jwtSecretKey:             args.JWTSecret,
+			replicationPasswordKey:   args.ReplicationPassword,
+			backupPasswordKey:        args.RolePasswords.Backup,
+			releaseUnpaidPasswordKey: args.RolePasswords.ReleaseUnpaid,
+			monitorPasswordKey:       args.RolePasswords.Monitor,
 		},
 	}, opts...)
 	if err != nil {
@@ -271,7 +278,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 				WhenScaled:  retention,
 			},
 			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(annotations)},
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: exporterPasswordAnnotation(pulumi.ToStringMap(annotations), args.RolePasswords.Monitor)},
 				Spec: podOptions{
 					ServiceAccount:   serviceAccount,
 					Security:         args.Security,
@@ -279,7 +286,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 					Containers:       corev1.ContainerArray{postgresContainer(s, args.Security), postgresExporterContainer(s, args.Security)},
 					TerminationGrace: 60,
 					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
-					Volumes:          append(databaseVolumes(files, secret), recoveryVolumes(s, offsite)...),
+					Volumes:          append(databaseVolumes(files, secret, superuserPasswordKey), recoveryVolumes(s, offsite)...),
 				}.spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},

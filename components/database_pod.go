@@ -75,11 +75,15 @@ func synchronousStandbys(s config.Database, replicaName string) string {
 // slotName is a pod name as a replication slot name (what replica-bootstrap.sh derives).
 func slotName(pod string) string { return strings.NewReplacer("-", "_", ".", "_").Replace(pod) }
 
-// databaseVolumes are the volumes of a database pod, primary or replica.
-func databaseVolumes(files databaseFiles, secret pulumi.StringInput) corev1.VolumeArray {
+// databaseVolumes are the volumes of a database pod, primary or replica: besides the config,
+// scratch and the socket folder, two volumes of one Secret key each, the key its server side
+// reads (secrets: the primary's superuser password, a replica's replication password) and the
+// exporter's (monitor).
+func databaseVolumes(files databaseFiles, secret pulumi.StringInput, serverKey string) corev1.VolumeArray {
 	return corev1.VolumeArray{
 		configMapVolume("config", files.Config),
-		secretVolume("secrets", secret),
+		secretKeysVolume("secrets", secret, serverKey),
+		secretKeysVolume("monitor", secret, monitorPasswordKey),
 		emptyDir("tmp", "64Mi"),
 		emptyDir("run", "16Mi"),
 	}

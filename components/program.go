@@ -77,6 +77,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
 		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
+		RolePasswords:      cfg.RolePasswords,
 		OffsiteAccessKeyID: cfg.OffsiteAccessKeyID, OffsiteSecretAccessKey: cfg.OffsiteSecretAccessKey, OffsiteEncryptionKey: cfg.OffsiteEncryptionKey,
 		ClientPods: backendID.Selector(), Monitoring: scrapers,
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,

@@ -24,7 +24,7 @@ func newReleaseUnpaid(ctx *pulumi.Context, j databaseCronJob, opts ...pulumi.Res
 				Containers:     corev1.ContainerArray{releaseUnpaidContainer(s, j.Host, j.Security)},
 				Volumes: corev1.VolumeArray{
 					configMapVolume("config", j.Config),
-					secretVolume("secrets", j.Secret),
+					secretKeysVolume("secrets", j.Secret, releaseUnpaidPasswordKey),
 					emptyDir("tmp", "16Mi"),
 				},
 			},

@@ -26,7 +26,8 @@ type replicaSet struct {
 	PrimaryHost         pulumi.StringInput
 	PrimaryPods         pulumi.StringMap // the only pods a replica connects to
 	ReplicationPassword pulumi.StringInput
-	ClientPods          pulumi.StringMap // pods allowed to connect (the backend)
+	MonitorPassword     pulumi.StringInput // the exporters' role (monitorDbPassword)
+	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
 	Monitoring          Scrapers
 	Spread              bool
 }
@@ -51,6 +52,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	// A new replicationPassword rolls the replicas (after the credentials job set it): their
 	// WAL receivers log in with it.
 	templateAnnotations["checksum/credentials"] = credentialsHash(r.ReplicationPassword)
+	templateAnnotations = exporterPasswordAnnotation(templateAnnotations, r.MonitorPassword)
 	retention := pulumi.String(s.PVCRetention)
 	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(r.Identity.Object("replica"), ns, labels),
@@ -75,7 +77,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 					},
 					TerminationGrace: 60,
 					SpreadSelector:   spreadIf(r.Spread, r.Identity.Selector()),
-					Volumes:          databaseVolumes(r.Files, r.Secret),
+					Volumes:          databaseVolumes(r.Files, r.Secret, replicationPasswordKey),
 				}.spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
@@ -111,7 +113,7 @@ func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, se
 			corev1.EnvVarArgs{Name: pulumi.String("PRIMARY_HOST"), Value: primary},
 			env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
 			env("REPLICATION_USER", replicationUser),
-			env("PGPASSWORD_FILE", postgresSecretsDir+"/replication-password"),
+			env("PGPASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
 			corev1.EnvVarArgs{Name: pulumi.String("SLOT"), ValueFrom: &corev1.EnvVarSourceArgs{
 				FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
 			}},
@@ -128,14 +130,15 @@ func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, se
 	}
 }
 
-// replicaPostgresContainer is a hot standby: the database container with the replication
-// password in its environment (for the WAL receiver). Started and alive while it accepts
+// replicaPostgresContainer is a hot standby: the database server with the replication
+// password in its environment (for the WAL receiver), and not the superuser's (a replica never
+// runs initdb: replica-bootstrap copied the primary). Started and alive while it accepts
 // connections, however far behind (a lagging replica is never restarted for it); ready only
 // while it is in recovery and no further behind than ReplicaMaxLagSeconds (caught up, or its
 // last replayed transaction recent enough).
 func replicaPostgresContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
-	c := postgresContainer(s, security)
-	c.Env = append(c.Env.(corev1.EnvVarArray), secretEnv("PGPASSWORD", secret, "replication-password"))
+	c := postgresServer(s, security)
+	c.Env = append(c.Env.(corev1.EnvVarArray), secretEnv("PGPASSWORD", secret, replicationPasswordKey))
 	ready := execCheck("psql", "--host="+postgresSocketDir, "--port="+strconv.Itoa(PostgresPort), "--username="+s.User,
 		"--dbname=postgres", "--no-psqlrc", "--tuples-only", "--command",
 		// Not ready: a division by zero (at run time: the divisor is not a constant), which

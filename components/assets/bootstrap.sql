@@ -14,7 +14,12 @@
 --   authenticator  LOGIN NOINHERIT: PostgREST connects as it and switches (SET ROLE) to
 --   web_anon       NOLOGIN: requests without a JWT
 --   web_user       NOLOGIN: requests with a valid JWT
--- The authenticator's password and the signing key are the database-credentials Job's.
+--   shop_backup, shop_release_unpaid, shop_monitor
+--                  LOGIN: the backup CronJob's pg_dump, the release-unpaid CronJob and the
+--                  postgres_exporters, each instead of the superuser (issue 27, finding 3);
+--                  what each may do is granted by migration 000006
+-- The passwords of authenticator and the three job roles, and the signing key, are the
+-- database-credentials Job's.
 
 -- Keep the password out of the server log, whatever the logging settings.
 SET log_statement = 'none';
@@ -27,23 +32,22 @@ SELECT current_database() AS shop_db \gset
 
 BEGIN;
 
+-- Every role of the shop, created when missing (the statements below correct their attributes
+-- on every run).
 DO $$
+DECLARE
+    r record;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'api_owner') THEN
-        CREATE ROLE api_owner NOLOGIN NOINHERIT;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'migrator') THEN
-        CREATE ROLE migrator LOGIN NOINHERIT;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
-        CREATE ROLE authenticator LOGIN NOINHERIT;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'web_anon') THEN
-        CREATE ROLE web_anon NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'web_user') THEN
-        CREATE ROLE web_user NOLOGIN;
-    END IF;
+    FOR r IN SELECT * FROM (VALUES
+            ('api_owner', 'NOLOGIN NOINHERIT'), ('migrator', 'LOGIN NOINHERIT'),
+            ('authenticator', 'LOGIN NOINHERIT'), ('web_anon', 'NOLOGIN'), ('web_user', 'NOLOGIN'),
+            ('shop_backup', 'LOGIN'), ('shop_release_unpaid', 'LOGIN'), ('shop_monitor', 'LOGIN')
+        ) AS roles (name, attributes)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r.name) THEN
+            EXECUTE format('CREATE ROLE %I %s', r.name, r.attributes);
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -53,6 +57,17 @@ ALTER ROLE web_anon WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
 ALTER ROLE web_user WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
 GRANT web_anon TO authenticator;
 GRANT web_user TO authenticator;
+
+-- The jobs' and exporters' logins: never a superuser, never a role that makes roles (in
+-- PostgreSQL 15 CREATEROLE could grant itself pg_execute_server_program), never a member of
+-- pg_execute_server_program or pg_*_server_files, so none can run a program or touch a file on
+-- the server. A few connections each: a compromised job cannot take the server's slots. Their
+-- passwords are set by the credentials Job (until then they cannot log in).
+ALTER ROLE shop_backup WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5;
+ALTER ROLE shop_release_unpaid WITH LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5;
+-- pg_monitor: the statistics and settings postgres_exporter reads (INHERIT: its rights apply).
+ALTER ROLE shop_monitor WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5;
+GRANT pg_monitor TO shop_monitor;
 
 -- The migrator: a login that can do exactly what api_owner can (its sessions start as
 -- api_owner, so everything a migration creates belongs to api_owner), with a new password on

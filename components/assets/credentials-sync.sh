@@ -11,11 +11,16 @@
 #   REPLICATION_PASSWORD_FILE        the replicator role's password (replicationPassword);
 #                                    an empty file leaves the role alone (no replicas)
 #   TIMEOUT_SECONDS                  how long to wait for the database
-# Optional:
+# Optional (the Job sets all three; unset leaves the role without a password, so it cannot
+# log in):
+#   BACKUP_PASSWORD_FILE             role shop_backup's password (backupDbPassword)
+#   RELEASE_UNPAID_PASSWORD_FILE     role shop_release_unpaid's password (releaseUnpaidDbPassword)
+#   MONITOR_PASSWORD_FILE            role shop_monitor's password (monitorDbPassword)
 #   ORDER_MAX_OPEN_UNITS             the stack's orderMaxOpenUnits, written to
 #                                    shop.order_limits (empty: the table is left alone)
 #
-# Sets the password of role authenticator, the signing key in shop.jwt_keys and the order
+# Sets the passwords of roles authenticator, shop_backup, shop_release_unpaid and shop_monitor
+# (bootstrap.sql created them), the signing key in shop.jwt_keys and the order
 # limit in shop.order_limits in one transaction, and synchronous_commit = on for authenticator: the API's commits wait for the
 # quorum of synchronous_standby_names (postgresql.conf; a local flush when it is empty). The values travel in psql's environment (\getenv), never on a command line,
 # and the session keeps them out of the server log.
@@ -33,6 +38,18 @@ done
 for file in "$PGPASSWORD_FILE" "$AUTHENTICATOR_PASSWORD_FILE" "$JWT_SECRET_FILE"; do
     [ -r "$file" ] || fail "cannot read $file"
 done
+
+# The job roles' passwords: a file named must be readable; none named, none set.
+role_password() {
+    if [ -n "$1" ]; then
+        [ -r "$1" ] || fail "cannot read $1"
+        cat "$1"
+    fi
+}
+BACKUP_PASSWORD=$(role_password "${BACKUP_PASSWORD_FILE:-}")
+RELEASE_UNPAID_PASSWORD=$(role_password "${RELEASE_UNPAID_PASSWORD_FILE:-}")
+MONITOR_PASSWORD=$(role_password "${MONITOR_PASSWORD_FILE:-}")
+export BACKUP_PASSWORD RELEASE_UNPAID_PASSWORD MONITOR_PASSWORD
 
 PGPASSWORD=$(cat "$PGPASSWORD_FILE")
 AUTHENTICATOR_PASSWORD=$(cat "$AUTHENTICATOR_PASSWORD_FILE")
@@ -96,6 +113,22 @@ ALTER ROLE replicator WITH LOGIN REPLICATION PASSWORD :'rpw';
 -- which PUBLIC may not connect to (bootstrap.sql).
 GRANT CONNECT ON DATABASE postgres TO replicator;
 \endif
+-- The jobs' and exporters' own roles (bootstrap.sql created them).
+\getenv bpw BACKUP_PASSWORD
+SELECT :'bpw' <> '' AS set_backup \gset
+\if :set_backup
+ALTER ROLE shop_backup PASSWORD :'bpw';
+\endif
+\getenv upw RELEASE_UNPAID_PASSWORD
+SELECT :'upw' <> '' AS set_release \gset
+\if :set_release
+ALTER ROLE shop_release_unpaid PASSWORD :'upw';
+\endif
+\getenv mpw MONITOR_PASSWORD
+SELECT :'mpw' <> '' AS set_monitor \gset
+\if :set_monitor
+ALTER ROLE shop_monitor PASSWORD :'mpw';
+\endif
 -- Also after a restore: backups leave the key out (backup.sh), so the table is empty then.
 INSERT INTO shop.jwt_keys (id, secret) VALUES (true, :'jwt')
     ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()
@@ -111,4 +144,4 @@ INSERT INTO shop.order_limits (id, max_open_units) VALUES (true, :'cap')
 \endif
 COMMIT;
 EOSQL
-echo "credentials-sync: the authenticator and replicator passwords, the JWT signing key and the order limits are current"
+echo "credentials-sync: the authenticator, replicator and job roles' passwords, the JWT signing key and the order limits are current"

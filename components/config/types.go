@@ -36,6 +36,8 @@ type Config struct {
 	// OffsiteEncryptionKey encrypts the archive's off-site copies and decrypts a recovery's
 	// ("" when neither is used and none was set).
 	OffsiteEncryptionKey pulumi.StringOutput
+	// RolePasswords are the passwords of the jobs' and exporters' own login roles.
+	RolePasswords RolePasswords
 }
 
 // Database configures the PostgreSQL tier.

@@ -131,7 +131,7 @@ func (c *contractRun) databasePod(t *testing.T) {
 	c.timings["postgres-exporter"] = exporter.awaitStarted(t)
 	exporter.requireReadyAndLive(t)
 	c.ran.add("postgres-exporter")
-	assert.Contains(t, contractGet(t, dbPod.IP, 9187, "/metrics"), "pg_up 1", "the exporter reaches the database with its mounted password")
+	// Its role gets a password from the credentials Job: pg_up is checked after it ran.
 }
 
 // migrateJob runs the database-migrate Job's three containers in order, as the kubelet runs a
@@ -182,6 +182,11 @@ func (c *contractRun) credentialsJob(t *testing.T) {
 		assert.Contains(t, job.Output(), "are current")
 	}
 	assert.Equal(t, "1", c.psql(t, "SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testkit.TestSecrets["jwtSecret"]+"'"))
+	// The exporter, started before the Job, logs in as shop_monitor with the password it
+	// mounted once the Job has set it (it tries again at every scrape).
+	assert.Eventually(t, func() bool {
+		return strings.Contains(contractGet(t, c.primary.IP, 9187, "/metrics"), "\npg_up 1\n")
+	}, 30*time.Second, time.Second, "the exporter reaches the database as shop_monitor with its mounted password")
 }
 
 // readReplica bootstraps database-replica-0 from the primary and checks a row streams to it.
@@ -265,16 +270,16 @@ func (c *contractRun) backupRoundTrip(t *testing.T) {
 func (c *contractRun) backupFailures(t *testing.T) {
 	job := testkit.TypedPod(t, c.r.Object(t, testkit.CronJob, "database-backup"))
 	wrong := c.cluster.newPod(t, "database-backup-wrong", job, nil)
-	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "password"), []byte("not-the-password"), 0o440))
+	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "backup-password"), []byte("not-the-password"), 0o440))
 	dump := wrong.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
-	assert.Contains(t, dump.Output(), `password authentication failed for user "ecommerce"`)
+	assert.Contains(t, dump.Output(), `password authentication failed for user "shop_backup"`)
 
 	missing := c.cluster.newPod(t, "database-backup-missing", job, nil)
-	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "password")))
+	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "backup-password")))
 	dump = missing.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
-	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
+	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/backup-password")
 }
 
 // releaseUnpaid runs the release-unpaid CronJob's pod against the database pod: an order
@@ -375,7 +380,25 @@ func contractRestorePod(t *testing.T, cluster *sandboxCluster, job testkit.Recor
 	tmpl := testkit.TypedPod(t, job)
 	c := &tmpl.Spec.Containers[0]
 	c.Command = []string{"sh", "-c", `PGPASSWORD=$(cat "$PGPASSWORD_FILE") && export PGPASSWORD && ` + assets.RestoreCommand}
-	c.Env = append(c.Env, corev1.EnvVar{Name: "DUMP", Value: dump})
+	// As the superuser (durability.md): the restore recreates objects owned by api_owner, which
+	// the backup job's role (it reads, owns nothing) could not; the backup pod's Secret volume
+	// carries the superuser's password instead of the backup role's.
+	env := []corev1.EnvVar{{Name: "DUMP", Value: dump}}
+	for _, e := range c.Env {
+		switch e.Name {
+		case "PGUSER":
+			e.Value = testkit.EnvOf(testkit.TypedContainer(t, testkit.TypedPod(t, cluster.run.Object(t, testkit.StatefulSet, "database")).Spec, "postgres"))["POSTGRES_USER"]
+		case "PGPASSWORD_FILE":
+			e.Value = filepath.Join(filepath.Dir(e.Value), "password")
+		}
+		env = append(env, e)
+	}
+	c.Env = env
+	for i := range tmpl.Spec.Volumes {
+		if v := &tmpl.Spec.Volumes[i]; v.Secret != nil {
+			v.Secret.Items = []corev1.KeyToPath{{Key: "password", Path: "password"}}
+		}
+	}
 	return cluster.newPod(t, "database-restore", tmpl, nil)
 }
 

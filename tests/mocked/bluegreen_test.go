@@ -193,12 +193,19 @@ func TestCredentialRotationChangesExactlyThese(t *testing.T) {
 	}
 }
 
-// The owner's and the replication passwords go to the database side only: the Secret and the
-// credentials Job (which sets the replicator's password, and refuses a changed owner
-// password with the procedure), and for replication the replicas' pods; never the backend.
+// The owner's, the replication and the job roles' passwords go to the database side only: the
+// Secret and the credentials Job (which sets the replicator's and the roles' passwords, and
+// refuses a changed owner password with the procedure), and for replication the replicas'
+// pods; never the backend. The CronJobs read their password at every run.
 func TestDatabaseSideCredentialChanges(t *testing.T) {
+	secretAndJob := []string{"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"}
 	for key, want := range map[string][]string{
-		"dbPassword": {"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
+		"dbPassword":              secretAndJob,
+		"backupDbPassword":        secretAndJob,
+		"releaseUnpaidDbPassword": secretAndJob,
+		// The exporters read it when they start: the database pods restart.
+		"monitorDbPassword": {"kubernetes:apps/v1:StatefulSet database-replica-statefulset", "kubernetes:apps/v1:StatefulSet database-statefulset",
+			"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
 		"replicationPassword": {"kubernetes:apps/v1:StatefulSet database-replica-statefulset",
 			"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
 	} {

@@ -13,21 +13,23 @@ import (
 )
 
 // The database-migrate Job runs after the database and before everything that uses the
-// schema: the credentials Job (which writes shop.jwt_keys and shop.order_limits), both
-// CronJobs (backup, release-unpaid) and, through the credentials Job, the backend, whose pods
-// carry the migration set's hash so a new set rolls them (PostgREST reads the new schema).
+// schema: the credentials Job (which writes shop.jwt_keys and shop.order_limits) and, through
+// it, both CronJobs (backup, release-unpaid: they log in as roles whose passwords it sets) and
+// the backend, whose pods carry the migration set's hash so a new set rolls them (PostgREST
+// reads the new schema).
 func TestMigrationJobOrdering(t *testing.T) {
 	for _, stack := range []string{"dev", "prod"} {
 		t.Run(stack, func(t *testing.T) {
 			r := testkit.MustRun(t, stack, nil)
 			job := r.Object(t, testkit.Job, "database-migrate")
 			assert.True(t, dependsOn(job, testkit.StatefulSet+"::database-statefulset"), "after the database: %v", job.Deps)
+			credentials := r.Object(t, testkit.Job, "database-credentials")
+			assert.True(t, dependsOn(credentials, testkit.Job+"::database-migrate"), "the credentials Job waits for the migrations: %v", credentials.Deps)
 			for _, dependent := range []testkit.Recorded{
-				r.Object(t, testkit.Job, "database-credentials"),
 				r.Object(t, testkit.CronJob, "database-backup"),
 				r.Object(t, testkit.CronJob, "database-release-unpaid"),
 			} {
-				assert.True(t, dependsOn(dependent, testkit.Job+"::database-migrate"), "%s waits for the migrations: %v", dependent.K8sName(), dependent.Deps)
+				assert.True(t, dependsOn(dependent, testkit.Job+"::database-credentials-job"), "%s waits for the credentials (and so the migrations): %v", dependent.K8sName(), dependent.Deps)
 			}
 			backend := r.Object(t, testkit.Deployment, "backend")
 			assert.True(t, dependsOn(backend, testkit.Job+"::database-credentials-job"), "%v", backend.Deps)

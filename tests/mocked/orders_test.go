@@ -43,8 +43,8 @@ func TestReleaseUnpaidCronJob(t *testing.T) {
 			c := pod.Containers[0]
 			assert.Equal(t, []string{"sh", "/scripts/release-unpaid.sh"}, c.Command)
 			assert.Equal(t, map[string]string{
-				"PGHOST": "database-service", "PGPORT": "5432", "PGUSER": "ecommerce", "PGDATABASE": "ecommerce",
-				"PGPASSWORD_FILE": "/etc/database-secrets/password", "UNPAID_MAX_AGE_MINUTES": tc.age,
+				"PGHOST": "database-service", "PGPORT": "5432", "PGUSER": "shop_release_unpaid", "PGDATABASE": "ecommerce",
+				"PGPASSWORD_FILE": "/etc/database-secrets/release-unpaid-password", "UNPAID_MAX_AGE_MINUTES": tc.age,
 			}, testkit.EnvOf(c))
 			assert.Equal(t, assets.ReleaseUnpaidScript(), testkit.TypedConfigMap(t, r, "database-config").Data["release-unpaid.sh"])
 			sc := c.SecurityContext

@@ -33,7 +33,8 @@ func TestSecretValuesStayInSecrets(t *testing.T) {
 					assert.Failf(t, "secret leaked", "%s %s contains the value of %s", res.Type, res.K8sName(), key)
 				}
 			}
-			want := map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true, "replicationPassword": true}
+			want := map[string]bool{"dbPassword": true, "apiDbPassword": true, "jwtSecret": true, "replicationPassword": true,
+				"backupDbPassword": true, "releaseUnpaidDbPassword": true, "monitorDbPassword": true}
 			if stack == "prod" { // the off-site copies' keys and the key they are encrypted with
 				want["offsiteAccessKeyId"], want["offsiteSecretAccessKey"], want["databaseOffsiteEncryptionKey"] = true, true, true
 			}

@@ -181,7 +181,8 @@ func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	pg := testkit.TypedContainer(t, pod, "postgres")
 	assert.Equal(t, "/var/lib/postgresql/data/pgdata", testkit.EnvOf(pg)["PGDATA"])
 	exporter := testkit.TypedContainer(t, pod, "postgres-exporter")
-	assert.Equal(t, "/etc/database-secrets/password", testkit.EnvOf(exporter)["DATA_SOURCE_PASS_FILE"])
+	assert.Equal(t, "/etc/database-secrets/monitor-password", testkit.EnvOf(exporter)["DATA_SOURCE_PASS_FILE"])
+	assert.Equal(t, "shop_monitor", testkit.EnvOf(exporter)["DATA_SOURCE_USER"])
 	assert.NotContains(t, testkit.EnvOf(exporter), "DATA_SOURCE_PASS", "exporter credentials come from a file")
 }
 

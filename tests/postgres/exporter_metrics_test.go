@@ -34,7 +34,9 @@ func TestAlertMetricsExistInThePinnedExporter(t *testing.T) {
 	queries := filepath.Join(dir, "queries.yaml")
 	pgtest.WriteFile(t, queries, testkit.TypedConfigMap(t, r, "database-config").Data["exporter-queries.yaml"], 0o644)
 	password := filepath.Join(dir, "password")
-	pgtest.WriteFile(t, password, pgtest.SuperuserPassword, 0o600)
+	// As deployed: the exporter's own role, with the password the credentials Job gave it.
+	require.Contains(t, pgtest.RolePasswords, deployed["DATA_SOURCE_USER"], "the exporter logs in as a job role")
+	pgtest.WriteFile(t, password, pgtest.RolePasswords[deployed["DATA_SOURCE_USER"]], 0o600)
 	// The deployed URI names the pod's own port; here the server listens on another.
 	uri := strings.Replace(deployed["DATA_SOURCE_URI"], ":5432/", fmt.Sprintf(":%d/", primary.Port), 1)
 	require.NotEqual(t, deployed["DATA_SOURCE_URI"], uri, "the deployed URI names 127.0.0.1:5432")

@@ -606,13 +606,14 @@ func TestBackupRoundTrip(t *testing.T) {
 	backupDir := filepath.Join(s.Dir, "backups")
 	require.NoError(t, os.Mkdir(backupDir, 0o755))
 	pwFile := filepath.Join(s.Dir, "database-password")
-	require.NoError(t, os.WriteFile(pwFile, []byte(pgtest.SuperuserPassword+"\n"), 0o600))
-	// Over TCP with a SCRAM password, as the CronJob reaches the database Service.
+	require.NoError(t, os.WriteFile(pwFile, []byte(pgtest.BackupPassword+"\n"), 0o600))
+	// Over TCP with a SCRAM password, as the CronJob reaches the database Service, as its own
+	// role (not the superuser).
 	env := []string{
 		"PATH=" + s.Path,
 		"PGHOST=127.0.0.1",
 		fmt.Sprintf("PGPORT=%d", s.Port),
-		"PGUSER=" + pgtest.Superuser,
+		"PGUSER=" + pgtest.BackupRole,
 		"PGDATABASE=" + pgtest.Database,
 		"PGPASSWORD_FILE=" + pwFile,
 		"BACKUP_DIR=" + backupDir,
@@ -621,7 +622,7 @@ func TestBackupRoundTrip(t *testing.T) {
 
 	out, err := pgBackupRun(t, script, env)
 	require.NoError(t, err, out)
-	assert.NotContains(t, out, pgtest.SuperuserPassword)
+	assert.NotContains(t, out, pgtest.BackupPassword)
 	assert.Contains(t, out, "backup: wrote "+backupDir+"/"+pgtest.Database+"-")
 	first := pgDumps(t, backupDir)
 	require.Len(t, first, 1)

@@ -22,12 +22,16 @@ const Unset = "<unset>"
 
 // TestSecrets are the secret config values every mocked run gets unless a test removes one.
 var TestSecrets = map[string]string{
-	"dbPassword":             "db-owner-password-7f3a9c",
-	"apiDbPassword":          "api-authenticator-password-51be",
-	"jwtSecret":              "jwt-secret-that-is-at-least-32-characters-long-0c4d",
-	"replicationPassword":    "replicator-password-9e21",
-	"offsiteAccessKeyId":     "offsite-key-id-31",
-	"offsiteSecretAccessKey": "offsite-secret-access-key-8d",
+	"dbPassword":          "db-owner-password-7f3a9c",
+	"apiDbPassword":       "api-authenticator-password-51be",
+	"jwtSecret":           "jwt-secret-that-is-at-least-32-characters-long-0c4d",
+	"replicationPassword": "replicator-password-9e21",
+	// The jobs' and exporters' own login roles (issue 27, finding 3).
+	"backupDbPassword":        "backup-role-password-4c7e",
+	"releaseUnpaidDbPassword": "release-unpaid-role-password-2b9d",
+	"monitorDbPassword":       "monitor-role-password-6f10",
+	"offsiteAccessKeyId":      "offsite-key-id-31",
+	"offsiteSecretAccessKey":  "offsite-secret-access-key-8d",
 	// The off-site archive's encryption key (rclone crypt): the engine tests encrypt with it.
 	"databaseOffsiteEncryptionKey": "offsite-archive-encryption-key-of-40-chars-5a",
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // SyncCredentials runs the deployed credentials-sync.sh (what the database-credentials Job
-// runs) against the server: the authenticator's password and the JWT signing key.
+// runs) against the server: the authenticator's and the job roles' passwords and the JWT
+// signing key.
 func (s *Server) SyncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret string) string {
 	t.Helper()
 	return s.SyncCredentialsWithReplication(t, db, authenticatorPassword, jwtSecret, "")
@@ -43,7 +44,8 @@ func (s *Server) TrySyncCredentialsEnv(t testing.TB, db, authenticatorPassword, 
 func (s *Server) syncCredentials(t testing.TB, db, authenticatorPassword, jwtSecret, replicationPassword string, extra ...string) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
-	files := map[string]string{"owner": SuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword}
+	files := map[string]string{"owner": SuperuserPassword, "authenticator": authenticatorPassword, "jwt": jwtSecret, "replication": replicationPassword,
+		"backup": BackupPassword, "release-unpaid": ReleaseUnpaidPassword, "monitor": MonitorPassword}
 	for name, value := range files {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(value+"\n"), 0o600))
 	}
@@ -55,6 +57,9 @@ func (s *Server) syncCredentials(t testing.TB, db, authenticatorPassword, jwtSec
 		"AUTHENTICATOR_PASSWORD_FILE="+filepath.Join(dir, "authenticator"),
 		"JWT_SECRET_FILE="+filepath.Join(dir, "jwt"),
 		"REPLICATION_PASSWORD_FILE="+filepath.Join(dir, "replication"),
+		"BACKUP_PASSWORD_FILE="+filepath.Join(dir, "backup"),
+		"RELEASE_UNPAID_PASSWORD_FILE="+filepath.Join(dir, "release-unpaid"),
+		"MONITOR_PASSWORD_FILE="+filepath.Join(dir, "monitor"),
 		"TIMEOUT_SECONDS=10"), extra...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -36,6 +36,20 @@ const (
 	JWTSecret             = "engine-test-jwt-secret-of-at-least-32-characters"
 )
 
+// The jobs' and exporters' own login roles (bootstrap.sql) and the test passwords
+// credentials-sync.sh gives them, as the database-credentials Job does.
+const (
+	BackupRole            = "shop_backup"
+	ReleaseUnpaidRole     = "shop_release_unpaid"
+	MonitorRole           = "shop_monitor"
+	BackupPassword        = "backup-role-test-password"
+	ReleaseUnpaidPassword = "release-unpaid-role-test-password"
+	MonitorPassword       = "monitor-role-test-password"
+)
+
+// RolePasswords are the job roles' test passwords by role.
+var RolePasswords = map[string]string{BackupRole: BackupPassword, ReleaseUnpaidRole: ReleaseUnpaidPassword, MonitorRole: MonitorPassword}
+
 // deployedSettings are the program's default database settings; the tests change only
 // what must differ outside a pod (port and socket folder).
 var deployedSettings = assets.PostgresSettings{
