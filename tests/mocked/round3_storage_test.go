@@ -173,7 +173,7 @@ func TestRecoveredOutputIsTheSourceAfterTheMigrateJob(t *testing.T) {
 				Namespace: pulumi.String("ns"), Identity: components.Identity{Name: "database", Instance: "prod", Component: "database"},
 				Security: components.PodSecurity{RunAsUser: 1000, RunAsGroup: 1000, FSGroup: 1000}, Settings: c.Database,
 				Password: c.DBPassword, APIPassword: c.APIDBPassword, JWTSecret: c.JWTSecret, ReplicationPassword: c.ReplicationPassword,
-				OffsiteAccessKeyID: c.OffsiteAccessKeyID, OffsiteSecretAccessKey: c.OffsiteSecretAccessKey, OffsiteEncryptionKey: c.OffsiteEncryptionKey,
+				RolePasswords: c.RolePasswords, OffsiteAccessKeyID: c.OffsiteAccessKeyID, OffsiteSecretAccessKey: c.OffsiteSecretAccessKey, OffsiteEncryptionKey: c.OffsiteEncryptionKey,
 				ClientPods: pulumi.StringMap{"app": pulumi.String("backend")},
 			})
 			if err != nil {
