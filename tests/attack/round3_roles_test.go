@@ -17,7 +17,7 @@ func TestAttackRound3JobsAndExportersAreNotTheSuperuser(t *testing.T) {
 	for name, tc := range stacksOfRound3 {
 		t.Run(name, func(t *testing.T) {
 			r := testkit.MustRun(t, tc.stack, tc.overrides)
-			superuser := testkit.EnvOf(testkit.TypedContainer(t, testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database")).Spec, "postgres"))["POSTGRES_USER"]
+			superuser := testkit.TypedSecret(t, r, credentialsSecret).StringData["username"] // databaseUser
 			assert.NotEmpty(t, superuser)
 			logins := map[string]string{}
 			for _, w := range r.Workloads() {
@@ -36,8 +36,12 @@ func TestAttackRound3JobsAndExportersAreNotTheSuperuser(t *testing.T) {
 				"database-release-unpaid/release-unpaid": "shop_release_unpaid",
 				"database/postgres-exporter":             "shop_monitor",
 			}
-			if _, ok := logins["database-replica/postgres-exporter"]; ok || tc.stack == "prod" {
-				want["database-replica/postgres-exporter"] = "shop_monitor"
+			for _, w := range r.Workloads() { // every exporter: the primary's, the replicas', members'
+				for _, c := range testkit.TypedContainers(testkit.TypedPod(t, w).Spec) {
+					if c.Name == "postgres-exporter" {
+						want[w.K8sName()+"/"+c.Name] = "shop_monitor"
+					}
+				}
 			}
 			for where, role := range want {
 				assert.Equal(t, role, logins[where], "%s logs in as", where)
