@@ -153,8 +153,22 @@ func PgBouncerPool(s config.Backend) assets.PgBouncerSettings {
 	return assets.PgBouncerSettings{
 		DefaultPoolSize: s.PgBouncerPoolSize, MinPoolSize: reserve, ReservePoolSize: reserve,
 		MaxClientConn: s.PgBouncerMaxClientConn, MaxDBConns: s.PgBouncerPoolSize + reserve,
+		QueryTimeoutSeconds: PgBouncerQueryTimeoutSeconds, IdleTransactionTimeoutSeconds: PgBouncerIdleTransactionTimeoutSeconds,
 	}
 }
+
+// PgBouncer's own limits on the backend's sessions (issue 27, finding 7). The database's
+// statement_timeout of each role (bootstrap.sql: authenticator 10 s, web_user 5 s, web_anon
+// 2 s) is a default that a session holding the authenticator's password may SET away; these
+// are PgBouncer's, outside any session. The query limit is above the authenticator's 10 s, so
+// a request's own statement_timeout still answers first with its error, and below Envoy's
+// default route timeout (apiRequestTimeoutSeconds, 15 s). No request of PostgREST leaves its
+// transaction idle for more than milliseconds; one left idle for 10 s holds its row locks for
+// nobody, and closing its connection rolls it back at once.
+const (
+	PgBouncerQueryTimeoutSeconds           = 12
+	PgBouncerIdleTransactionTimeoutSeconds = 10
+)
 
 // newBackendConfig renders envoy.yaml and pgbouncer.ini into the backend ConfigMap. It
 // returns its name and a hash of its content, which rolls the pods when it changes.

@@ -25,7 +25,9 @@ type credentialsJob struct {
 	Config             pulumi.StringInput // database-config, holding credentials-sync.sh
 	Credentials        pulumi.StringOutput
 	OrderMaxOpenUnits  int // shop.order_limits (config orderMaxOpenUnits)
-	DatabasePods       pulumi.StringMap
+	// shop.order_limits.max_product_share_percent (config orderMaxProductSharePercent)
+	OrderMaxProductSharePercent int
+	DatabasePods                pulumi.StringMap
 }
 
 // credentialsHash identifies the values the database must hold: a change of apiDbPassword,
@@ -62,7 +64,8 @@ func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.Res
 	labels := j.Identity.Labels(versionOf(j.Image))
 	return newGateJob(ctx, gateJob{
 		// The order limit is no secret: a change of it runs the Job again too.
-		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials, "settings/order-max-open-units": pulumi.String(strconv.Itoa(j.OrderMaxOpenUnits))},
+		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials, "settings/order-max-open-units": pulumi.String(strconv.Itoa(j.OrderMaxOpenUnits)),
+			"settings/order-max-product-share-percent": pulumi.String(strconv.Itoa(j.OrderMaxProductSharePercent))},
 		jobRun: jobRun{
 			JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
 			Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
@@ -98,6 +101,7 @@ func credentialsSyncContainer(j credentialsJob) corev1.ContainerArgs {
 			env("MONITOR_PASSWORD_FILE", postgresSecretsDir+"/"+monitorPasswordKey),
 			env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
 			env("ORDER_MAX_OPEN_UNITS", strconv.Itoa(j.OrderMaxOpenUnits)),
+			env("ORDER_MAX_PRODUCT_SHARE_PERCENT", strconv.Itoa(j.OrderMaxProductSharePercent)),
 		),
 		VolumeMounts: corev1.VolumeMountArray{
 			fileMount("config", "/scripts/credentials-sync.sh", "credentials-sync.sh"),

@@ -166,7 +166,7 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 	d.CredentialsJob, err = newCredentialsJob(ctx, credentialsJob{
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
 		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host, OrderMaxOpenUnits: s.OrderMaxOpenUnits,
-		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config,
+		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, OrderMaxProductSharePercent: s.OrderMaxProductSharePercent,
 		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password,
 			roles.Backup, roles.ReleaseUnpaid, roles.Monitor), DatabasePods: id.Selector(),
 	}, parent, afterMigrations)

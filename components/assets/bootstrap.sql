@@ -102,6 +102,15 @@ ALTER ROLE web_user SET statement_timeout = '5s';
 -- maintenance database.
 ALTER ROLE authenticator IN DATABASE :"shop_db" SET temp_file_limit = '64MB';
 REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+-- Temporary tables are not temporary files: temp_file_limit does not count them (a backend's
+-- session wrote 112 MB of one under the 64 MB limit, issue 27 finding 7). Nothing of the shop
+-- creates one (PostgREST's requests, PgBouncer's warm-up, the migrations, the Jobs), so nobody
+-- but a superuser may create one in the shop's database: PUBLIC's default TEMPORARY right goes.
+REVOKE TEMPORARY ON DATABASE :"shop_db" FROM PUBLIC;
+-- PgBouncer's query_timeout (pgbouncer.ini) closes the server connection of a statement that
+-- outlived it; the server notices a closed connection only when it next reads or writes, so a
+-- running statement would go on. This makes it look every second, and end the statement.
+ALTER ROLE authenticator IN DATABASE :"shop_db" SET client_connection_check_interval = '1s';
 
 -- crypt()/gen_salt() hash passwords; hmac() signs the JWTs that api.login issues. api_owner
 -- gets exactly the functions its views and SECURITY DEFINER functions call, and may create

@@ -18,6 +18,9 @@
 #   MONITOR_PASSWORD_FILE            role shop_monitor's password (monitorDbPassword)
 #   ORDER_MAX_OPEN_UNITS             the stack's orderMaxOpenUnits, written to
 #                                    shop.order_limits (empty: the table is left alone)
+#   ORDER_MAX_PRODUCT_SHARE_PERCENT  the stack's orderMaxProductSharePercent, written to
+#                                    shop.order_limits.max_product_share_percent (empty, or
+#                                    a schema before migration 000005: left alone)
 #
 # Sets the passwords of roles authenticator, shop_backup, shop_release_unpaid and shop_monitor
 # (bootstrap.sql created them), the signing key in shop.jwt_keys and the order
@@ -59,10 +62,14 @@ if [ -n "${REPLICATION_PASSWORD_FILE:-}" ] && [ -r "$REPLICATION_PASSWORD_FILE" 
     REPLICATION_PASSWORD=$(cat "$REPLICATION_PASSWORD_FILE")
 fi
 ORDER_MAX_OPEN_UNITS=${ORDER_MAX_OPEN_UNITS:-}
-case "$ORDER_MAX_OPEN_UNITS" in
-    *[!0-9]*) fail "ORDER_MAX_OPEN_UNITS must be a positive integer, got '$ORDER_MAX_OPEN_UNITS'" ;;
-esac
-export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET REPLICATION_PASSWORD ORDER_MAX_OPEN_UNITS
+ORDER_MAX_PRODUCT_SHARE_PERCENT=${ORDER_MAX_PRODUCT_SHARE_PERCENT:-}
+for name in ORDER_MAX_OPEN_UNITS ORDER_MAX_PRODUCT_SHARE_PERCENT; do
+    eval "value=\${$name}"
+    case "$value" in
+        *[!0-9]*) fail "$name must be a positive integer, got '$value'" ;;
+    esac
+done
+export PGPASSWORD AUTHENTICATOR_PASSWORD JWT_SECRET REPLICATION_PASSWORD ORDER_MAX_OPEN_UNITS ORDER_MAX_PRODUCT_SHARE_PERCENT
 
 deadline=$(( $(date +%s) + TIMEOUT_SECONDS ))
 until pg_isready --username="$PGUSER" --dbname="$PGDATABASE" --timeout=2 >/dev/null 2>&1; do
@@ -141,6 +148,15 @@ SELECT :'cap' <> '' AND to_regclass('shop.order_limits') IS NOT NULL AS set_cap 
 INSERT INTO shop.order_limits (id, max_open_units) VALUES (true, :'cap')
     ON CONFLICT (id) DO UPDATE SET max_open_units = EXCLUDED.max_open_units, updated_at = now()
     WHERE shop.order_limits.max_open_units IS DISTINCT FROM EXCLUDED.max_open_units;
+\endif
+-- The share of one product a customer may hold unpaid (migration 000005 adds the column; the
+-- migrate Job runs before this one, so only a shop whose migration failed lacks it).
+\getenv share ORDER_MAX_PRODUCT_SHARE_PERCENT
+SELECT :'share' <> '' AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('shop.order_limits')
+                                     AND attname = 'max_product_share_percent' AND NOT attisdropped) AS set_share \gset
+\if :set_share
+UPDATE shop.order_limits SET max_product_share_percent = :'share', updated_at = now()
+ WHERE max_product_share_percent IS DISTINCT FROM :'share'::integer;
 \endif
 COMMIT;
 EOSQL

@@ -38,6 +38,11 @@ type PgBouncerSettings struct {
 	ReservePoolSize int
 	MaxClientConn   int
 	MaxDBConns      int
+	// Limits a session cannot lift (issue 27, finding 7): a query still running after
+	// QueryTimeoutSeconds, or a transaction idle for IdleTransactionTimeoutSeconds, ends its
+	// client's and its server's connection.
+	QueryTimeoutSeconds           int
+	IdleTransactionTimeoutSeconds int
 }
 
 // RenderPgBouncerIni renders the connection-pool ambassador's pgbouncer.ini.

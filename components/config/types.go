@@ -75,6 +75,10 @@ type Database struct {
 	SyncStandbys             int // quorum commit: ANY n of the replicas and the archiver; 0: asynchronous
 	Offsite                  Offsite
 	Recovery                 Recovery
+
+	// OrderMaxProductSharePercent bounds what one customer holds unpaid of each product
+	// (shop.order_limits), so a scarce product stays for others (issue 27, finding 5).
+	OrderMaxProductSharePercent int
 }
 
 // Archive configures continuous WAL archiving and base backups (the database-archiver pod).

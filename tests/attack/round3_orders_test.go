@@ -30,6 +30,7 @@ import (
 // PostgREST applies on each request.
 type round3API struct {
 	s                      *pgtest.Server
+	bouncer                *pgtest.PgBouncer
 	admin, conn            *pgx.Conn
 	userSetting, userValue string
 	anonSetting, anonValue string
@@ -43,7 +44,7 @@ func startRound3API(t *testing.T) round3API {
 	conn, err := pgx.Connect(ctx, bouncer.ConnString(pgtest.AuthenticatorPassword))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	api := round3API{s: s, admin: admin, conn: conn}
+	api := round3API{s: s, bouncer: bouncer, admin: admin, conn: conn}
 	api.userSetting, api.userValue, err = postgrest.RoleSetting(ctx, admin, "web_user")
 	require.NoError(t, err)
 	api.anonSetting, api.anonValue, err = postgrest.RoleSetting(ctx, admin, "web_anon")

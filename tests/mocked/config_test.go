@@ -142,6 +142,7 @@ func TestInvalidConfigFailsBeforeAnythingIsRegistered(t *testing.T) {
 		{name: "bad release schedule", stack: "prod", overrides: map[string]string{"releaseUnpaidSchedule": "every 5 minutes"}, want: []string{"releaseUnpaidSchedule", `"every 5 minutes"`, "five-field cron"}},
 		{name: "unpaid age too short", stack: "prod", overrides: map[string]string{"unpaidOrderMaxAgeMinutes": "1"}, want: []string{"unpaidOrderMaxAgeMinutes", `"1"`, "from 5 to 43200"}},
 		{name: "open units below one order", stack: "prod", overrides: map[string]string{"orderMaxOpenUnits": "10"}, want: []string{"orderMaxOpenUnits", `"10"`, "from 20 to 1000000"}},
+		{name: "a customer's share above half a product", stack: "prod", overrides: map[string]string{"orderMaxProductSharePercent": "60"}, want: []string{"orderMaxProductSharePercent", `"60"`, "from 1 to 50"}},
 		{name: "bad log level", stack: "dev", overrides: map[string]string{"logLevel": "verbose"}, want: []string{"logLevel", `"verbose"`, "crit, error, warn or info"}},
 		{name: "hpa max below min", stack: "prod", overrides: map[string]string{"backendMinReplicas": "5", "backendMaxReplicas": "3"}, want: []string{"backendMaxReplicas", `"3"`, "from 5 to 100"}},
 		{name: "node port out of range", stack: "dev", overrides: map[string]string{"bluePreviewNodePort": "8080"}, want: []string{"bluePreviewNodePort", `"8080"`, "from 30000 to 32767"}},

@@ -22,10 +22,12 @@ func TestReleaseUnpaidCronJob(t *testing.T) {
 		stack                       string
 		overrides                   map[string]string
 		schedule, age, maxOpenUnits string
+		share                       string
 	}{
-		{"dev", nil, "*/5 * * * *", "60", "40"},
-		{"prod", map[string]string{"releaseUnpaidSchedule": "*/2 * * * *", "unpaidOrderMaxAgeMinutes": "30", "orderMaxOpenUnits": "60"},
-			"*/2 * * * *", "30", "60"},
+		{"dev", nil, "*/5 * * * *", "60", "40", "50"},
+		{"prod", map[string]string{"releaseUnpaidSchedule": "*/2 * * * *", "unpaidOrderMaxAgeMinutes": "30", "orderMaxOpenUnits": "60",
+			"orderMaxProductSharePercent": "25"},
+			"*/2 * * * *", "30", "60", "25"},
 	} {
 		t.Run(tc.stack, func(t *testing.T) {
 			r := testkit.MustRun(t, tc.stack, tc.overrides)
@@ -76,6 +78,9 @@ func TestReleaseUnpaidCronJob(t *testing.T) {
 			creds := testkit.DecodeAs[batchv1.Job](t, r.Object(t, testkit.Job, "database-credentials").Inputs)
 			assert.Equal(t, tc.maxOpenUnits, testkit.EnvOf(creds.Spec.Template.Spec.Containers[0])["ORDER_MAX_OPEN_UNITS"])
 			assert.Equal(t, tc.maxOpenUnits, creds.Spec.Template.Annotations["settings/order-max-open-units"])
+			// So does each customer's share of a product (issue 27, finding 5).
+			assert.Equal(t, tc.share, testkit.EnvOf(creds.Spec.Template.Spec.Containers[0])["ORDER_MAX_PRODUCT_SHARE_PERCENT"])
+			assert.Equal(t, tc.share, creds.Spec.Template.Annotations["settings/order-max-product-share-percent"])
 		})
 	}
 }

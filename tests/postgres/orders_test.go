@@ -18,19 +18,25 @@ import (
 	"ecommerce-platform/tests/testkit/pgtest"
 )
 
+// syncOrderLimit runs the credentials Job's script with one order limit's variable (NAME=value)
+// and reads that column of shop.order_limits back.
+func syncOrderLimit(t *testing.T, s *pgtest.Server, conn *pgx.Conn, column, env string) string {
+	t.Helper()
+	out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, env)
+	require.NoError(t, err, out)
+	return pgtest.QueryString(t, conn, "SELECT "+column+"::text FROM shop.order_limits")
+}
+
 // The stack's orderMaxOpenUnits reaches shop.order_limits through the credentials Job's
 // script, and place_order holds a customer to it; a value outside the key's range is refused.
 func TestOrderCapFromCredentialsJob(t *testing.T) {
 	s, conn := pgtest.Seeded(t)
 	ctx := context.Background()
 	assert.Equal(t, "40", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"), "the default before the Job runs")
-
-	out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=25")
-	require.NoError(t, err, out)
-	assert.Equal(t, "25", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"))
+	assert.Equal(t, "25", syncOrderLimit(t, s, conn, "max_open_units", "ORDER_MAX_OPEN_UNITS=25"))
 	p := pgtest.ProductIDs(t, conn)
 	demo := pgtest.UserIDs(t, conn)["demo@example.com"]
-	_, err = conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 10}, [2]int64{p["Espresso Mug"], 10}))
+	_, err := conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 10}, [2]int64{p["Espresso Mug"], 10}))
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", demo, pgtest.Items([2]int64{p["Paper Filters"], 6}))
 	pgtest.RequireError(t, err, "P0001", "too many unpaid items: 20 units of earlier orders are unpaid, and a customer may hold at most 25 unpaid units")
@@ -47,7 +53,7 @@ func TestOrderCapFromCredentialsJob(t *testing.T) {
 		require.Error(t, err, bad)
 		assert.Contains(t, out, "ORDER_MAX_OPEN_UNITS must be a positive integer")
 	}
-	out, err = s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=5")
+	out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=5")
 	require.Error(t, err, "below one full order: the table's check refuses it")
 	assert.Contains(t, out, "order_limits_max_open_units_check")
 	assert.Equal(t, "25", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"), "nothing changed")
@@ -57,6 +63,73 @@ func TestOrderCapFromCredentialsJob(t *testing.T) {
 	require.NoError(t, err)
 	out, err = s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_OPEN_UNITS=25")
 	require.NoError(t, err, out)
+}
+
+// The stack's orderMaxProductSharePercent reaches shop.order_limits through the credentials
+// Job's script (issue 27, finding 5), and place_order holds each customer to that share of a
+// product, also when one customer's orders race each other and other customers' orders race
+// them: a value outside the key's range is refused, an older schema is left alone.
+func TestOrderProductShareFromCredentialsJob(t *testing.T) {
+	s, conn := pgtest.Seeded(t)
+	ctx := context.Background()
+	assert.Equal(t, "50", pgtest.QueryString(t, conn, "SELECT max_product_share_percent::text FROM shop.order_limits"), "the default before the Job runs")
+	assert.Equal(t, "25", syncOrderLimit(t, s, conn, "max_product_share_percent", "ORDER_MAX_PRODUCT_SHARE_PERCENT=25"))
+	for bad, says := range map[string]string{"x": "ORDER_MAX_PRODUCT_SHARE_PERCENT must be a positive integer", "51": "order_limits_max_product_share_percent_check",
+		"0": "order_limits_max_product_share_percent_check"} {
+		out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret, "ORDER_MAX_PRODUCT_SHARE_PERCENT="+bad)
+		require.Error(t, err, bad)
+		assert.Contains(t, out, says, bad)
+	}
+	assert.Equal(t, "25", pgtest.QueryString(t, conn, "SELECT max_product_share_percent::text FROM shop.order_limits"), "nothing changed")
+
+	// 25 percent of 40 mugs: 10 for one customer, however they order them; 8 racing orders of
+	// 3 mugs each from one customer (their row lock lets one at a time through) and 8 of
+	// other customers at once.
+	_, err := conn.Exec(ctx, "UPDATE shop.products SET stock = 40 WHERE name = 'Espresso Mug'")
+	require.NoError(t, err)
+	p := pgtest.ProductIDs(t, conn)
+	u := pgtest.UserIDs(t, conn)
+	var wg sync.WaitGroup
+	results := make(chan error, 16)
+	for i := range 16 {
+		c := s.Connect(t, pgtest.Database)
+		user := u["demo@example.com"]
+		if i%2 == 1 {
+			user = u[[]string{"alice@example.com", "bob@example.com"}[i%4/2]]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Exec(ctx, "SELECT shop.place_order($1, $2::text::jsonb)", user, pgtest.Items([2]int64{p["Espresso Mug"], 3}))
+			results <- err
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for err := range results {
+		if err != nil {
+			pgtest.RequireError(t, err, "P0001", `too many unpaid units of product "Espresso Mug"`)
+		}
+	}
+	held := pgtest.NumbersByKey(t, conn, `SELECT u.email, sum(i.quantity) FROM shop.orders o JOIN shop.users u ON u.id = o.user_id
+		JOIN shop.order_items i ON i.order_id = o.id WHERE o.status = 'placed' GROUP BY u.email`)
+	stock := pgtest.QueryString(t, conn, "SELECT stock::text FROM shop.products WHERE name = 'Espresso Mug'")
+	t.Logf("unpaid mugs per customer after 16 racing orders of 3: %v; %s left", held, stock)
+	total := int64(0)
+	for email, n := range held {
+		assert.LessOrEqual(t, n, int64(10), "%s holds more than 25 percent of 40 mugs", email)
+		assert.Positive(t, n, email)
+		total += n
+	}
+	assert.Equal(t, fmt.Sprint(40-total), stock, "every unit is accounted for")
+
+	// A shop whose migration 000005 has not run: the Job sets the credentials and the cap.
+	_, err = conn.Exec(ctx, "ALTER TABLE shop.order_limits DROP COLUMN max_product_share_percent CASCADE")
+	require.NoError(t, err)
+	out, err := s.TrySyncCredentialsEnv(t, pgtest.Database, pgtest.AuthenticatorPassword, pgtest.JWTSecret,
+		"ORDER_MAX_OPEN_UNITS=30", "ORDER_MAX_PRODUCT_SHARE_PERCENT=25")
+	require.NoError(t, err, out)
+	assert.Equal(t, "30", pgtest.QueryString(t, conn, "SELECT max_open_units::text FROM shop.order_limits"))
 }
 
 // shop.release_unpaid_orders runs beside a load of orders on the same products (and beside

@@ -61,15 +61,18 @@ func TestPostgresSchemaApplies(t *testing.T) {
 			assert.NotContains(t, out, s.MigratorPassword(t, pgtest.Database), "a migration run printed the migrator's password")
 			ctx := context.Background()
 
-			var users, products, orders, itemsSold, lowStock int
+			var products, orders, itemsSold, lowStock int
+			var users *int
 			var revenue string
-			// Signed in: the order figures are withheld from anonymous visitors.
+			// Signed in: the order figures are withheld from anonymous visitors; a customer's
+			// are their own, and the number of users is nobody's (issue 27, finding 8).
 			require.NoError(t, pgtest.AsRole(ctx, conn, "web_user", pgtest.Claims(1), false, func(tx pgx.Tx) error {
 				return tx.QueryRow(ctx,
 					"SELECT users, products, orders, revenue::text, items_sold, low_stock_products FROM api.stats").
 					Scan(&users, &products, &orders, &revenue, &itemsSold, &lowStock)
 			}))
-			assert.Equal(t, tc.users, users)
+			assert.Nil(t, users)
+			assert.Equal(t, fmt.Sprint(tc.users), pgtest.QueryString(t, conn, "SELECT count(*)::text FROM shop.users"))
 			assert.Equal(t, tc.products, products)
 			assert.Equal(t, 0, orders)
 			assert.Equal(t, "0.00", revenue)
@@ -181,11 +184,13 @@ func TestPostgresPlaceOrder(t *testing.T) {
 			stockDiff: map[string]int{"Paper Filters": -7},
 		},
 		{
-			name:      "the whole stock",
-			items:     pgtest.Items([2]int64{p["Coffee Grinder"], 3}),
-			total:     "267.00",
-			lines:     "Coffee Grinder:3:89.00",
-			stockDiff: map[string]int{"Coffee Grinder": -3},
+			// One customer may take a product's last unit, not more than half of a larger
+			// stock (issue 27, finding 5).
+			name:      "the whole stock, its last unit",
+			items:     pgtest.Items([2]int64{p["Limited Edition Tamper"], 1}),
+			total:     "59.00",
+			lines:     "Limited Edition Tamper:1:59.00",
+			stockDiff: map[string]int{"Limited Edition Tamper": -1},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,15 +311,20 @@ func TestPostgresStats(t *testing.T) {
 	ctx := context.Background()
 	p := pgtest.ProductIDs(t, conn)
 	u := pgtest.UserIDs(t, conn)
+	// Each customer's own figures (issue 27, finding 8): demo's and alice's, side by side.
 	stats := func() string {
-		var out string
-		require.NoError(t, pgtest.AsRole(ctx, conn, "web_user", pgtest.Claims(u["demo@example.com"]), false, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `
-				SELECT format('users=%s products=%s orders=%s revenue=%s items_sold=%s low_stock=%s',
-				              users, products, orders, revenue, items_sold, low_stock_products)
-				  FROM api.stats`).Scan(&out)
-		}))
-		return out
+		var figures []string
+		for _, email := range []string{"demo@example.com", "alice@example.com"} {
+			var out string
+			require.NoError(t, pgtest.AsRole(ctx, conn, "web_user", pgtest.Claims(u[email]), false, func(tx pgx.Tx) error {
+				return tx.QueryRow(ctx, `
+					SELECT format('users=%s products=%s orders=%s revenue=%s items_sold=%s low_stock=%s',
+					              coalesce(users::text, 'NULL'), products, orders, revenue, items_sold, low_stock_products)
+					  FROM api.stats`).Scan(&out)
+			}))
+			figures = append(figures, strings.SplitN(email, "@", 2)[0]+": "+out)
+		}
+		return strings.Join(figures, "; ")
 	}
 
 	steps := []struct {
@@ -324,16 +334,20 @@ func TestPostgresStats(t *testing.T) {
 		wanted string
 	}{
 		{name: "seeded, no orders",
-			wanted: "users=3 products=8 orders=0 revenue=0.00 items_sold=0 low_stock=3"},
+			wanted: "demo: users=NULL products=8 orders=0 revenue=0.00 items_sold=0 low_stock=3; " +
+				"alice: users=NULL products=8 orders=0 revenue=0.00 items_sold=0 low_stock=3"},
 		{name: "demo buys 2 mugs and a kettle (64.90)", user: "demo@example.com",
-			items:  pgtest.Items([2]int64{p["Espresso Mug"], 2}, [2]int64{p["Pour-Over Kettle"], 1}),
-			wanted: "users=3 products=8 orders=1 revenue=64.90 items_sold=3 low_stock=3"},
+			items: pgtest.Items([2]int64{p["Espresso Mug"], 2}, [2]int64{p["Pour-Over Kettle"], 1}),
+			wanted: "demo: users=NULL products=8 orders=1 revenue=64.90 items_sold=3 low_stock=3; " +
+				"alice: users=NULL products=8 orders=0 revenue=0.00 items_sold=0 low_stock=3"},
 		{name: "alice buys 4 bottles and the tamper (155.00): bottles fall below 5", user: "alice@example.com",
-			items:  pgtest.Items([2]int64{p["Cold Brew Bottle"], 4}, [2]int64{p["Limited Edition Tamper"], 1}),
-			wanted: "users=3 products=8 orders=2 revenue=219.90 items_sold=8 low_stock=4"},
+			items: pgtest.Items([2]int64{p["Cold Brew Bottle"], 4}, [2]int64{p["Limited Edition Tamper"], 1}),
+			wanted: "demo: users=NULL products=8 orders=1 revenue=64.90 items_sold=3 low_stock=4; " +
+				"alice: users=NULL products=8 orders=1 revenue=155.00 items_sold=5 low_stock=4"},
 		{name: "a refused order counts for nothing", user: "bob@example.com",
-			items:  pgtest.Items([2]int64{p["Coffee Grinder"], 4}),
-			wanted: "users=3 products=8 orders=2 revenue=219.90 items_sold=8 low_stock=4"},
+			items: pgtest.Items([2]int64{p["Coffee Grinder"], 4}),
+			wanted: "demo: users=NULL products=8 orders=1 revenue=64.90 items_sold=3 low_stock=4; " +
+				"alice: users=NULL products=8 orders=1 revenue=155.00 items_sold=5 low_stock=4"},
 	}
 	for _, step := range steps {
 		if step.items != "" {

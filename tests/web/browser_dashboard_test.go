@@ -123,11 +123,15 @@ func (o browserOrder) MarshalJSON() ([]byte, error) {
 	}{plain(o), browserMoney(o.totalCents())})
 }
 
-// stats is the stats view's single row; as api.stats, the order figures only for a
-// signed-in caller.
-func (api *browserPostgREST) stats(signedIn bool) map[string]any {
-	revenue, sold, low := 0, 0, 0
+// stats is the stats view's single row; as api.stats, the order figures are the signed-in
+// caller's own (userID 0: a visitor, null), and users is null for everyone.
+func (api *browserPostgREST) stats(userID int) map[string]any {
+	orders, revenue, sold, low := 0, 0, 0, 0
 	for _, o := range api.orders {
+		if o.UserID != userID {
+			continue
+		}
+		orders++
 		revenue += o.totalCents()
 		for _, i := range o.Items {
 			sold += i.Quantity
@@ -139,11 +143,11 @@ func (api *browserPostgREST) stats(signedIn bool) map[string]any {
 		}
 	}
 	row := map[string]any{
-		"users": len(api.users), "products": len(api.products), "orders": len(api.orders),
+		"users": nil, "products": len(api.products), "orders": orders,
 		"revenue": browserMoney(revenue), "items_sold": sold, "low_stock_products": low,
 	}
-	if !signedIn {
-		for _, withheld := range []string{"users", "orders", "revenue", "items_sold"} {
+	if userID == 0 {
+		for _, withheld := range []string{"orders", "revenue", "items_sold"} {
 			row[withheld] = nil
 		}
 	}
@@ -235,17 +239,19 @@ func (api *browserPostgREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Range", fmt.Sprintf("%d-%d/*", first, first+len(products)-1))
 		browserWrite(w, http.StatusOK, "application/json", products)
 	case "GET /stats":
-		signedIn := r.Header.Get("Authorization") != ""
-		if signedIn {
-			if _, ok := api.userFromToken(w, r, "view stats"); !ok {
+		userID := 0
+		if r.Header.Get("Authorization") != "" {
+			id, ok := api.userFromToken(w, r, "view stats")
+			if !ok {
 				return
 			}
+			userID = id
 		}
 		if r.Header.Get("Accept") == "application/vnd.pgrst.object+json" {
-			browserWrite(w, http.StatusOK, "application/vnd.pgrst.object+json", api.stats(signedIn))
+			browserWrite(w, http.StatusOK, "application/vnd.pgrst.object+json", api.stats(userID))
 			return
 		}
-		browserWrite(w, http.StatusOK, "application/json", []map[string]any{api.stats(signedIn)})
+		browserWrite(w, http.StatusOK, "application/json", []map[string]any{api.stats(userID)})
 	case "GET /orders":
 		userID, ok := api.userFromToken(w, r, "table orders")
 		if !ok {
@@ -437,9 +443,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		}, browserRows(t, ctx, "products-body"), "API text is shown as text, never as markup")
 
 		browserWait(t, ctx, "stats", `document.getElementById('stat-products').textContent !== '–'`)
-		// Signed out: the order figures are withheld, shown as dashes, never as zeros.
+		// Signed out: the order figures are withheld, shown as dashes, never as zeros; the
+		// shop's number of users is shown to nobody (issue 27, finding 8).
+		assert.False(t, browserEval[bool](t, ctx, `!!document.getElementById('stat-users')`), "the shop's users on the dashboard")
 		for id, want := range map[string]string{
-			"stat-users": "–", "stat-products": "4", "stat-orders": "–", "stat-revenue": "–",
+			"stat-products": "4", "stat-orders": "–", "stat-revenue": "–",
 			"stat-items-sold": "–", "stat-low-stock": "1",
 		} {
 			assert.Equal(t, want, browserText(t, ctx, id), id)
@@ -484,10 +492,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		assert.Equal(t, "$19.98", rows[0]["total"])
 		token := browserEval[string](t, ctx, `sessionStorage.getItem('ecommerce.token')`)
 		assert.Len(t, strings.Split(token, "."), 3, "a JWT is kept for the tab")
-		browserWait(t, ctx, "signed-in stats", `document.getElementById('stat-users').textContent === '3'`)
+		// Alice's own figures: her one order of 2 mugs, not the other customer's order too.
+		browserWait(t, ctx, "signed-in stats", `document.getElementById('stat-orders').textContent === '1'`)
 		for id, want := range map[string]string{
-			"stat-users": "3", "stat-products": "4", "stat-orders": "2", "stat-revenue": "$39.97",
-			"stat-items-sold": "3", "stat-low-stock": "1",
+			"stat-products": "4", "stat-orders": "1", "stat-revenue": "$19.98",
+			"stat-items-sold": "2", "stat-low-stock": "1",
 		} {
 			assert.Equal(t, want, browserText(t, ctx, id), id)
 		}
@@ -511,9 +520,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		assert.Equal(t, "3", rows[0]["id"], "newest first")
 		assert.Equal(t, "2 × Espresso Beans @ $19.99", rows[0]["items"])
 		assert.Equal(t, "$39.98", rows[0]["total"])
-		browserWait(t, ctx, "stats refreshed", `document.getElementById('stat-orders').textContent === '3'`)
-		assert.Equal(t, "$79.95", browserText(t, ctx, "stat-revenue"))
-		assert.Equal(t, "5", browserText(t, ctx, "stat-items-sold"))
+		browserWait(t, ctx, "stats refreshed", `document.getElementById('stat-orders').textContent === '2'`)
+		assert.Equal(t, "$59.96", browserText(t, ctx, "stat-revenue"))
+		assert.Equal(t, "4", browserText(t, ctx, "stat-items-sold"))
 
 		var order *nginxtest.UpstreamRequest
 		for _, r := range up.Take() {

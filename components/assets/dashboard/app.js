@@ -124,7 +124,8 @@
 
   // ---- stats -----------------------------------------------------------------------------
   // PostgREST returns a view as an array; this Accept header asks for the single row.
-  // Users, orders, revenue and items sold are figures for signed-in users only (null otherwise).
+  // Orders, revenue and items sold are the signed-in customer's own (null for a visitor); the
+  // shop's figures are nobody's to see here (issue 27, finding 8), so users is not shown.
   async function loadStats() {
     const res = await request("/api/stats", {
       auth: true,
@@ -136,7 +137,6 @@
       return res;
     }
     const s = Array.isArray(res.data) ? res.data[0] || {} : res.data || {};
-    $("stat-users").textContent = count(s.users);
     $("stat-products").textContent = count(s.products);
     $("stat-orders").textContent = count(s.orders);
     $("stat-revenue").textContent = money(s.revenue);
