@@ -17,6 +17,7 @@ import (
 // DatabaseArgs configure the PostgreSQL tier.
 type DatabaseArgs struct {
 	Namespace           pulumi.StringInput
+	NamespaceName       string // the same, as text: patroni.yml names it
 	Identity            Identity
 	Security            PodSecurity
 	Settings            config.Database
@@ -88,11 +89,8 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 	if err != nil {
 		return nil, err
 	}
-	readonlyPods := id.Selector()
-	if s.Replicas > 0 {
-		readonlyPods = id.WithComponent("replica").Selector()
-	}
-	headless, readonly, err := newDatabaseServices(ctx, name, args, labels, readonlyPods, parent)
+	primaryPods, readonlyPods := databaseServiceSelectors(s, id)
+	headless, readonly, err := newDatabaseServices(ctx, name, args, labels, primaryPods, readonlyPods, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +100,16 @@ func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...p
 			return nil, err
 		}
 	}
-	statefulSet, err := newDatabaseStatefulSet(ctx, name, args, labels, serviceAccount, secret, offsite, files, headless, parent)
+	var statefulSet *appsv1.StatefulSet
+	if s.Failover.Enabled {
+		statefulSet, err = newPatroniMembers(ctx, membersSet{
+			Resource: name, Namespace: ns, NamespaceName: args.NamespaceName, Identity: id, Security: args.Security, Settings: s,
+			Monitoring: args.Monitoring, Spread: args.Spread, Labels: labels, Secret: secret, Files: files, Governing: headless,
+			MonitorPassword: args.RolePasswords.Monitor,
+		}, parent)
+	} else {
+		statefulSet, err = newDatabaseStatefulSet(ctx, name, args, labels, serviceAccount, secret, offsite, files, headless, parent)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +193,9 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 	if err := newReleaseUnpaid(ctx, cron, parent, afterCredentials); err != nil {
 		return err
 	}
-	if s.Replicas > 0 {
+	if s.Failover.Enabled {
+		d.ReplicaPods = replicaSelector(id)
+	} else if s.Replicas > 0 {
 		if err := newReplicas(ctx, replicaSet{
 			Resource: name + "-replica", Namespace: ns, Identity: replicaPods, Security: args.Security, Settings: s,
 			ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Files: dep.Files, PrimaryHost: dep.Host, PrimaryPods: id.Selector(),
@@ -230,19 +239,34 @@ func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, 
 	return secret.Metadata.Name().Elem(), nil
 }
 
+// databaseServiceSelectors are the pods database-service (and the node port) and
+// database-readonly reach: under Patroni the member it labels primary and those it labels
+// replica, so both follow a failover; otherwise the primary's pod and the replicas' (the
+// primary when there are none).
+func databaseServiceSelectors(s config.Database, id Identity) (primary, readonly pulumi.StringMap) {
+	switch {
+	case s.Failover.Enabled:
+		return leaderSelector(id), replicaSelector(id)
+	case s.Replicas > 0:
+		return id.Selector(), id.WithComponent("replica").Selector()
+	default:
+		return id.Selector(), id.Selector()
+	}
+}
+
 // newDatabaseServices are the seed's Services: database-service (headless, the StatefulSet's),
 // database-readonly and, when exposed, database-nodeport.
-func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels, readonlyPods pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
+func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels, primaryPods, readonlyPods pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	headless, err := newService(ctx, ns, labels, service{
-		Resource: name + "-service", Name: id.Object("service"), Type: "Headless", Selector: id.Selector(),
+		Resource: name + "-service", Name: id.Object("service"), Type: "Headless", Selector: primaryPods, SelectsRuntimeLabels: s.Failover.Enabled,
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
 		return nil, nil, fmt.Errorf("database headless service: %w", err)
 	}
 	readonly, err := newService(ctx, ns, labels, service{
-		Resource: name + "-readonly", Name: id.Object("readonly"), Type: "ClusterIP", Selector: readonlyPods,
+		Resource: name + "-readonly", Name: id.Object("readonly"), Type: "ClusterIP", Selector: readonlyPods, SelectsRuntimeLabels: s.Failover.Enabled,
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
@@ -250,7 +274,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 	}
 	if args.ExposeNodePorts {
 		if _, err := newService(ctx, ns, labels, service{
-			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: id.Selector(),
+			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: primaryPods, SelectsRuntimeLabels: s.Failover.Enabled,
 			Port: PostgresPort, TargetPort: PostgresPort, NodePort: s.NodePort, PortName: "postgres",
 		}, parent); err != nil {
 			return nil, nil, fmt.Errorf("database node port service: %w", err)
@@ -265,7 +289,6 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	annotations := args.Monitoring.annotations(postgresMetricsPort)
 	annotations["checksum/config"] = files.ConfHash
-	retention := pulumi.String(s.PVCRetention)
 	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(id.Object(), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
@@ -273,10 +296,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 			Replicas:            pulumi.Int(1),
 			PodManagementPolicy: pulumi.String("OrderedReady"),
 			Selector:            &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
-			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
-				WhenDeleted: retention,
-				WhenScaled:  retention,
-			},
+			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: exporterPasswordAnnotation(pulumi.ToStringMap(annotations), args.RolePasswords.Monitor)},
 				Spec: podOptions{
@@ -345,11 +365,11 @@ func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 	}
 	if err := newAllowPolicy(ctx, args.Namespace, allowPolicy{
 		Resource: name + "-netpol", Name: args.Identity.Object(), Labels: labels, Pods: args.Identity.Selector(),
-		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
+		Ingress: append(networkingv1.NetworkPolicyIngressRuleArray{
 			ingressRule(PostgresPort, clients...),
 			ingressRule(postgresMetricsPort, fromNamespace(args.Monitoring.Namespace)),
-		},
-		Egress: recoveryEgress(args.Settings, args.RecoveryDone),
+		}, patroniIngress(args.Settings, args.Identity)...),
+		Egress: append(recoveryEgress(args.Settings, args.RecoveryDone), patroniEgress(args.Settings, args.Identity)...),
 	}, parent); err != nil {
 		return fmt.Errorf("database network policy: %w", err)
 	}

@@ -22,18 +22,7 @@ type databaseFiles struct {
 
 // newDatabaseFiles renders postgresql.conf and pg_hba.conf and creates the ConfigMaps.
 func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
-	postgresConf, err := assets.RenderPostgresConf(assets.PostgresSettings{
-		Port:                    PostgresPort,
-		MaxConnections:          s.MaxConnections,
-		SharedBuffers:           s.SharedBuffers,
-		WorkMem:                 s.WorkMem,
-		EffectiveCacheSize:      s.EffectiveCacheSize,
-		LogMinDurationStatement: s.LogMinDurationMs,
-		UnixSocketDir:           postgresSocketDir,
-		HBAFile:                 postgresHBAPath,
-		ReplicaWalKeepSize:      s.ReplicaWalKeepSize,
-		SynchronousStandbys:     synchronousStandbys(s, id.Object("replica")),
-	})
+	postgresConf, err := assets.RenderPostgresConf(postgresSettings(s, id))
 	if err != nil {
 		return databaseFiles{}, err
 	}
@@ -56,10 +45,28 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	return databaseFiles{Config: config.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
 }
 
+// postgresSettings are postgresql.conf's values: the primary's and replicas' file, and the
+// file Patroni's members include.
+func postgresSettings(s config.Database, id Identity) assets.PostgresSettings {
+	return assets.PostgresSettings{
+		Port:                    PostgresPort,
+		MaxConnections:          s.MaxConnections,
+		SharedBuffers:           s.SharedBuffers,
+		WorkMem:                 s.WorkMem,
+		EffectiveCacheSize:      s.EffectiveCacheSize,
+		LogMinDurationStatement: s.LogMinDurationMs,
+		UnixSocketDir:           postgresSocketDir,
+		HBAFile:                 postgresHBAPath,
+		ReplicaWalKeepSize:      s.ReplicaWalKeepSize,
+		SynchronousStandbys:     synchronousStandbys(s, id.Object("replica")),
+	}
+}
+
 // synchronousStandbys is synchronous_standby_names: ANY n of the replicas (application_name
-// = their slot, the pod name) and the archiver; "" when commits are asynchronous.
+// = their slot, the pod name) and the archiver; "" when commits are asynchronous or Patroni
+// sets it (databaseFailover: ANY n of the members).
 func synchronousStandbys(s config.Database, replicaName string) string {
-	if s.SyncStandbys == 0 {
+	if s.SyncStandbys == 0 || s.Failover.Enabled {
 		return ""
 	}
 	var names []string

@@ -99,6 +99,10 @@ type service struct {
 	TargetPort int
 	NodePort   int // NodePort only
 	PortName   string
+	// SelectsRuntimeLabels: the selector names a label a controller sets on running pods
+	// (Patroni's role), which no pod template carries: kube-score's "selects a pod" check is
+	// told so rather than failing on a rendered stack.
+	SelectsRuntimeLabels bool
 	// SkipAwait: do not wait for ready endpoints (a preview of a color scaled to zero has
 	// none, legitimately).
 	SkipAwait bool
@@ -143,11 +147,18 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 	}
 	spec.Ports = ports
 	metadata := meta(s.Name, ns, labels)
+	annotations := pulumi.StringMap{}
+	if s.SelectsRuntimeLabels {
+		annotations["kube-score/ignore"] = pulumi.String("service-targets-pod")
+	}
 	switch {
 	case s.SkipAwait:
-		metadata.Annotations = pulumi.StringMap{"pulumi.com/skipAwait": pulumi.String("true")}
+		annotations["pulumi.com/skipAwait"] = pulumi.String("true")
 	case s.WaitFor != "":
-		metadata.Annotations = pulumi.StringMap{"pulumi.com/waitFor": pulumi.String(s.WaitFor)}
+		annotations["pulumi.com/waitFor"] = pulumi.String(s.WaitFor)
+	}
+	if len(annotations) > 0 {
+		metadata.Annotations = annotations
 	}
 	return corev1.NewService(ctx, s.Resource, &corev1.ServiceArgs{Metadata: metadata, Spec: spec}, opts...)
 }

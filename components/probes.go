@@ -62,3 +62,10 @@ type probes struct {
 func servingProbes(ready, alive probeCheck) probes {
 	return probes{probe(ready, startupTiming), probe(ready, readinessTiming), probe(alive, livenessTiming)}
 }
+
+// cloningProbes are for a container that may take unbounded time before it serves (a database
+// member copying its leader, sized by the data): started as soon as it is alive, so the
+// kubelet never kills a long copy and starts it over; ready once it serves.
+func cloningProbes(ready, alive probeCheck) probes {
+	return probes{probe(alive, startupTiming), probe(ready, readinessTiming), probe(alive, livenessTiming)}
+}

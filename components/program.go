@@ -75,7 +75,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	ns := foundation.Namespace
 
 	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
-		Namespace: ns, Identity: databaseID, Security: security, Settings: cfg.Database,
+		Namespace: ns, NamespaceName: cfg.Namespace, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
 		RolePasswords:      cfg.RolePasswords,
 		OffsiteAccessKeyID: cfg.OffsiteAccessKeyID, OffsiteSecretAccessKey: cfg.OffsiteSecretAccessKey, OffsiteEncryptionKey: cfg.OffsiteEncryptionKey,
@@ -138,7 +138,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 // metrics file, the frontend's nginx exporter (both colors).
 func scrapeTargets(cfg *config.Config, database, backend, frontend Identity) []ScrapeTarget {
 	targets := []ScrapeTarget{{Name: database.Object(), Selector: database.MatchLabels()}, {Name: backend.Object(), Selector: backend.MatchLabels()}}
-	if cfg.Database.Replicas > 0 {
+	if cfg.Database.Replicas > 0 && !cfg.Database.Failover.Enabled {
 		targets = append(targets, ScrapeTarget{Name: database.Object("replica"), Selector: database.WithComponent("replica").MatchLabels()})
 	}
 	if cfg.Database.Archive.Enabled {
@@ -147,12 +147,22 @@ func scrapeTargets(cfg *config.Config, database, backend, frontend Identity) []S
 	return append(targets, ScrapeTarget{Name: frontend.Object(), Selector: frontend.MatchLabels()})
 }
 
+// replicaSlots matches the replicas' slots on the primary: Patroni names each after its
+// member (database_1), the replica StatefulSet's bootstrap after its pod (database_replica_0).
+func replicaSlots(d config.Database) string {
+	if d.Failover.Enabled {
+		return "database_[0-9]+"
+	}
+	return "database_replica_.*"
+}
+
 // alertSettings are the alerts' scope and thresholds, from the stack's config.
 func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
 	d, m := cfg.Database, cfg.Monitoring
 	return assets.AlertSettings{
-		Namespace: cfg.Namespace, Replicas: d.Replicas > 0, ReplicaMaxLagSeconds: d.ReplicaMaxLagSeconds,
-		ConnectionsPercent: m.ConnectionsPercent, ErrorPercent: m.ErrorPercent, Archive: d.Archive.Enabled,
+		Namespace: cfg.Namespace, Replicas: d.Replicas > 0, ReplicaSlots: replicaSlots(d), Failover: d.Failover.Enabled,
+		ReplicaMaxLagSeconds: d.ReplicaMaxLagSeconds,
+		ConnectionsPercent:   m.ConnectionsPercent, ErrorPercent: m.ErrorPercent, Archive: d.Archive.Enabled,
 		BaseBackupMaxAgeSeconds: d.Archive.BaseBackupIntervalHours*3600 + 3600,
 		Offsite:                 d.Offsite.Enabled, OffsiteMaxAgeSeconds: 3 * d.Offsite.IntervalSeconds,
 		Restarts: m.Restarts, Autoscale: cfg.Backend.Autoscale, HPAName: backend.Object(), HPAMaxMinutes: m.HPAMaxMinutes,

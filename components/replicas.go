@@ -53,7 +53,6 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	// WAL receivers log in with it.
 	templateAnnotations["checksum/credentials"] = credentialsHash(r.ReplicationPassword)
 	templateAnnotations = exporterPasswordAnnotation(templateAnnotations, r.MonitorPassword)
-	retention := pulumi.String(s.PVCRetention)
 	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(r.Identity.Object("replica"), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
@@ -61,10 +60,7 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 			Replicas:            pulumi.Int(s.Replicas),
 			PodManagementPolicy: pulumi.String("Parallel"),
 			Selector:            &metav1.LabelSelectorArgs{MatchLabels: r.Identity.Selector()},
-			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{
-				WhenDeleted: retention,
-				WhenScaled:  retention,
-			},
+			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: templateAnnotations},
 				Spec: podOptions{
@@ -114,9 +110,7 @@ func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, se
 			env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
 			env("REPLICATION_USER", replicationUser),
 			env("PGPASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
-			corev1.EnvVarArgs{Name: pulumi.String("SLOT"), ValueFrom: &corev1.EnvVarSourceArgs{
-				FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String("metadata.name")},
-			}},
+			fieldEnv("SLOT", "metadata.name"),
 			env("TIMEOUT_SECONDS", "600"),
 		},
 		VolumeMounts: corev1.VolumeMountArray{

@@ -78,7 +78,14 @@ func alwaysPull(containers corev1.ContainerArray) corev1.ContainerArray {
 // seed's 1000 (config runAsUser/runAsGroup/fsGroup) because changing the uid of an existing
 // database breaks it (PostgreSQL refuses a data directory owned by another uid), and the
 // images run as any uid. README "kube-score" says so.
-var kubeScoreIgnore = pulumi.StringMap{"kube-score/ignore": pulumi.String("container-security-context-user-group-id")}
+var kubeScoreIgnore = pulumi.StringMap{"kube-score/ignore": pulumi.String(kubeScoreIgnoredUIDs)}
+
+// kubeScoreIgnoredUIDs is that check's name.
+const kubeScoreIgnoredUIDs = "container-security-context-user-group-id"
+
+// runtimeServiceName is kube-score's check that a StatefulSet's serviceName selects its pods:
+// under Patroni, database-service selects only the member Patroni labels primary at run time.
+const runtimeServiceName = "statefulset-has-servicename"
 
 // workloadMeta is the ObjectMeta of a Deployment, StatefulSet or CronJob.
 func workloadMeta(name string, namespace pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
@@ -199,6 +206,13 @@ func env(name, value string) corev1.EnvVarArgs {
 	return corev1.EnvVarArgs{Name: pulumi.String(name), Value: pulumi.String(value)}
 }
 
+// fieldEnv is a field of the pod itself (downward API): its name, namespace or address.
+func fieldEnv(name, fieldPath string) corev1.EnvVarArgs {
+	return corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: &corev1.EnvVarSourceArgs{
+		FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String(fieldPath)},
+	}}
+}
+
 // secretEnv reads one key of a Secret, so the pod spec never holds the value.
 func secretEnv(name string, secret pulumi.StringInput, key string) corev1.EnvVarArgs {
 	return corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: &corev1.EnvVarSourceArgs{
@@ -251,4 +265,10 @@ func rollingUpdate() *appsv1.DeploymentStrategyArgs {
 			MaxSurge:       pulumi.Int(1),
 		},
 	}
+}
+
+// claimRetention keeps or deletes a StatefulSet's claims, alike when it is deleted and when
+// it is scaled down (databasePvcRetention).
+func claimRetention(policy string) *appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs {
+	return &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{WhenDeleted: pulumi.String(policy), WhenScaled: pulumi.String(policy)}
 }

@@ -94,7 +94,9 @@ func RenderEnvoyYAML(s EnvoySettings) (string, error) { return renderTemplate("e
 // runs and the thresholds.
 type AlertSettings struct {
 	Namespace               string
-	Replicas                bool // read replicas run
+	Replicas                bool   // read replicas run (Patroni's replica members, or the replica StatefulSet)
+	ReplicaSlots            string // regular expression of the replicas' slot names on the primary
+	Failover                bool   // Patroni runs the members: leader and role-change alerts
 	ReplicaMaxLagSeconds    int
 	ConnectionsPercent      int
 	ErrorPercent            int

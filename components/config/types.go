@@ -75,10 +75,22 @@ type Database struct {
 	SyncStandbys             int // quorum commit: ANY n of the replicas and the archiver; 0: asynchronous
 	Offsite                  Offsite
 	Recovery                 Recovery
+	Failover                 Failover
 
 	// OrderMaxProductSharePercent bounds what one customer holds unpaid of each product
 	// (shop.order_limits), so a scarce product stays for others (issue 27, finding 5).
 	OrderMaxProductSharePercent int
+}
+
+// Failover configures Patroni over the database members: one StatefulSet of 1 +
+// databaseReplicas members whose leader is elected through the cluster's own API server, so
+// a lost primary is replaced without a person.
+type Failover struct {
+	Enabled bool
+	Image   string // ships Patroni 4.x with PostgreSQL 15
+	// The leader lock's time to live, Patroni's loop and how long it retries the API server
+	// and PostgreSQL: a dead leader is replaced after about TTL + LoopWait seconds.
+	TTLSeconds, LoopWaitSeconds, RetryTimeoutSeconds int
 }
 
 // Archive configures continuous WAL archiving and base backups (the database-archiver pod).

@@ -47,17 +47,15 @@ func (d *Database) validate(v *problemList) {
 	v.oneOf("databasePvcRetention", d.PVCRetention, d.PVCRetention == "Retain" || d.PVCRetention == "Delete", "Retain or Delete")
 	v.resources("database", d.Resources)
 	v.oneOf("databaseArchiveStorageClass", d.Archive.StorageClass, dnsName.MatchString(d.Archive.StorageClass), "a StorageClass name")
-	candidates := d.Replicas
-	if d.Archive.Enabled {
-		candidates++
-	}
+	candidates, counted := d.syncCandidates()
 	if d.SyncStandbys > candidates {
-		v.addf("databaseSyncStandbys", "%d is more than the %d synchronous standby candidates (databaseReplicas %d, plus 1 with databaseArchive); use 0 to %d",
-			d.SyncStandbys, candidates, d.Replicas, candidates)
+		v.addf("databaseSyncStandbys", "%d is more than the %d synchronous standby candidates (%s); use 0 to %d",
+			d.SyncStandbys, candidates, counted, candidates)
 	}
 	if d.SyncStandbys > 0 && d.SyncStandbys == candidates {
 		v.addf("databaseSyncStandbys", "%d equals the number of candidates, so one standby down would block every commit; use at most %d", d.SyncStandbys, candidates-1)
 	}
+	d.Failover.validate(v, d)
 	d.Offsite.validate(v, d.UsesObjectStorage())
 	d.Recovery.validate(v, d.Offsite)
 }

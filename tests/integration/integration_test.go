@@ -28,6 +28,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"ecommerce-platform/components"
@@ -440,7 +441,11 @@ func (it *integration) prodUp(t *testing.T) {
 	// server validates against the CRDs' schemas.
 	it.installOperatorCRDs(t)
 	require.NoError(t, prod.SetConfig(it.ctx, "monitoring", "prometheus-operator"))
+	// kwok runs no process in the members' pods: a stand-in does Patroni's part with the
+	// members' own token (patroni_test.go).
+	patroni := startPatroniStandIn(t, it.k, prodNS)
 	_, outputs := it.upTimed(t, prod, "prod up")
+	patroni.assertPatroniOnly(t, it.k, prodNS)
 	it.assertMonitoringObjects(t, prodNS)
 	// The archiver runs with a claim of its own, on the prod class.
 	var archiver appsv1.StatefulSet
@@ -452,17 +457,18 @@ func (it *integration) prodUp(t *testing.T) {
 	assert.Equal(t, corev1.ServiceTypeLoadBalancer, svc.Spec.Type)
 	require.NotEmpty(t, svc.Status.LoadBalancer.Ingress, "LoadBalancer address assigned")
 	assert.Equal(t, "https://"+svc.Status.LoadBalancer.Ingress[0].IP, outputs["productionAddress"].Value)
-	waitClaimBound(t, it.k, prodNS, "data-database-0", "fast-ssd")
-	// Two read replicas, each with a claim of its own; database-readonly serves exactly them.
-	var replicas appsv1.StatefulSet
-	it.k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database-replica", &replicas)
-	assert.Equal(t, int32(2), replicas.Status.ReadyReplicas)
-	for _, claim := range []string{"data-database-replica-0", "data-database-replica-1"} {
+	// Three Patroni members, each with a claim of its own, and no StatefulSet of replicas;
+	// database-service serves the member labelled primary, database-readonly the replicas.
+	var members appsv1.StatefulSet
+	it.k.mustGet(t, nsPath(prodNS, "statefulsets")+"/database", &members)
+	assert.Equal(t, int32(3), members.Status.ReadyReplicas)
+	assert.Equal(t, http404, it.k.get(t, nsPath(prodNS, "statefulsets")+"/database-replica", nil))
+	for _, claim := range []string{"data-database-0", "data-database-1", "data-database-2"} {
 		waitClaimBound(t, it.k, prodNS, claim, "fast-ssd")
 	}
-	eventually(t, time.Minute, "database-readonly serves exactly the replicas", func() error {
+	eventually(t, time.Minute, "database-readonly serves exactly the replica members", func() error {
 		pods := readyEndpointPods(t, it.k, prodNS, "database-readonly")
-		if strings.Join(pods, ",") != "database-replica-0,database-replica-1" {
+		if strings.Join(pods, ",") != "database-1,database-2" {
 			return fmt.Errorf("database-readonly serves %v", pods)
 		}
 		return nil
@@ -523,9 +529,12 @@ func TestIntegrationRenderedManifests(t *testing.T) {
 		// The archiver: a StatefulSet, its headless Service and NetworkPolicy, the off-site Secret.
 		// The database-migrate Job with its NetworkPolicy and its migrations ConfigMap (the
 		// init scripts' ConfigMap is gone): Jobs are it, the credentials Job and the promotion check.
-		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 12, "ServiceAccount": 4,
-		"Secret": 3, "ConfigMap": 8, "StatefulSet": 3, "Deployment": 3, "Service": 9, "PodDisruptionBudget": 5,
-		"PersistentVolumeClaim": 1, "CronJob": 2, "Job": 3, "HorizontalPodAutoscaler": 1,
+		// Patroni's members replace the primary and the replica StatefulSet (with its Service,
+		// disruption budget and policy) and add their ServiceAccount, Role, RoleBinding and
+		// the database-patroni ConfigMap.
+		"Namespace": 1, "ResourceQuota": 1, "LimitRange": 1, "NetworkPolicy": 11, "ServiceAccount": 5,
+		"Secret": 3, "ConfigMap": 9, "StatefulSet": 2, "Deployment": 3, "Service": 8, "PodDisruptionBudget": 4,
+		"PersistentVolumeClaim": 1, "CronJob": 2, "Job": 3, "HorizontalPodAutoscaler": 1, "Role": 1, "RoleBinding": 1,
 	}, kinds)
 }
 
@@ -568,6 +577,10 @@ func typedObject(kind string) any {
 		return &policyv1.PodDisruptionBudget{}
 	case "HorizontalPodAutoscaler":
 		return &autoscalingv2.HorizontalPodAutoscaler{}
+	case "Role":
+		return &rbacv1.Role{}
+	case "RoleBinding":
+		return &rbacv1.RoleBinding{}
 	}
 	return nil
 }

@@ -193,20 +193,22 @@ func TestCredentialRotationChangesExactlyThese(t *testing.T) {
 	}
 }
 
-// The owner's, the replication and the job roles' passwords go to the database side only: the
-// Secret and the credentials Job (which sets the replicator's and the roles' passwords, and
-// refuses a changed owner password with the procedure), and for replication the replicas'
-// pods; never the backend. The CronJobs read their password at every run.
+// The owner's and the replication passwords go to the database side only: the Secret and the
+// credentials Job (which sets the replicator's password, and refuses a changed owner
+// password with the procedure); never the backend. Patroni's members read both passwords
+// from the Secret by reference, so rotating either rolls no member (Patroni takes a new
+// password at its next restart; the credentials Job sets it in the database). The job roles'
+// passwords (backup, release-unpaid, monitor) reach the Secret and the credentials Job; the
+// CronJobs read theirs at every run, the exporters theirs when they start.
 func TestDatabaseSideCredentialChanges(t *testing.T) {
 	secretAndJob := []string{"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"}
 	for key, want := range map[string][]string{
-		"dbPassword":              secretAndJob,
+		"dbPassword":              {"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
+		"replicationPassword":     {"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
 		"backupDbPassword":        secretAndJob,
 		"releaseUnpaidDbPassword": secretAndJob,
-		// The exporters read it when they start: the database pods restart.
-		"monitorDbPassword": {"kubernetes:apps/v1:StatefulSet database-replica-statefulset", "kubernetes:apps/v1:StatefulSet database-statefulset",
-			"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
-		"replicationPassword": {"kubernetes:apps/v1:StatefulSet database-replica-statefulset",
+		// The exporters read it when they start: the database pods (prod: Patroni's members) restart.
+		"monitorDbPassword": {"kubernetes:apps/v1:StatefulSet database-statefulset",
 			"kubernetes:batch/v1:Job database-credentials-job", "kubernetes:core/v1:Secret database-credentials"},
 	} {
 		t.Run(key, func(t *testing.T) {

@@ -286,5 +286,7 @@ func TestReplicaConfig(t *testing.T) {
 	dev := testkit.MustRun(t, "dev", map[string]string{"replicationPassword": testkit.Unset, "databaseArchive": "false"})
 	assert.Equal(t, []string{"database"}, dev.Names(testkit.StatefulSet), "dev without the archiver: the primary only")
 	assert.Equal(t, []string{"database", "database-archiver"}, testkit.MustRun(t, "dev", nil).Names(testkit.StatefulSet))
-	assert.Equal(t, []string{"database", "database-archiver", "database-replica"}, testkit.MustRun(t, "prod", nil).Names(testkit.StatefulSet))
+	assert.Equal(t, []string{"database", "database-archiver"}, testkit.MustRun(t, "prod", nil).Names(testkit.StatefulSet), "prod: the replicas are Patroni members of database")
+	assert.Equal(t, []string{"database", "database-archiver", "database-replica"},
+		testkit.MustRun(t, "prod", map[string]string{"databaseFailover": "false"}).Names(testkit.StatefulSet), "without Patroni the replicas have their own StatefulSet")
 }

@@ -56,14 +56,22 @@ func TestArchiverPerStack(t *testing.T) {
 	}
 }
 
-// Quorum commit only in prod: ANY 1 of the replicas and the archiver; dev stays asynchronous.
+// Quorum commit only in prod: without Patroni ANY 1 of the replicas and the archiver in
+// postgresql.conf; under Patroni (prod's default) the file leaves it empty and patroni.yml
+// asks for quorum over the members (TestFailoverPatroniConfigFollowsStackConfig); dev stays
+// asynchronous.
 func TestQuorumCommitOnlyInProd(t *testing.T) {
-	for stack, want := range map[string]string{
-		"prod": "synchronous_standby_names = 'ANY 1 (database_replica_0, database_replica_1, database_archiver)'",
-		"dev":  "synchronous_standby_names = ''",
+	for _, tc := range []struct {
+		stack     string
+		overrides map[string]string
+		want      string
+	}{
+		{"prod", map[string]string{"databaseFailover": "false"}, "synchronous_standby_names = 'ANY 1 (database_replica_0, database_replica_1, database_archiver)'"},
+		{"prod", nil, "synchronous_standby_names = ''"},
+		{"dev", nil, "synchronous_standby_names = ''"},
 	} {
-		conf := testkit.TypedConfigMap(t, testkit.MustRun(t, stack, nil), "database-config").Data["postgresql.conf"]
-		assert.Contains(t, conf, want, stack)
+		conf := testkit.TypedConfigMap(t, testkit.MustRun(t, tc.stack, tc.overrides), "database-config").Data["postgresql.conf"]
+		assert.Contains(t, conf, tc.want, tc.stack, tc.overrides)
 	}
 }
 
@@ -88,7 +96,8 @@ func TestArchiverNetworkPolicy(t *testing.T) {
 // containers with the source and the target, and egress to the endpoint.
 func TestRecoveryBootstrapsFromTheArchive(t *testing.T) {
 	target := "2026-12-01T14:03:00Z"
-	r := testkit.MustRun(t, "prod", map[string]string{"databaseRecoverFrom": "s3://old-archive/prod", "databaseRecoveryTarget": target})
+	// A recovery bootstraps the single primary (databaseFailover is refused with it).
+	r := testkit.MustRun(t, "prod", map[string]string{"databaseRecoverFrom": "s3://old-archive/prod", "databaseRecoveryTarget": target, "databaseFailover": "false"})
 	primary := testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database")).Spec
 	require.Len(t, primary.InitContainers, 2)
 	fetch, bootstrap := primary.InitContainers[0], primary.InitContainers[1]
@@ -125,10 +134,12 @@ func TestDurabilityConfig(t *testing.T) {
 			[]string{`databaseRecoverFrom: "/mnt/archive" is not allowed; use s3://<bucket>/<prefix>`}},
 		{"recovering from its own archive", "prod", map[string]string{"databaseRecoverFrom": "s3://ecommerce-archive-test/prod"},
 			[]string{`databaseRecoverFrom: "s3://ecommerce-archive-test/prod" and this stack's own off-site archive (databaseOffsiteBucket "ecommerce-archive-test", databaseOffsitePrefix "prod") contain one another`}},
-		{"quorum larger than the candidates", "prod", map[string]string{"databaseSyncStandbys": "4"},
-			[]string{"databaseSyncStandbys: 4 is more than the 3 synchronous standby candidates"}},
-		{"quorum that blocks on one loss", "prod", map[string]string{"databaseSyncStandbys": "3"},
+		{"quorum larger than the candidates", "prod", map[string]string{"databaseSyncStandbys": "4", "databaseFailover": "false"},
+			[]string{"databaseSyncStandbys: 4 is more than the 3 synchronous standby candidates (databaseReplicas plus 1 with databaseArchive)"}},
+		{"quorum that blocks on one loss", "prod", map[string]string{"databaseSyncStandbys": "3", "databaseFailover": "false"},
 			[]string{"databaseSyncStandbys: 3 equals the number of candidates"}},
+		{"quorum larger than the other members", "prod", map[string]string{"databaseSyncStandbys": "3"},
+			[]string{"databaseSyncStandbys: 3 is more than the 2 synchronous standby candidates (databaseReplicas with databaseFailover: Patroni counts only members, never the archiver)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := testkit.RunProgram(t, tc.stack, tc.overrides)

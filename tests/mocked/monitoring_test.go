@@ -16,7 +16,6 @@ import (
 // scrapedPods are the pod templates that run an exporter, by workload.
 var scrapedPods = []struct{ typ, name, port string }{
 	{testkit.StatefulSet, "database", "9187"},
-	{testkit.StatefulSet, "database-replica", "9187"},
 	{testkit.StatefulSet, "database-archiver", "9188"},
 	{testkit.Deployment, "backend", "9902"},
 	{testkit.Deployment, "frontend-blue", "9113"},
@@ -58,9 +57,10 @@ func TestMonitorModes(t *testing.T) {
 // the release label the operator's Prometheus selects by.
 func TestMonitorPodMonitorsSelectTheExporters(t *testing.T) {
 	r := testkit.OperatorRun(t, "prod", map[string]string{"monitoringRelease": "prom"})
-	assert.Equal(t, []string{"backend", "database", "database-archiver", "database-replica", "frontend"}, r.Names(testkit.PodMonitor))
+	// prod's replicas are Patroni members of database: one PodMonitor covers every member.
+	assert.Equal(t, []string{"backend", "database", "database-archiver", "frontend"}, r.Names(testkit.PodMonitor))
 	want := map[string][]string{
-		"backend": {"backend"}, "database": {"database"}, "database-replica": {"database-replica"}, "database-archiver": {"database-archiver"},
+		"backend": {"backend"}, "database": {"database"}, "database-archiver": {"database-archiver"},
 		"frontend": {"frontend-blue", "frontend-green"},
 	}
 	for _, rec := range r.OfType(testkit.PodMonitor) {
@@ -103,7 +103,8 @@ func TestAlertSetPerStack(t *testing.T) {
 		want      []string
 	}{
 		// prod: replicas, the archive, off-site copies, the autoscaler.
-		{"prod", nil, slices.Concat(base, archive, replicas, []string{"OffsiteCopyStale", "BackendAutoscalerAtMaximum"})},
+		{"prod", nil, slices.Concat(base, archive, replicas, []string{"DatabaseNoLeader", "DatabaseFailover", "OffsiteCopyStale", "BackendAutoscalerAtMaximum"})},
+		{"prod", map[string]string{"databaseFailover": "false"}, slices.Concat(base, archive, replicas, []string{"OffsiteCopyStale", "BackendAutoscalerAtMaximum"})},
 		// dev: the archive, no replica, no off-site copy, a fixed backend.
 		{"dev", nil, slices.Concat(base, archive)},
 		{"dev", map[string]string{"databaseArchive": "false"}, base},

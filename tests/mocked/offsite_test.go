@@ -48,9 +48,10 @@ func TestOffsiteEncryptionAndPrefixConfig(t *testing.T) {
 			want: []string{`databaseRecoverFrom: "s3://` + bucket + `/archives/prod/" and this stack's own off-site archive (databaseOffsiteBucket "` + bucket + `", databaseOffsitePrefix "archives/prod/recovered") contain one another`}},
 		{name: "the same folder (the stack's name)", stack: "prod", overrides: map[string]string{"databaseRecoverFrom": "s3://" + bucket + "/prod"},
 			want: []string{`databaseRecoverFrom: "s3://` + bucket + `/prod" and this stack's own off-site archive (databaseOffsiteBucket "` + bucket + `", databaseOffsitePrefix "prod") contain one another`}},
+		// A recovery bootstraps the single primary: databaseFailover is refused with it.
 		{name: "a sibling folder is not inside", stack: "prod", overrides: map[string]string{"databaseOffsitePrefix": "archives/prod-recovered",
-			"databaseRecoverFrom": "s3://" + bucket + "/archives/prod"}},
-		{name: "another bucket", stack: "prod", overrides: map[string]string{"databaseRecoverFrom": "s3://other-bucket/prod"}},
+			"databaseRecoverFrom": "s3://" + bucket + "/archives/prod", "databaseFailover": "false"}},
+		{name: "another bucket", stack: "prod", overrides: map[string]string{"databaseRecoverFrom": "s3://other-bucket/prod", "databaseFailover": "false"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, secretKeys := testkit.StackConfig(t, tc.stack, tc.overrides)
@@ -118,7 +119,7 @@ func TestOffsiteKeyMountedOnlyWhereRead(t *testing.T) {
 		overrides   map[string]string
 		readers     []string
 	}{
-		{"prod, copying and recovering", "prod", map[string]string{"databaseRecoverFrom": "s3://old-archive/prod"},
+		{"prod, copying and recovering", "prod", map[string]string{"databaseRecoverFrom": "s3://old-archive/prod", "databaseFailover": "false"},
 			[]string{"database-archiver/offsite-sync", "database/recovery-fetch"}},
 		{"prod, copying", "prod", nil, []string{"database-archiver/offsite-sync"}},
 		{"dev, no object storage", "dev", nil, nil},

@@ -24,15 +24,16 @@ func TestPolicySuite(t *testing.T) {
 			workloads := r.Workloads()
 			// frontend-blue, frontend-green, backend, database, database-backup,
 			// database-release-unpaid, database-migrate, database-credentials,
-			// frontend-promotion-check, database-archiver, and in prod database-replica.
-			want := map[string]int{"dev": 10, "prod": 11}[stack]
+			// frontend-promotion-check, database-archiver (prod's replicas are members of database).
+			want := map[string]int{"dev": 10, "prod": 10}[stack]
 			require.Len(t, workloads, want)
 			for _, w := range workloads {
 				t.Run(w.K8sName(), func(t *testing.T) { checkWorkload(t, r, w) })
 			}
 			checkNetworkPolicies(t, r)
-			checkServiceAccounts(t, r)
-			assert.Empty(t, r.OfType("kubernetes:rbac.authorization.k8s.io/v1:Role"), "no tier talks to the Kubernetes API")
+			checkServiceAccounts(t, r, stack == "prod")
+			// Only Patroni (prod) talks to the Kubernetes API: TestFailoverRBACIsExactlyWhatPatroniCalls.
+			assert.Equal(t, map[string]int{"dev": 0, "prod": 1}[stack], len(r.OfType(testkit.Role)))
 			assert.Empty(t, r.OfType("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"))
 			assert.Empty(t, r.OfType("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"))
 		})
@@ -47,7 +48,8 @@ func checkWorkload(t *testing.T, r testkit.Run, w testkit.Recorded) {
 	require.NotNil(t, pod.SeccompProfile)
 	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, pod.SeccompProfile.Type, "pod seccomp")
 	assert.Equal(t, ptr(int64(1000)), pod.FSGroup, "pod fsGroup")
-	assert.Equal(t, ptr(false), spec.AutomountServiceAccountToken, "no service account token")
+	// Patroni's members hold the one token of the platform, for their leader lock.
+	assert.Equal(t, ptr(w.K8sName() == "database" && len(r.OfType(testkit.Role)) == 1), spec.AutomountServiceAccountToken, "service account token")
 	assert.NotEmpty(t, spec.ServiceAccountName, "a ServiceAccount of its own")
 	assert.NotEqual(t, "default", spec.ServiceAccountName)
 	assert.False(t, spec.HostNetwork)
@@ -178,9 +180,13 @@ func checkNetworkPolicies(t *testing.T, r testkit.Run) {
 	}
 }
 
-func checkServiceAccounts(t *testing.T, r testkit.Run) {
+func checkServiceAccounts(t *testing.T, r testkit.Run, patroni bool) {
 	accounts := r.OfType(testkit.ServiceAccount)
-	assert.ElementsMatch(t, []string{"backend", "database", "frontend", "frontend-promotion-check"}, r.Names(testkit.ServiceAccount))
+	want := []string{"backend", "database", "frontend", "frontend-promotion-check"}
+	if patroni {
+		want = append(want, "database-members")
+	}
+	assert.ElementsMatch(t, want, r.Names(testkit.ServiceAccount))
 	for _, sa := range accounts {
 		automount := testkit.DecodeAs[corev1.ServiceAccount](t, sa.Inputs).AutomountServiceAccountToken
 		assert.Equalf(t, ptr(false), automount, "ServiceAccount %s mounts no token", sa.K8sName())

@@ -117,7 +117,9 @@ func TestAttackRound3StorageEgressIsTheEndpointsOnly(t *testing.T) {
 		{"http://s3.example", "true", []networkingv1.NetworkPolicyEgressRule{toPort(80, anyAddress())}},
 	} {
 		t.Run(tc.endpoint, func(t *testing.T) {
-			o := map[string]string{"databaseOffsiteEndpoint": tc.endpoint}
+			// The single primary's policy (a recovery is refused with databaseFailover, and
+			// Patroni's members reach one another and the API server: TestFailoverMembersPolicy).
+			o := map[string]string{"databaseOffsiteEndpoint": tc.endpoint, "databaseFailover": "false"}
 			if tc.insecure != "" {
 				o["databaseOffsiteAllowInsecureHttp"] = tc.insecure
 			}
@@ -139,7 +141,8 @@ func TestAttackRound3StorageEgressIsTheEndpointsOnly(t *testing.T) {
 // update, reading its own outputs back, gives the primary no egress at all; a new source (a
 // recovery not yet done) gets it again.
 func TestAttackRound3RecoveryEgressEndsWithTheRecovery(t *testing.T) {
-	recovering := map[string]string{"databaseRecoverFrom": "s3://old-archive/prod", "databaseOffsitePrefix": "prod-2"}
+	// A recovery bootstraps the single primary (databaseFailover is refused with it).
+	recovering := map[string]string{"databaseRecoverFrom": "s3://old-archive/prod", "databaseOffsitePrefix": "prod-2", "databaseFailover": "false"}
 	first := testkit.RunAfter(t, "prod", recovering, nil)
 	assert.Equal(t, []networkingv1.NetworkPolicyEgressRule{toPort(443, anyAddress())}, egressOf(t, first, "database"), "while it recovers")
 
@@ -151,9 +154,9 @@ func TestAttackRound3RecoveryEgressEndsWithTheRecovery(t *testing.T) {
 	assert.Len(t, testkit.TypedPod(t, second.Object(t, testkit.StatefulSet, "database")).Spec.InitContainers, 2,
 		"the pod template is unchanged: the primary does not restart (its init containers leave a database alone)")
 
-	other := testkit.RunAfter(t, "prod", map[string]string{"databaseRecoverFrom": "s3://other-archive/prod", "databaseOffsitePrefix": "prod-2"}, after)
+	other := testkit.RunAfter(t, "prod", map[string]string{"databaseRecoverFrom": "s3://other-archive/prod", "databaseOffsitePrefix": "prod-2", "databaseFailover": "false"}, after)
 	assert.Equal(t, []networkingv1.NetworkPolicyEgressRule{toPort(443, anyAddress())}, egressOf(t, other, "database"), "another source is another recovery")
-	unset := testkit.RunAfter(t, "prod", nil, after)
+	unset := testkit.RunAfter(t, "prod", map[string]string{"databaseFailover": "false"}, after)
 	assert.Empty(t, egressOf(t, unset, "database"))
 }
 

@@ -33,13 +33,14 @@ func TestStackShapes(t *testing.T) {
 		protect           bool
 		frontendType      string
 		services          []string
+		databaseMembers   int32 // the database StatefulSet: the primary, or Patroni's members
 		seedScript        bool
 		spreadsAcrossNode bool
 	}{
 		{
 			stack: "dev", namespace: "ecommerce-dev", blue: 1, green: 1, backendReplicas: 1,
 			storageClass: "standard", storageSize: "1Gi", retention: "Delete", protect: false,
-			frontendType: "ClusterIP", seedScript: true,
+			frontendType: "ClusterIP", seedScript: true, databaseMembers: 1,
 			services: []string{
 				"backend-nodeport", "backend-service", "database-archiver", "database-nodeport", "database-readonly", "database-service",
 				"frontend-blue-preview", "frontend-green-preview", "frontend-internal", "frontend-nodeport", "frontend-service",
@@ -48,9 +49,9 @@ func TestStackShapes(t *testing.T) {
 		{
 			stack: "prod", namespace: "ecommerce-platform", blue: 3, green: 3, backendReplicas: nil, hpa: []int{2, 10, 70},
 			storageClass: "fast-ssd", storageSize: "10Gi", retention: "Retain", protect: true,
-			frontendType: "LoadBalancer", spreadsAcrossNode: true,
+			frontendType: "LoadBalancer", spreadsAcrossNode: true, databaseMembers: 3,
 			services: []string{
-				"backend-service", "database-archiver", "database-readonly", "database-replica", "database-service",
+				"backend-service", "database-archiver", "database-readonly", "database-service",
 				"frontend-blue-preview", "frontend-green-preview", "frontend-internal", "frontend-service",
 			},
 		},
@@ -86,7 +87,7 @@ func TestStackShapes(t *testing.T) {
 			}
 
 			db := testkit.DecodeAs[appsv1.StatefulSet](t, r.Object(t, testkit.StatefulSet, "database").Inputs)
-			assert.Equal(t, ptr(int32(1)), db.Spec.Replicas)
+			assert.Equal(t, ptr(tc.databaseMembers), db.Spec.Replicas)
 			assert.Equal(t, "database-service", db.Spec.ServiceName)
 			require.Len(t, db.Spec.VolumeClaimTemplates, 1)
 			claim := db.Spec.VolumeClaimTemplates[0]

@@ -58,15 +58,29 @@ var alertCases = []alertCase{
 		calm: []series{s("pg_stat_database_numbackends", `pod="database-0",datname="ecommerce"`, "50x10"),
 			s("pg_stat_database_numbackends", `pod="database-0",datname="postgres"`, "30x10"),
 			s("pg_settings_max_connections", `pod="database-0"`, "100x10")}},
+	// prod runs Patroni: a replica member's slot on the leader is named after the member.
 	{alert: "DatabaseReplicaNotStreaming",
-		fire: []series{s("pg_replication_slots_active", `pod="database-0",slot_name="database_replica_1"`, "0x10")},
-		at:   "6m", before: "4m", labels: map[string]string{"pod": "database-0", "slot_name": "database_replica_1"},
+		fire: []series{s("pg_replication_slots_active", `pod="database-0",slot_name="database_2"`, "0x10")},
+		at:   "6m", before: "4m", labels: map[string]string{"pod": "database-0", "slot_name": "database_2"},
 		// The archiver's slot away is ArchiverNotStreaming's business, not this alert's.
-		calm: []series{s("pg_replication_slots_active", `pod="database-0",slot_name="database_replica_1"`, "1x10"),
+		calm: []series{s("pg_replication_slots_active", `pod="database-0",slot_name="database_2"`, "1x10"),
 			s("pg_replication_slots_active", `pod="database-0",slot_name="database_archiver"`, "0x10")}},
-	{alert: "DatabaseReplicaLagging", fire: []series{s("pg_replication_lag_seconds", `pod="database-replica-0"`, "45x10")},
-		at: "3m", before: "1m", labels: map[string]string{"pod": "database-replica-0"},
-		calm: []series{s("pg_replication_lag_seconds", `pod="database-replica-0"`, "30x10")}},
+	{alert: "DatabaseReplicaLagging", fire: []series{s("pg_replication_lag_seconds", `pod="database-1"`, "45x10")},
+		at: "3m", before: "1m", labels: map[string]string{"pod": "database-1"},
+		calm: []series{s("pg_replication_lag_seconds", `pod="database-1"`, "30x10")}},
+	// Every member that answers is a replica (the leader is gone, none promoted yet): firing
+	// after 1m; while one member is primary, silent. A member whose exporter is down (its
+	// series missing) counts as neither: DatabaseDown is that alert.
+	{alert: "DatabaseNoLeader",
+		fire: []series{s("pg_replication_is_replica", `pod="database-1"`, "1x10"), s("pg_replication_is_replica", `pod="database-2"`, "1x10")},
+		at:   "2m", before: "0m", labels: map[string]string{},
+		calm: []series{s("pg_replication_is_replica", `pod="database-0"`, "1x10"), s("pg_replication_is_replica", `pod="database-1"`, "0x10"),
+			s("pg_replication_is_replica", `pod="database-2"`, "1x10")}},
+	// database-1 was a replica and became the primary at 3m: the alert names it at once.
+	{alert: "DatabaseFailover",
+		fire: []series{s("pg_replication_is_replica", `pod="database-1"`, "1 1 1 0 0 0 0 0 0 0")},
+		at:   "4m", labels: map[string]string{"pod": "database-1"},
+		calm: []series{s("pg_replication_is_replica", `pod="database-1"`, "1x10"), s("pg_replication_is_replica", `pod="database-0"`, "0x10")}},
 	{alert: "DatabaseCronJobFailed", fire: []series{s("kube_job_status_failed", `job_name="database-release-unpaid-29412345"`, "1x5")},
 		at: "1m", labels: map[string]string{"job_name": "database-release-unpaid-29412345"},
 		calm: []series{s("kube_job_status_failed", `job_name="database-backup-29412345"`, "0x5"),

@@ -18,4 +18,6 @@ const (
 	Ingress                 = "kubernetes:networking.k8s.io/v1:Ingress"
 	PodMonitor              = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 	PrometheusRule          = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+	Role                    = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+	RoleBinding             = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
 )
