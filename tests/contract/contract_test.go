@@ -64,6 +64,9 @@ func contractStack(t *testing.T, stack string) {
 	c.databasePod(t)
 	t.Run("migrate job brings the empty database to the schema, and again changes nothing", c.migrateJob)
 	t.Run("credentials job sets the API password and the signing key", c.credentialsJob)
+	if c.primary.token != "" { // Patroni's members: the first leads; the next clones it
+		c.secondMember(t)
+	}
 	if slices.Contains(c.r.Names(testkit.StatefulSet), "database-replica") {
 		t.Run("a read replica bootstraps from the primary and streams", c.readReplica)
 	}
@@ -74,6 +77,9 @@ func contractStack(t *testing.T, stack string) {
 	t.Run("release-unpaid job releases an order left unpaid", c.releaseUnpaid)
 	t.Run("frontend: nginx and its exporter ready, log bounded, graceful stop", c.frontendPods)
 	t.Run("containers not run here are named with what covers them", c.notRunListing)
+	if c.member != nil {
+		t.Run("the leader stops as the kubelet stops it and the other member takes the lock", c.leaderStops)
+	}
 	for _, n := range slices.Sorted(maps.Keys(c.timings)) {
 		t.Logf("contract timing %s: %s %.1fs", stack, n, c.timings[n].Seconds())
 	}
@@ -89,6 +95,7 @@ type contractRun struct {
 	timings  map[string]time.Duration
 	postgres *ctr
 	primary  *sandboxPod    // database-0, with its exporter
+	member   *ctr           // under Patroni: database-1's, the second member
 	products string         // shop.products' row count after the first start
 	store    *s3test.Server // the object storage of the off-site copies (stacks that copy)
 }
@@ -120,10 +127,19 @@ func (c *contractRun) databasePod(t *testing.T) {
 	dbSet := c.r.Object(t, testkit.StatefulSet, "database")
 	dbPod := c.cluster.newPod(t, "database-0", testkit.TypedPod(t, dbSet), map[string]string{"data": "data-database-0"})
 	c.primary = dbPod
+	started := time.Now()
 	c.postgres = dbPod.start(t, "postgres")
 	c.timings["postgres"] = c.postgres.awaitStarted(t)
+	if dbPod.token != "" { // Patroni answers /readiness 200 for moments of its bootstrap, then 503 until it leads
+		c.postgres.awaitReady(t, 2*time.Minute)
+		c.timings["patroni: database-0 ready (/readiness)"] = time.Since(started)
+	}
 	c.postgres.requireReadyAndLive(t)
 	c.ran.add("postgres")
+	if dbPod.token != "" {
+		c.timings["patroni: database-0 labelled primary"] = c.awaitRole(t, dbPod, c.postgres, "primary", started)
+		c.patroniLeader(t, dbPod)
+	}
 	code, status := c.postgres.exec(5*time.Second, "grep", "^Seccomp:", "/proc/self/status")
 	require.Zero(t, code, status)
 	assert.Equal(t, "Seccomp:\t2\n", status, "exec probes run under the container's seccomp filter too")
@@ -131,7 +147,6 @@ func (c *contractRun) databasePod(t *testing.T) {
 	c.timings["postgres-exporter"] = exporter.awaitStarted(t)
 	exporter.requireReadyAndLive(t)
 	c.ran.add("postgres-exporter")
-	// Its role gets a password from the credentials Job: pg_up is checked after it ran.
 }
 
 // migrateJob runs the database-migrate Job's three containers in order, as the kubelet runs a
@@ -182,11 +197,8 @@ func (c *contractRun) credentialsJob(t *testing.T) {
 		assert.Contains(t, job.Output(), "are current")
 	}
 	assert.Equal(t, "1", c.psql(t, "SELECT count(*) FROM shop.jwt_keys WHERE secret = '"+testkit.TestSecrets["jwtSecret"]+"'"))
-	// The exporter, started before the Job, logs in as shop_monitor with the password it
-	// mounted once the Job has set it (it tries again at every scrape).
-	assert.Eventually(t, func() bool {
-		return strings.Contains(contractGet(t, c.primary.IP, 9187, "/metrics"), "\npg_up 1\n")
-	}, 30*time.Second, time.Second, "the exporter reaches the database as shop_monitor with its mounted password")
+	// The monitor role's password is the credentials job's: the exporter logs in from now on.
+	assert.Contains(t, contractGet(t, c.primary.IP, 9187, "/metrics"), "pg_up 1", "the exporter reaches the database with its mounted password")
 }
 
 // readReplica bootstraps database-replica-0 from the primary and checks a row streams to it.
@@ -270,16 +282,16 @@ func (c *contractRun) backupRoundTrip(t *testing.T) {
 func (c *contractRun) backupFailures(t *testing.T) {
 	job := testkit.TypedPod(t, c.r.Object(t, testkit.CronJob, "database-backup"))
 	wrong := c.cluster.newPod(t, "database-backup-wrong", job, nil)
-	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "backup-password"), []byte("not-the-password"), 0o440))
+	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "password"), []byte("not-the-password"), 0o440))
 	dump := wrong.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
-	assert.Contains(t, dump.Output(), `password authentication failed for user "shop_backup"`)
+	assert.Contains(t, dump.Output(), `password authentication failed for user "ecommerce"`)
 
 	missing := c.cluster.newPod(t, "database-backup-missing", job, nil)
-	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "backup-password")))
+	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "password")))
 	dump = missing.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
-	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/backup-password")
+	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
 }
 
 // releaseUnpaid runs the release-unpaid CronJob's pod against the database pod: an order
@@ -359,7 +371,8 @@ func (c *contractRun) notRunListing(t *testing.T) {
 			img, ok := contractImageOf(container.Image)
 			require.Truef(t, ok, "%s (%s): the contract suite must know this image", container.Name, container.Image)
 			if img.Runnable {
-				assert.Truef(t, c.ran.set[container.Name], "%s/%s is runnable here but did not run", w.K8sName(), container.Name)
+				assert.Truef(t, c.ran.set[container.Name] && c.cluster.started[container.Name+"@"+container.Image],
+					"%s/%s (%s) is runnable here but did not run", w.K8sName(), container.Name, container.Image)
 				require.NotEmptyf(t, img.Note, "%s: say how this machine's program differs from the image's", container.Image)
 				t.Logf("ran: %s/%s (%s): %s", w.K8sName(), container.Name, container.Image, img.Note)
 				continue
@@ -380,25 +393,7 @@ func contractRestorePod(t *testing.T, cluster *sandboxCluster, job testkit.Recor
 	tmpl := testkit.TypedPod(t, job)
 	c := &tmpl.Spec.Containers[0]
 	c.Command = []string{"sh", "-c", `PGPASSWORD=$(cat "$PGPASSWORD_FILE") && export PGPASSWORD && ` + assets.RestoreCommand}
-	// As the superuser (durability.md): the restore recreates objects owned by api_owner, which
-	// the backup job's role (it reads, owns nothing) could not; the backup pod's Secret volume
-	// carries the superuser's password instead of the backup role's.
-	env := []corev1.EnvVar{{Name: "DUMP", Value: dump}}
-	for _, e := range c.Env {
-		switch e.Name {
-		case "PGUSER":
-			e.Value = testkit.EnvOf(testkit.TypedContainer(t, testkit.TypedPod(t, cluster.run.Object(t, testkit.StatefulSet, "database")).Spec, "postgres"))["POSTGRES_USER"]
-		case "PGPASSWORD_FILE":
-			e.Value = filepath.Join(filepath.Dir(e.Value), "password")
-		}
-		env = append(env, e)
-	}
-	c.Env = env
-	for i := range tmpl.Spec.Volumes {
-		if v := &tmpl.Spec.Volumes[i]; v.Secret != nil {
-			v.Secret.Items = []corev1.KeyToPath{{Key: "password", Path: "password"}}
-		}
-	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: "DUMP", Value: dump})
 	return cluster.newPod(t, "database-restore", tmpl, nil)
 }
 
@@ -556,11 +551,15 @@ func (c *contractRun) recoveredPrimary(t *testing.T) {
 	require.NoError(t, err)
 	time.Sleep(interval + 5*time.Second)
 
-	recovering := testkit.MustRun(t, c.stack, map[string]string{
+	overrides := map[string]string{
 		"databaseOffsiteEndpoint": c.store.Endpoint(objectStoreHost), "databaseOffsiteAllowInsecureHttp": "true", "databaseOffsiteBucket": s3test.Bucket,
 		"offsiteAccessKeyId": s3test.AccessKey, "offsiteSecretAccessKey": s3test.SecretKey,
 		"databaseOffsitePrefix": c.stack + "-recovered", "databaseRecoverFrom": "s3://" + s3test.Bucket + "/" + c.stack,
-	})
+	}
+	if c.primary.token != "" { // a recovery bootstraps a single primary: Patroni is off for it (docs/failover.md)
+		overrides["databaseFailover"] = "false"
+	}
+	recovering := testkit.MustRun(t, c.stack, overrides)
 	tmpl := testkit.TypedPod(t, recovering.Object(t, testkit.StatefulSet, "database"))
 	pod := c.cluster.newPod(t, "database-recovered-0", tmpl, map[string]string{"data": "data-database-recovered-0"})
 	for _, name := range []string{"recovery-fetch", "recovery-bootstrap"} {

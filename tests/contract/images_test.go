@@ -41,6 +41,14 @@ const debianPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 //   - curlimages/curl: alpine with curl and busybox sh; its command is overridden.
 //   - rclone/rclone: alpine with busybox sh, /usr/local/bin/rclone, ENTRYPOINT rclone; the
 //     program overrides the command (sh and a script). Debian's rclone 1.60 here.
+//   - percona/percona-distribution-postgresql (ubi9; FIELD-GUIDE 2026-12-07): Patroni 4.x at
+//     /usr/bin/patroni (an RPM's Python entry script), PostgreSQL 15 in /usr/pgsql-15/bin,
+//     libnss_wrapper at /usr/lib64/libnss_wrapper.so, uid 26 (the pod's 1000 has no entry);
+//     the program overrides the command (patroni /etc/patroni/patroni.yml). Here: Debian's
+//     Patroni 4.0.7 as scripts/tools.sh unpacks it (.tools/patroni): its modules where Debian's
+//     package puts them (/usr/lib/python3/dist-packages), its patroni and patronictl scripts
+//     on PATH (/usr/local/bin), on this machine's python3; Debian's PostgreSQL 15 and
+//     libnss-wrapper under the image's paths.
 //   - postgrest/postgrest (scratch, no shell), envoyproxy/envoy, fluent/fluent-bit: no
 //     binary here.
 var contractImages = map[string]contractImage{
@@ -90,10 +98,37 @@ var contractImages = map[string]contractImage{
 		Files: map[string]string{"/usr/local/bin/migrate": "../../.tools/bin/migrate"},
 		Note:  "golang-migrate's CLI at the image's version, built by `make tools` with the image's drivers (postgres, file)",
 	},
+	"percona/percona-distribution-postgresql": {
+		// No Entrypoint or Cmd: the program always sets the command.
+		Runnable: true, Path: debianPath,
+		Files: map[string]string{
+			// On PATH where the image has them in /usr/bin: a file bound into /usr/bin would
+			// mirror its 1000-odd entries one bind mount each.
+			"/usr/local/bin/patroni":                   patroniTool + "/usr/bin/patroni",
+			"/usr/local/bin/patronictl":                patroniTool + "/usr/bin/patronictl",
+			patroniModules + "/patroni":                patroniTool + patroniModules + "/patroni",
+			patroniModules + "/patroni-4.0.7.egg-info": patroniTool + patroniModules + "/patroni-4.0.7.egg-info",
+			patroniModules + "/ydiff.py":               patroniTool + patroniModules + "/ydiff.py",
+			patroniModules + "/ydiff-1.4.2.egg-info":   patroniTool + patroniModules + "/ydiff-1.4.2.egg-info",
+		},
+		Symlinks: map[string]string{
+			"/usr/pgsql-15/bin":            "/usr/lib/postgresql/15/bin",
+			"/usr/lib64/libnss_wrapper.so": "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
+		},
+		Note: "Debian's Patroni 4.0.7 (`make tools`; the image has Patroni 4.x) on this machine's python3, " +
+			"Debian's PostgreSQL 15.18 at the image's /usr/pgsql-15/bin and libnss-wrapper at its /usr/lib64/libnss_wrapper.so",
+	},
 	"envoyproxy/envoy": {Covered: "TestEnvoyConfigIsAValidBootstrap decodes envoy.yaml into Envoy's bootstrap v3 types and validates it"},
 	"fluent/fluent-bit": {Covered: "TestNginxFluentBitReceivesTheAccessLog checks fluent-bit.conf against what nginx sends, " +
 		"and its parsers against real nginx syslog lines (TestNginxAccessLogJSON)"},
 }
+
+// patroniTool is Debian's Patroni package as scripts/tools.sh unpacks it; patroniModules is
+// where Debian's package puts its Python modules.
+const (
+	patroniTool    = "../../.tools/patroni"
+	patroniModules = "/usr/lib/python3/dist-packages"
+)
 
 // contractImageOf finds an image's entry by its repository.
 func contractImageOf(image string) (contractImage, bool) {

@@ -59,6 +59,9 @@ func newSandboxNet(t testing.TB) *sandboxNet {
 	n := &sandboxNet{bridge: "cbr" + id, prefix: fmt.Sprintf("10.%d.%d", 100+int(id[0])%100, int(id[1])*7%250), next: 2, nextVIP: 200}
 	sandboxIP(t, "link", "add", n.bridge, "type", "bridge")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", n.bridge).Run() })
+	// An address of its own: a bridge otherwise takes its lowest port's, which changes when that
+	// pod goes, and the other pods' ARP entry for the gateway then points nowhere for a while.
+	sandboxIP(t, "link", "set", n.bridge, "address", "02:"+strings.Join(regexp.MustCompile("..").FindAllString(randomHex(t, 5), -1), ":"))
 	sandboxIP(t, "addr", "add", n.prefix+".1/24", "dev", n.bridge)
 	sandboxIP(t, "link", "set", n.bridge, "up")
 	return n
@@ -88,25 +91,37 @@ func (n *sandboxNet) addPod(t testing.TB) (nsPath, ip string) {
 // (one endpoint is enough here). It returns the address.
 func (n *sandboxNet) serviceIP(t testing.TB, svc corev1.Service, podIP string) string {
 	t.Helper()
+	vip := n.newVIP(t)
+	for _, port := range svc.Spec.Ports {
+		n.forwardPort(t, vip, int(port.Port), net.JoinHostPort(podIP, strconv.Itoa(port.TargetPort.IntValue())))
+	}
+	return vip
+}
+
+// newVIP adds a Service address of its own to the bridge and returns it.
+func (n *sandboxNet) newVIP(t testing.TB) string {
+	t.Helper()
 	vip := fmt.Sprintf("%s.%d", n.prefix, n.nextVIP)
 	n.nextVIP++
 	sandboxIP(t, "addr", "add", vip+"/32", "dev", n.bridge)
-	for _, port := range svc.Spec.Ports {
-		l, err := net.Listen("tcp", net.JoinHostPort(vip, strconv.Itoa(int(port.Port))))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = l.Close() })
-		target := net.JoinHostPort(podIP, strconv.Itoa(port.TargetPort.IntValue()))
-		go func() {
-			for {
-				in, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go forward(in, target)
-			}
-		}()
-	}
 	return vip
+}
+
+// forwardPort forwards every connection to vip:port to target until the test ends.
+func (n *sandboxNet) forwardPort(t testing.TB, vip string, port int, target string) {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(vip, strconv.Itoa(port)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go forward(in, target)
+		}
+	}()
 }
 
 // forward copies a connection both ways to target, closing both when either side ends.
@@ -152,6 +167,11 @@ type sandboxCluster struct {
 	external map[string]map[string]string
 	// hosts are names outside the cluster the pods resolve (the object storage endpoint).
 	hosts map[string]string
+	// api is the cluster's API server, for stacks whose pods hold a ServiceAccount token (nil
+	// for the others).
+	api *sandboxAPI
+	// started are the containers started, as "name@image".
+	started map[string]bool
 }
 
 func newSandboxCluster(t testing.TB, r testkit.Run) *sandboxCluster {
@@ -165,9 +185,12 @@ func newSandboxCluster(t testing.TB, r testkit.Run) *sandboxCluster {
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
 	c := &sandboxCluster{run: r, net: newSandboxNet(t), claims: map[string]string{}, vips: map[string]string{}, scratch: dir,
-		external: map[string]map[string]string{}, hosts: map[string]string{}}
+		external: map[string]map[string]string{}, hosts: map[string]string{}, started: map[string]bool{}}
 	for _, s := range r.OfType(testkit.Service) {
 		c.services = append(c.services, testkit.DecodeAs[corev1.Service](t, s.Inputs))
+	}
+	if podsHoldTokens(t, r) {
+		c.api = startSandboxAPI(t, c)
 	}
 	return c
 }
@@ -205,6 +228,9 @@ type sandboxPod struct {
 	root    string
 	volumes map[string]string // volume name -> host folder
 	etc     map[string]string // /etc/passwd, /etc/group, /etc/hosts -> host file
+	// token is the host folder of the pod's ServiceAccount token volume (token, ca.crt,
+	// namespace), "" for a pod without one; such a pod has an object in the API server.
+	token string
 }
 
 // newPod materializes a recorded pod template: claims named by claimPrefix (a StatefulSet
@@ -224,6 +250,10 @@ func (c *sandboxCluster) newPod(t testing.TB, name string, tmpl corev1.PodTempla
 	}
 	for claim, full := range claimPrefix {
 		p.volumes[claim] = c.claim(t, full, fsGroup)
+	}
+	if holdsToken(tmpl.Spec) {
+		require.NotNil(t, c.api, "pod %s mounts a ServiceAccount token: the sandbox needs its API server", name)
+		p.token = c.api.admit(t, p, claimPrefix, fsGroup)
 	}
 	c.mu.Lock()
 	c.pods = append(c.pods, p)
@@ -355,7 +385,11 @@ func (c *sandboxCluster) serviceAddress(t testing.TB, svc corev1.Service) string
 		return vip
 	}
 	for _, pod := range c.pods {
-		if !testkit.Selects(svc.Spec.Selector, pod.Labels) {
+		labels := pod.Labels
+		if pod.token != "" { // labels its own program may change (Patroni's role)
+			labels = c.api.labels(t, pod.Name)
+		}
+		if !testkit.Selects(svc.Spec.Selector, labels) {
 			continue
 		}
 		if svc.Spec.ClusterIP == corev1.ClusterIPNone {
@@ -398,6 +432,13 @@ func (p *sandboxPod) env(t testing.TB, c corev1.Container, img contractImage) []
 	t.Helper()
 	vars := map[string]string{"PATH": img.Path, "HOSTNAME": p.Name}
 	order := []string{"PATH", "HOSTNAME"}
+	if api := p.cluster.api; api != nil { // the kubernetes Service's variables, whatever enableServiceLinks says
+		for _, kv := range api.serviceEnv() {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+			order = append(order, k)
+		}
+	}
 	for k, v := range img.Env {
 		vars[k] = v
 		order = append(order, k)
@@ -506,6 +547,9 @@ func (p *sandboxPod) mountArgs(t testing.TB, c corev1.Container, img contractIma
 	}
 	for dest, src := range p.etc {
 		add("--ro-bind", src, dest)
+	}
+	if p.token != "" {
+		add("--ro-bind", p.token, serviceAccountDir)
 	}
 	for dest, target := range img.Symlinks {
 		add("--symlink", target, dest)
@@ -660,6 +704,9 @@ func (p *sandboxPod) start(t testing.TB, name string) *ctr {
 	if len(p.etc) == 0 {
 		p.etcFiles(t)
 	}
+	p.cluster.mu.Lock()
+	p.cluster.started[spec.Name+"@"+spec.Image] = true
+	p.cluster.mu.Unlock()
 	env := p.env(t, spec, img)
 	argv := p.argv(spec, img, env)
 	if img.Standin != nil {
@@ -778,10 +825,12 @@ func (c *ctr) execEnv(extra []string, timeout time.Duration, argv ...string) (in
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// Inside the container's namespaces, bubblewrap (bound into every container's root from
-	// /usr) installs the same seccomp filter before the command runs, as runc's exec does.
-	args := append([]string{"--target", strconv.Itoa(c.PID), "--mount", "--net", "--pid", "--ipc", "--uts", "--root", "--wd", "--",
-		"bwrap", "--bind", "/", "/", "--seccomp", "3", "--"},
-		setprivArgs(c.uid, c.gid, c.grp, argv)...)
+	// /usr) installs the same seccomp filter before the command runs, as runc's exec does. The
+	// container's env is set only there (env -i), so that nothing of it (an LD_PRELOAD of a
+	// path in the image) applies to nsenter on the host.
+	args := append([]string{"--target", strconv.Itoa(c.PID), "--mount", "--net", "--pid", "--ipc", "--uts", "--root", "--wd", "--", "env", "-i"},
+		append(append(append([]string(nil), c.Env...), extra...), "bwrap", "--bind", "/", "/", "--seccomp", "3", "--")...)
+	args = append(args, setprivArgs(c.uid, c.gid, c.grp, argv)...)
 	cmd := exec.CommandContext(ctx, "nsenter", args...)
 	path, err := compiledRuntimeDefault()
 	if err != nil {
@@ -793,7 +842,7 @@ func (c *ctr) execEnv(extra []string, timeout time.Duration, argv ...string) (in
 	}
 	defer filter.Close()
 	cmd.ExtraFiles = []*os.File{filter}
-	cmd.Env = append(append([]string(nil), c.Env...), extra...)
+	cmd.Env = []string{"PATH=" + debianPath}
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return -1, string(out) + "\n(timed out after " + timeout.String() + ")"
