@@ -64,9 +64,9 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	if _, err := appsv1.NewStatefulSet(ctx, a.Resource+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(name, ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
-			ServiceName: headless.Metadata.Name().Elem(),
-			Replicas:    pulumi.Int(1),
-			Selector:    &metav1.LabelSelectorArgs{MatchLabels: a.Identity.Selector()},
+			ServiceName:                          headless.Metadata.Name().Elem(),
+			Replicas:                             pulumi.Int(1),
+			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: a.Identity.Selector()},
 			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(a.Monitoring.annotations(archiveMetricsPort))},

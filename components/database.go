@@ -292,10 +292,10 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(id.Object(), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
-			ServiceName:         headless.Metadata.Name().Elem(),
-			Replicas:            pulumi.Int(1),
-			PodManagementPolicy: pulumi.String("OrderedReady"),
-			Selector:            &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
+			ServiceName:                          headless.Metadata.Name().Elem(),
+			Replicas:                             pulumi.Int(1),
+			PodManagementPolicy:                  pulumi.String("OrderedReady"),
+			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
 			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: exporterPasswordAnnotation(pulumi.ToStringMap(annotations), args.RolePasswords.Monitor)},

@@ -87,8 +87,8 @@ func newPatroniMembers(ctx *pulumi.Context, m membersSet, opts ...pulumi.Resourc
 			Replicas:    pulumi.Int(patroniMembers(s.Replicas)),
 			// As the single primary's StatefulSet had it: the field cannot change in place, and
 			// a stack turning databaseFailover on keeps its StatefulSet and database-0's data.
-			PodManagementPolicy: pulumi.String("OrderedReady"),
-			Selector:            &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
+			PodManagementPolicy:                  pulumi.String("OrderedReady"),
+			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
 			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: patroniPodLabels(m.Labels, id), Annotations: exporterPasswordAnnotation(pulumi.ToStringMap(annotations), m.MonitorPassword)},

@@ -56,10 +56,10 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
 		Metadata: workloadMeta(r.Identity.Object("replica"), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
-			ServiceName:         headless.Metadata.Name().Elem(),
-			Replicas:            pulumi.Int(s.Replicas),
-			PodManagementPolicy: pulumi.String("Parallel"),
-			Selector:            &metav1.LabelSelectorArgs{MatchLabels: r.Identity.Selector()},
+			ServiceName:                          headless.Metadata.Name().Elem(),
+			Replicas:                             pulumi.Int(s.Replicas),
+			PodManagementPolicy:                  pulumi.String("Parallel"),
+			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: r.Identity.Selector()},
 			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: templateAnnotations},
