@@ -40,12 +40,6 @@ import (
 // serviceAccountDir is where the kubelet mounts a pod's ServiceAccount token.
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-// The RBAC objects' type tokens (the contract suite's own until testkit's kinds name them).
-const (
-	roleType        = "kubernetes:rbac.authorization.k8s.io/v1:Role"
-	roleBindingType = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
-)
-
 // sandboxAPI is the API server of one sandbox cluster.
 type sandboxAPI struct {
 	cp        *kubetest.ControlPlane
@@ -83,10 +77,10 @@ func startSandboxAPI(t testing.TB, c *sandboxCluster) *sandboxAPI {
 	a.cp.Create(t, "/api/v1/namespaces", namespaces[0].Inputs)
 	paths := map[string]string{
 		testkit.ServiceAccount: "/api/v1/namespaces/%s/serviceaccounts",
-		roleType:               "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles",
-		roleBindingType:        "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings",
+		testkit.Role:           "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles",
+		testkit.RoleBinding:    "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings",
 	}
-	for _, typ := range []string{testkit.ServiceAccount, roleType, roleBindingType} {
+	for _, typ := range []string{testkit.ServiceAccount, testkit.Role, testkit.RoleBinding} {
 		for _, obj := range c.run.OfType(typ) {
 			a.cp.Create(t, fmt.Sprintf(paths[typ], a.namespace), obj.Inputs)
 		}

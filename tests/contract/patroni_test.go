@@ -151,7 +151,7 @@ func (c *contractRun) secondMember(t *testing.T) {
 // patroniConfigMap is the one of Patroni's ConfigMaps the recorded Role names with suffix.
 func (c *contractRun) patroniConfigMap(t *testing.T, suffix string) string {
 	t.Helper()
-	for _, r := range c.r.OfType(roleType) {
+	for _, r := range c.r.OfType(testkit.Role) {
 		role := testkit.DecodeAs[rbacv1.Role](t, r.Inputs)
 		for _, rule := range role.Rules {
 			for _, name := range rule.ResourceNames {
