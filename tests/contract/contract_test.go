@@ -130,7 +130,7 @@ func (c *contractRun) databasePod(t *testing.T) {
 	started := time.Now()
 	c.postgres = dbPod.start(t, "postgres")
 	c.timings["postgres"] = c.postgres.awaitStarted(t)
-	if dbPod.token != "" { // Patroni answers /readiness 200 for moments of its bootstrap, then 503 until it leads
+	if dbPod.token != "" { // started once Patroni answers; ready once its PostgreSQL runs (or it leads)
 		c.postgres.awaitReady(t, 2*time.Minute)
 		c.timings["patroni: database-0 ready (/readiness)"] = time.Since(started)
 	}

@@ -116,7 +116,7 @@ func (c *contractRun) secondMember(t *testing.T) {
 	started := time.Now()
 	member := pod.start(t, "postgres")
 	c.member = member
-	c.timings["patroni: database-1 started (/readiness)"] = member.awaitStarted(t)
+	c.timings["patroni: database-1 started (startup probe)"] = member.awaitStarted(t)
 	member.awaitReady(t, 2*time.Minute)
 	member.requireReadyAndLive(t)
 	c.timings["patroni: database-1 labelled replica"] = c.awaitRole(t, pod, member, "replica", started)
