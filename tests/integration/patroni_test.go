@@ -81,11 +81,14 @@ type patroniStandIn struct {
 	stop, done chan struct{}
 	mu         sync.Mutex
 	member     *kube
-	failures   []string
+	locked     bool
+	// refused holds each call's last refusal, cleared when the call succeeds: the
+	// ServiceAccount exists a moment before its RoleBinding, and Patroni retries as this does.
+	refused map[string]string
 }
 
 func startPatroniStandIn(t *testing.T, admin *kube, ns string) *patroniStandIn {
-	p := &patroniStandIn{stop: make(chan struct{}), done: make(chan struct{})}
+	p := &patroniStandIn{stop: make(chan struct{}), done: make(chan struct{}), refused: map[string]string{}}
 	go func() {
 		defer close(p.done)
 		for {
@@ -110,10 +113,16 @@ func (p *patroniStandIn) halt() {
 	<-p.done
 }
 
-func (p *patroniStandIn) fail(format string, args ...any) {
+// outcome records a call's result: a refusal until the same call succeeds.
+func (p *patroniStandIn) outcome(call string, status int, body []byte, ok bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.failures = append(p.failures, fmt.Sprintf(format, args...))
+	if ok {
+		delete(p.refused, call)
+	} else {
+		p.refused[call] = fmt.Sprintf("%d %s", status, body)
+	}
+	return ok
 }
 
 // step is one of Patroni's loops, as far as the API server sees it.
@@ -124,14 +133,17 @@ func (p *patroniStandIn) step(t *testing.T, admin *kube, ns string) {
 			return
 		}
 		p.member = member
+	}
+	if !p.locked {
 		lock := []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"database-cluster-leader","annotations":{"leader":"database-0"}}}`)
-		if status, body := member.send(t, http.MethodPost, nsPath(ns, "configmaps"), "application/json", lock); status != http.StatusCreated {
-			p.fail("create the leader lock: %d %s", status, body)
+		status, body := p.member.send(t, http.MethodPost, nsPath(ns, "configmaps"), "application/json", lock)
+		if p.locked = p.outcome("create the leader lock", status, body, status == http.StatusCreated); !p.locked {
+			return
 		}
 	}
 	var pods corev1.PodList
-	if status := p.member.get(t, nsPath(ns, "pods")+"?labelSelector="+url.QueryEscape(membersLabel), &pods); status != http.StatusOK {
-		p.fail("list the members: %d", status)
+	status := p.member.get(t, nsPath(ns, "pods")+"?labelSelector="+url.QueryEscape(membersLabel), &pods)
+	if !p.outcome("list the members", status, nil, status == http.StatusOK) {
 		return
 	}
 	for _, pod := range pods.Items {
@@ -143,9 +155,8 @@ func (p *patroniStandIn) step(t *testing.T, admin *kube, ns string) {
 			role = "primary"
 		}
 		patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{"role":%q}}}`, role))
-		if status, body := p.member.send(t, http.MethodPatch, nsPath(ns, "pods")+"/"+pod.Name, "application/merge-patch+json", patch); status != http.StatusOK {
-			p.fail("label %s %s: %d %s", pod.Name, role, status, body)
-		}
+		status, body := p.member.send(t, http.MethodPatch, nsPath(ns, "pods")+"/"+pod.Name, "application/merge-patch+json", patch)
+		p.outcome("label "+pod.Name, status, body, status == http.StatusOK)
 	}
 }
 
@@ -154,7 +165,8 @@ func (p *patroniStandIn) step(t *testing.T, admin *kube, ns string) {
 func (p *patroniStandIn) assertPatroniOnly(t *testing.T, admin *kube, ns string) {
 	p.halt()
 	p.mu.Lock()
-	assert.Empty(t, p.failures, "Patroni's calls refused by its Role")
+	assert.Empty(t, p.refused, "Patroni's calls still refused by its Role")
+	assert.True(t, p.locked, "the leader lock was never taken")
 	p.mu.Unlock()
 	require.NotNil(t, p.member, "the members' ServiceAccount never existed")
 	var backends corev1.PodList
