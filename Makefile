@@ -26,7 +26,7 @@ PLATFORM := go run ./cmd/platform -stack $(STACK) -tools $(ROOT)/.tools -kubecon
 
 include make/tools.mk
 
-.PHONY: pulumi-yaml docs up up-tools deploy-tools down preview switch rollback outputs render test test-go test-mocked test-failover integration bench bench-durability bench-orders deps vet kube-score clean-secrets
+.PHONY: pulumi-yaml docs up up-tools deploy-tools down preview switch rollback outputs render test test-go test-mocked test-failover integration bench bench-durability bench-orders bench-products deps vet kube-score clean-secrets
 
 # Prerequisites are made one at a time, in the order written (test: the suites, then
 # kube-score, then the integration tests).
@@ -147,6 +147,13 @@ bench-orders: deps
 		status=$$?; \
 		if [ $$status -ne 0 ]; then tail -80 .bench-orders.log; exit $$status; fi; \
 		sed -n -E '/bench-orders:/,$$p' .bench-orders.log | grep -vE '^(--- |PASS|ok |=== )' | sed -E 's/^ {4}bench_orders_test.go:[0-9]+: //; s/^ {8}//'
+
+# One API list page against the whole catalogue (tests/postgres/bench_products_test.go):
+# PostgREST's GET /products?order=id for a visitor through PgBouncer over 10,000 products, a
+# page as deployed (db-max-rows), by key, at offset 9,900, and the whole list; ns/op and
+# PostgreSQL's CPU per request (db-cpu-ms/op).
+bench-products:
+	go test ./tests/postgres -run '^$$' -bench BenchmarkProductsPage -benchtime=3s -count=3 -timeout 20m
 
 bench:
 	go test ./tests/mocked -run '^$$' -bench BenchmarkProgram -benchmem -count=3

@@ -55,7 +55,7 @@ func envInt(t *testing.T, name string, def int) int {
 // benchCatalogue loads the products and customers (one bcrypt hash computed once: the users'
 // trigger keeps a value that already is a hash), and lets the authenticator run the baseline
 // on the shop's tables: the same login role, pool and commit settings as the platform path.
-func benchCatalogue(t *testing.T, s *pgtest.Server) {
+func benchCatalogue(t testing.TB, s *pgtest.Server) {
 	s.Exec(t, pgtest.Database, fmt.Sprintf(`INSERT INTO shop.products (name, description, price, stock)
 		SELECT 'Product ' || g, 'Generated product number ' || g || ' of the benchmark catalogue.',
 		       (1 + g %% 250) + 0.99, CASE WHEN g = 1 THEN %d ELSE %d END
