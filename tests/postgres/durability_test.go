@@ -228,9 +228,10 @@ func losePrimaryUnderLoad(t *testing.T, primary *pgtest.Server, archiver *pgArch
 }
 
 // prodSynchronousStandbys is synchronous_standby_names as the prod stack renders it for one
-// replica and the archiver.
+// replica and the archiver without Patroni (databaseFailover false; under Patroni the quorum
+// is its own, proven by tests/failover).
 func prodSynchronousStandbys(t *testing.T) string {
-	r := testkit.MustRun(t, "prod", map[string]string{"databaseReplicas": "1"})
+	r := testkit.MustRun(t, "prod", map[string]string{"databaseReplicas": "1", "databaseFailover": "false"})
 	conf := testkit.TypedConfigMap(t, r, "database-config").Data["postgresql.conf"]
 	for _, line := range strings.Split(conf, "\n") {
 		if v, ok := strings.CutPrefix(line, "synchronous_standby_names = '"); ok {

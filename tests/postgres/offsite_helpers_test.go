@@ -22,7 +22,8 @@ import (
 // the recorded run it comes from.
 func recordedOffsiteContainer(t *testing.T, name string) (testkit.Run, corev1.PodSpec, corev1.Container) {
 	t.Helper()
-	r := testkit.MustRun(t, "prod", map[string]string{"databaseRecoverFrom": "s3://" + s3test.Bucket + "/recorded-source"})
+	// A recovery bootstraps the single primary: databaseFailover is refused with it.
+	r := testkit.MustRun(t, "prod", map[string]string{"databaseRecoverFrom": "s3://" + s3test.Bucket + "/recorded-source", "databaseFailover": "false"})
 	for _, set := range []string{"database-archiver", "database"} {
 		pod := testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, set)).Spec
 		for _, c := range testkit.TypedContainers(pod) {

@@ -270,9 +270,10 @@ func TestReplicaStreaming(t *testing.T) {
 	})
 }
 
-// replicaReadinessProbe is the readiness probe the program registers on the replicas.
+// replicaReadinessProbe is the readiness probe the program registers on the replicas of a
+// stack without Patroni (databaseFailover false: the replica StatefulSet).
 func replicaReadinessProbe(t *testing.T) []string {
-	r := testkit.MustRun(t, "prod", nil)
+	r := testkit.MustRun(t, "prod", map[string]string{"databaseFailover": "false"})
 	pod := testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database-replica"))
 	for _, c := range pod.Spec.Containers {
 		if c.Name == "postgres" {
