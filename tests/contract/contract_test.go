@@ -273,7 +273,7 @@ func (c *contractRun) backupRoundTrip(t *testing.T) {
 	// The README's restore procedure: a pod of the postgres image with the backup volume
 	// and the credentials, running assets.RestoreCommand.
 	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
-	restore := contractRestorePod(t, c.cluster, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
+	restore := contractRestorePod(t, c.cluster, c.r, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
 	c.runToEnd(t, restore, "pg-dump", 2*time.Minute)
 	assert.Equal(t, c.products, c.psql(t, "SELECT count(*) FROM shop.products"), "the restore brings back the dumped rows exactly")
 }
@@ -281,17 +281,22 @@ func (c *contractRun) backupRoundTrip(t *testing.T) {
 // backupFailures: a wrong password and a missing file each fail with a message naming them.
 func (c *contractRun) backupFailures(t *testing.T) {
 	job := testkit.TypedPod(t, c.r.Object(t, testkit.CronJob, "database-backup"))
+	// The job's own role and password file, as recorded (shop_backup, backup-password).
+	env := testkit.EnvOf(testkit.TypedContainer(t, job.Spec, "pg-dump"))
+	role, passwordFile := env["PGUSER"], env["PGPASSWORD_FILE"]
+	require.NotEmpty(t, role)
+	require.NotEmpty(t, passwordFile)
 	wrong := c.cluster.newPod(t, "database-backup-wrong", job, nil)
-	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], "password"), []byte("not-the-password"), 0o440))
+	require.NoError(t, os.WriteFile(filepath.Join(wrong.volumes["secrets"], filepath.Base(passwordFile)), []byte("not-the-password"), 0o440))
 	dump := wrong.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
-	assert.Contains(t, dump.Output(), `password authentication failed for user "ecommerce"`)
+	assert.Contains(t, dump.Output(), fmt.Sprintf("password authentication failed for user %q", role))
 
 	missing := c.cluster.newPod(t, "database-backup-missing", job, nil)
-	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], "password")))
+	require.NoError(t, os.Remove(filepath.Join(missing.volumes["secrets"], filepath.Base(passwordFile))))
 	dump = missing.start(t, "pg-dump")
 	assert.NotZero(t, dump.wait(time.Minute))
-	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE /etc/database-secrets/password")
+	assert.Contains(t, dump.Output(), "cannot read PGPASSWORD_FILE "+passwordFile)
 }
 
 // releaseUnpaid runs the release-unpaid CronJob's pod against the database pod: an order
@@ -388,13 +393,34 @@ func (c *contractRun) notRunListing(t *testing.T) {
 
 // contractRestorePod is the backup job's pod with its container running the README's restore
 // command (assets.RestoreCommand) on one dump instead of backup.sh.
-func contractRestorePod(t *testing.T, cluster *sandboxCluster, job testkit.Recorded, dump string) *sandboxPod {
+func contractRestorePod(t *testing.T, cluster *sandboxCluster, r testkit.Run, job testkit.Recorded, dump string) *sandboxPod {
 	t.Helper()
 	tmpl := testkit.TypedPod(t, job)
 	c := &tmpl.Spec.Containers[0]
 	c.Command = []string{"sh", "-c", `PGPASSWORD=$(cat "$PGPASSWORD_FILE") && export PGPASSWORD && ` + assets.RestoreCommand}
+	// As docs/durability.md says: the superuser's credentials, not the backup role's (it reads
+	// the shop and owns nothing; the restore recreates objects owned by api_owner).
+	superuser := testkit.TypedSecret(t, r, "database-credentials").StringData["username"]
+	require.NotEmpty(t, superuser)
+	secrets := filepath.Dir(testkit.EnvOf(*c)["PGPASSWORD_FILE"])
+	for i := range c.Env {
+		switch c.Env[i].Name {
+		case "PGUSER":
+			c.Env[i].Value = superuser
+		case "PGPASSWORD_FILE":
+			c.Env[i].Value = filepath.Join(secrets, "superuser-password")
+		}
+	}
 	c.Env = append(c.Env, corev1.EnvVar{Name: "DUMP", Value: dump})
-	return cluster.newPod(t, "database-restore", tmpl, nil)
+	pod := cluster.newPod(t, "database-restore", tmpl, nil)
+	// Beside the job's own key, owned as the sandbox owns a Secret's files (the pod's group).
+	own, err := os.Stat(filepath.Join(pod.volumes["secrets"], filepath.Base(testkit.EnvOf(testkit.TypedPod(t, job).Spec.Containers[0])["PGPASSWORD_FILE"])))
+	require.NoError(t, err)
+	path := filepath.Join(pod.volumes["secrets"], "superuser-password")
+	require.NoError(t, os.WriteFile(path, []byte(testkit.TestSecrets["dbPassword"]), own.Mode().Perm()))
+	st := own.Sys().(*syscall.Stat_t)
+	require.NoError(t, os.Chown(path, int(st.Uid), int(st.Gid)))
+	return pod
 }
 
 // contractGet is an HTTP GET to a pod's address that must answer 200; it returns the body.
