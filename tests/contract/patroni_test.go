@@ -136,7 +136,14 @@ func (c *contractRun) secondMember(t *testing.T) {
 			}
 			require.False(t, time.Now().After(deadline), "the member does not read the leader's row: %s", out)
 		}
-		assert.Regexp(t, `database-1 .*\| (Quorum|Sync) Standby .*\| streaming`, c.mustExec(t, c.postgres, "patronictl", "-c", patroniConfig, "list"))
+		// patronictl reads the quorum from Patroni's sync ConfigMap, which the leader writes on
+		// its next loop after PostgreSQL counts the standby (loop_wait 5 s): asked until then.
+		quorum := regexp.MustCompile(`database-1 .*\| (Quorum|Sync) Standby .*\| streaming`)
+		list := ""
+		for deadline := time.Now().Add(30 * time.Second); !quorum.MatchString(list); time.Sleep(500 * time.Millisecond) {
+			require.False(t, time.Now().After(deadline), "patronictl never listed database-1 as a quorum standby:\n%s", list)
+			list = c.mustExec(t, c.postgres, "patronictl", "-c", patroniConfig, "list")
+		}
 		api := c.cluster.api
 		primary, replica := api.labels(t, "database-0"), api.labels(t, "database-1")
 		for svc, want := range map[string]map[string]string{"database-service": primary, "database-readonly": replica} {
