@@ -52,13 +52,19 @@ func TestFailoverProdRunsPatroniMembersAndServicesFollowTheLeader(t *testing.T) 
 	assert.Equal(t, "/liveness", postgres.LivenessProbe.HTTPGet.Path)
 	// A clone of the leader takes as long as the data: the kubelet must not kill it.
 	assert.Equal(t, "/liveness", postgres.StartupProbe.HTTPGet.Path)
+	passwords := map[string]string{}
 	for _, e := range postgres.Env {
 		if e.Name == "PATRONI_SUPERUSER_PASSWORD" || e.Name == "PATRONI_REPLICATION_PASSWORD" {
 			assert.Emptyf(t, e.Value, "%s must come from the Secret by reference", e.Name)
 			require.NotNil(t, e.ValueFrom)
 			require.NotNil(t, e.ValueFrom.SecretKeyRef)
+			passwords[e.Name] = e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
 		}
 	}
+	assert.Equal(t, map[string]string{
+		"PATRONI_SUPERUSER_PASSWORD":   "database-credentials/password",
+		"PATRONI_REPLICATION_PASSWORD": "database-credentials/replication-password",
+	}, passwords, "Patroni's passwords, each from its Secret key")
 
 	// Every other pod keeps running without a token.
 	for _, w := range r.Workloads() {
