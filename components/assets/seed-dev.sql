@@ -6,14 +6,15 @@
 -- never load it into a database that faces real users.
 --
 -- Log in with demo@example.com / demo-password (or alice@example.com / alice-password,
--- bob@example.com / bob-password). The passwords below are plain text only on their way in:
--- the trigger users_hash_password stores crypt(password, gen_salt('bf')) instead.
+-- bob@example.com / bob-password). The rows below hold those passwords' bcrypt hashes (cost
+-- 10, which the trigger users_hash_password keeps as they are), never the passwords: a slow
+-- INSERT is logged with its text, and this file's would otherwise put them in the log.
 
 INSERT INTO shop.users (email, name, password_hash)
-SELECT email, name, password FROM (VALUES
-    ('demo@example.com',  'Demo Customer', 'demo-password'),
-    ('alice@example.com', 'Alice Martin',  'alice-password'),
-    ('bob@example.com',   'Bob Nguyen',    'bob-password')) AS demo (email, name, password)
+SELECT email, name, password_hash FROM (VALUES
+    ('demo@example.com',  'Demo Customer', '$2a$10$arax3iM2WZiUmNrdPVDHn.ie3GsS70PM25dnidyHOAXK60TSkHa9S'),
+    ('alice@example.com', 'Alice Martin',  '$2a$10$MXY.I2IHxcv/Lo8fjKVmuelTBnx316j25Dbo3XTUu4W62pbUPMh9m'),
+    ('bob@example.com',   'Bob Nguyen',    '$2a$10$QfYM5VS.LG266SwFEvL/E.kBmYti70KsmR.Uqu.Hg9riMutiCdERq')) AS demo (email, name, password_hash)
 WHERE NOT EXISTS (SELECT 1 FROM shop.users);
 
 -- Three products are low on stock (< 5) and the tamper is down to its last piece.
