@@ -214,14 +214,42 @@ func TestAttackOrderCapsAndStatementTimeout(t *testing.T) {
 			return err
 		})
 	}
-	start := time.Now()
-	err := pgtest.AsRole(ctx, conn, "web_user", pgtest.Claims(demo), false, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, fmt.Sprintf(`SELECT api.place_order((SELECT jsonb_agg(jsonb_build_object('product_id', %d, 'quantity', 1))
-			FROM generate_series(1, 1000000)))`, p["Paper Filters"]))
-		return err
-	})
+	// "Before any work": the refused call reads no user, order or product. The statistics
+	// count every scan of those tables and their indexes; inside one transaction nothing
+	// flushes them, so the count before and after the call tells what the call read. An
+	// accepted order reads all three, which shows the count is live.
+	relations := pgtest.QueryString(t, conn, `SELECT array_agg(oid)::text FROM pg_class
+		WHERE oid IN ('shop.users'::regclass, 'shop.orders'::regclass, 'shop.products'::regclass)
+		   OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('shop.users'::regclass, 'shop.orders'::regclass, 'shop.products'::regclass))`)
+	scansOf := func(itemsQuery string) (scans int64, err error) {
+		count := func(tx pgx.Tx) (n int64, err error) {
+			err = tx.QueryRow(ctx, "SELECT sum(pg_stat_get_xact_numscans(c)) FROM unnest($1::oid[]) c", relations).Scan(&n)
+			return n, err
+		}
+		require.NoError(t, pgtest.AsRole(ctx, conn, "web_user", pgtest.Claims(demo), false, func(tx pgx.Tx) error {
+			before, countErr := count(tx)
+			if countErr != nil {
+				return countErr
+			}
+			if _, countErr = tx.Exec(ctx, "SAVEPOINT attempt"); countErr != nil {
+				return countErr
+			}
+			_, err = tx.Exec(ctx, "SELECT api.place_order(("+itemsQuery+"))")
+			if _, countErr = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT attempt"); countErr != nil {
+				return countErr
+			}
+			after, countErr := count(tx)
+			scans = after - before
+			return countErr
+		}))
+		return scans, err
+	}
+	scans, err := scansOf(fmt.Sprintf(`SELECT jsonb_agg(jsonb_build_object('product_id', %d, 'quantity', 1)) FROM generate_series(1, 1000000)`, p["Paper Filters"]))
 	pgtest.RequireError(t, err, "22023", "an order has at most 20 lines, got 1000000")
-	assert.Less(t, time.Since(start), 10*time.Second, "refused before any work")
+	assert.Zero(t, scans, "refused before any work: no user, order or product was read")
+	scans, err = scansOf("SELECT '" + pgtest.Items([2]int64{p["Paper Filters"], 1}) + "'::jsonb")
+	require.NoError(t, err, "one filter is a good order (rolled back)")
+	assert.Positive(t, scans, "an accepted order reads users, orders and products: the count is live")
 
 	pgtest.RequireError(t, order(pgtest.Items([2]int64{p["Paper Filters"], 11})), "22023", "quantity must be a positive integer (at most 10), got 11")
 	pgtest.RequireError(t, order(pgtest.Items([2]int64{p["Paper Filters"], 10}, [2]int64{p["Espresso Mug"], 10}, [2]int64{p["Barista Apron"], 1})),
