@@ -7,11 +7,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,126 +17,32 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/tests/testkit"
 	"ecommerce-platform/tests/testkit/pgtest"
 )
 
-// pgArchiver runs archive.sh as the archiver pod does, against one primary.
+// pgArchiver is pgtest's archiver against one primary of these tests.
 type pgArchiver struct {
-	Dir     string // the archive (the archiver's claim)
-	script  string
+	*pgtest.Archiver
 	primary *pgtest.Server
-	proc    *pgtest.Process
 }
 
 func newArchiver(t *testing.T, primary *pgtest.Server) *pgArchiver {
 	t.Helper()
-	home := pgtest.ServerDir(t)
-	a := &pgArchiver{Dir: filepath.Join(home, "archive"), script: filepath.Join(home, "archive.sh"), primary: primary}
-	pgtest.WriteFile(t, a.script, assets.File("archive.sh"), 0o644)
-	pgtest.WriteFile(t, filepath.Join(home, "archive-metrics.sh"), assets.File("archive-metrics.sh"), 0o644) // beside it, as deployed
-	pgtest.WriteFile(t, filepath.Join(home, "replication-password"), pgReplicationPassword+"\n", 0o600)
-	cmd := exec.Command("mkdir", "-p", a.Dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
-	require.NoError(t, cmd.Run())
-	return a
+	return &pgArchiver{Archiver: pgtest.NewArchiver(t, primary.Path, primary.Port, pgReplicationPassword), primary: primary}
 }
 
-// env is the archiver containers' environment (see archive.sh's header), with the engines'
-// folder on PATH.
-func (a *pgArchiver) env(t *testing.T, extra ...string) []string {
-	return append([]string{
-		"PATH=" + filepath.Dir(testkit.RequireEngine(t, "pg_verifybackup")) + ":" + a.primary.Path,
-		"PRIMARY_HOST=127.0.0.1", fmt.Sprintf("PRIMARY_PORT=%d", a.primary.Port), "REPLICATION_USER=replicator",
-		"PGPASSWORD_FILE=" + filepath.Join(filepath.Dir(a.script), "replication-password"),
-		"ARCHIVE_DIR=" + a.Dir, "SLOT=" + components.ArchiverSlot, "BASEBACKUP_KEEP=2",
-	}, extra...)
-}
-
-// Receive starts `archive.sh receive` (pg_receivewal) and waits until the primary sees it
-// streaming.
+// Receive starts pg_receivewal and waits until the primary sees it streaming.
 func (a *pgArchiver) Receive(t *testing.T) {
 	t.Helper()
-	a.proc = pgtest.StartProcessEnv(t, "archiver", filepath.Join(filepath.Dir(a.script), "archiver.log"), syscall.SIGTERM,
-		a.env(t), "sh", a.script, "receive")
-	admin := a.primary.Connect(t, "postgres")
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		var n int
-		require.NoError(t, admin.QueryRow(context.Background(),
-			"SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", components.ArchiverSlot).Scan(&n))
-		if n == 1 {
-			return
-		}
-		require.False(t, time.Now().After(deadline), "the archiver is not streaming after 20 s:\n%s", a.proc.Log())
-		time.Sleep(50 * time.Millisecond)
-	}
+	a.Archiver.Receive(t, a.primary.Connect(t, "postgres"))
 }
 
 // WaitCaughtUp waits until the archiver has flushed everything the primary has written.
 func (a *pgArchiver) WaitCaughtUp(t *testing.T) {
 	t.Helper()
-	admin := a.primary.Connect(t, "postgres")
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		var behind int64
-		require.NoError(t, admin.QueryRow(context.Background(),
-			"SELECT pg_current_wal_lsn() - flush_lsn FROM pg_stat_replication WHERE application_name = $1", components.ArchiverSlot).Scan(&behind))
-		if behind <= 0 {
-			return
-		}
-		require.False(t, time.Now().After(deadline), "the archiver is %d bytes behind after 20 s", behind)
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Stop stops pg_receivewal as the kubelet does (SIGTERM) and waits.
-func (a *pgArchiver) Stop(t *testing.T) {
-	t.Helper()
-	_ = a.proc.Cmd.Process.Signal(syscall.SIGTERM)
-	<-a.proc.Done
-}
-
-// Run runs one archive.sh command to its end and returns what it printed.
-func (a *pgArchiver) Run(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command("sh", append([]string{a.script}, args...)...)
-	cmd.Env = a.env(t)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// MustRunScript runs another deployed script beside archive.sh (e.g. archive-metrics.sh)
-// with the archiver's environment plus extra.
-func (a *pgArchiver) MustRunScript(t *testing.T, script string, extra ...string) string {
-	t.Helper()
-	cmd := exec.Command("sh", filepath.Join(filepath.Dir(a.script), script))
-	cmd.Env = a.env(t, extra...)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s:\n%s", script, out)
-	return string(out)
-}
-
-// MustRun is Run that requires success.
-func (a *pgArchiver) MustRun(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := a.Run(t, args...)
-	require.NoError(t, err, "archive.sh %s:\n%s", strings.Join(args, " "), out)
-	return out
-}
-
-// Backups lists the archive's base backups by name (verified ones and .failed ones).
-func (a *pgArchiver) Backups(t *testing.T) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(a.Dir, "base"))
-	require.NoError(t, err)
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
+	a.Archiver.WaitCaughtUp(t, a.primary.Connect(t, "postgres"))
 }
 
 // orderLoad places orders through PgBouncer as PostgREST does (web_user with the JWT claims,
@@ -277,29 +180,14 @@ func recoverInto(t *testing.T, primary *pgtest.Server, restoreDir, target string
 	conn, err := pgx.Connect(context.Background(), connString)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		var inRecovery bool
-		require.NoError(t, conn.QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&inRecovery))
-		if !inRecovery {
-			break
-		}
-		require.False(t, time.Now().After(deadline), "still in recovery after 60 s:\n%s", proc.Log())
-		time.Sleep(50 * time.Millisecond)
-	}
+	pgtest.WaitPromoted(t, conn, proc, 60*time.Second)
 	return recovered{Log: out, conn: conn}
 }
 
-// runRecoveryBootstrap runs recovery-bootstrap.sh as the postgres container's uid would.
+// runRecoveryBootstrap runs recovery-bootstrap.sh with the primary's programs.
 func runRecoveryBootstrap(t *testing.T, primary *pgtest.Server, data, restoreDir, target string) (string, error) {
 	t.Helper()
-	script := filepath.Join(filepath.Dir(data), "recovery-bootstrap.sh")
-	pgtest.WriteFile(t, script, assets.File("recovery-bootstrap.sh"), 0o644)
-	cmd := exec.Command("sh", script)
-	cmd.Env = []string{"PATH=" + filepath.Dir(testkit.RequireEngine(t, "pg_verifybackup")) + ":" + primary.Path,
-		"PGDATA=" + data, "RESTORE_DIR=" + restoreDir, "RECOVERY_TARGET=" + target}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return pgtest.RunRecoveryBootstrap(t, primary.Path, data, restoreDir, target)
 }
 
 // OrderIDs are the ids of every order in the recovered database, ascending.
