@@ -81,6 +81,19 @@ type shopCluster struct {
 // quorum.
 func startCluster(t *testing.T) *shopCluster {
 	t.Helper()
+	c := newCluster(t)
+	for _, m := range c.members {
+		c.start(m)
+	}
+	leader := c.waitLeader(nil, 90*time.Second)
+	c.waitQuorum(leader, members-1, 120*time.Second)
+	return c
+}
+
+// newCluster starts the API server, creates the namespace and one pod object per member and
+// writes each member's files; no Patroni runs yet.
+func newCluster(t *testing.T) *shopCluster {
+	t.Helper()
 	// The folder of all PostgreSQL's programs (Patroni runs pg_ctl, pg_isready, pg_rewind,
 	// pg_basebackup from bin_dir), not a link to one of them on PATH.
 	pg, err := filepath.EvalSymlinks(testkit.RequireEngine(t, "postgres"))
@@ -112,11 +125,6 @@ func startCluster(t *testing.T) *shopCluster {
 		c.members = append(c.members, m)
 		t.Cleanup(func() { killPostmaster(m) }) // after Patroni's own stop (cleanups run last first)
 	}
-	for _, m := range c.members {
-		c.start(m)
-	}
-	leader := c.waitLeader(nil, 90*time.Second)
-	c.waitQuorum(leader, members-1, 120*time.Second)
 	return c
 }
 
@@ -284,7 +292,7 @@ func (c *shopCluster) waitLeader(not *member, within time.Duration) *member {
 	deadline := time.Now().Add(within)
 	for {
 		for _, m := range c.members {
-			if m == not || m.proc.Exited() {
+			if m == not || m.proc == nil || m.proc.Exited() {
 				continue
 			}
 			if code, err := rest(m, "/primary", nil); err == nil && code == http.StatusOK {

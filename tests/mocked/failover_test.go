@@ -2,6 +2,7 @@ package mocked
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -204,4 +205,67 @@ func TestFailoverBadConfigIsRefusedWithTheKeyNamed(t *testing.T) {
 	sync := testkit.RunProgram(t, "prod", map[string]string{"databaseSyncStandbys": "2"})
 	require.Error(t, sync.Err)
 	assert.Contains(t, sync.Err.Error(), "databaseSyncStandbys: 2 equals the number of candidates", "Patroni counts only the members, never the archiver")
+}
+
+// Turning databaseFailover on changes the StatefulSet database in place and keeps its data:
+// the fields a StatefulSet cannot change (selector, serviceName, podManagementPolicy, claim
+// templates) are those of the single primary, and Patroni's data_dir is the directory
+// PostgreSQL used there, on the same claim at the same path. tests/failover
+// (TestFailoverTakesOverTheSinglePrimarysData) runs what Patroni then does with that data.
+func TestFailoverTurnsOnInPlaceOnTheSameData(t *testing.T) {
+	single := testkit.MustRun(t, "prod", map[string]string{"databaseFailover": "false"})
+	patroni := testkit.MustRun(t, "prod", nil)
+	before := testkit.DecodeAs[appsv1.StatefulSet](t, single.Object(t, testkit.StatefulSet, "database").Inputs)
+	after := testkit.DecodeAs[appsv1.StatefulSet](t, patroni.Object(t, testkit.StatefulSet, "database").Inputs)
+	assert.Equal(t, before.Spec.Selector, after.Spec.Selector)
+	assert.Equal(t, before.Spec.ServiceName, after.Spec.ServiceName)
+	assert.Equal(t, before.Spec.PodManagementPolicy, after.Spec.PodManagementPolicy)
+	require.Len(t, before.Spec.VolumeClaimTemplates, 1)
+	assert.Equal(t, before.Spec.VolumeClaimTemplates[0].Name, after.Spec.VolumeClaimTemplates[0].Name)
+	assert.Equal(t, before.Spec.VolumeClaimTemplates[0].Spec, after.Spec.VolumeClaimTemplates[0].Spec)
+
+	claim := before.Spec.VolumeClaimTemplates[0].Name
+	dataDir := func(set appsv1.StatefulSet) (pgdata, mount string) {
+		c := testkit.TypedContainer(t, set.Spec.Template.Spec, "postgres")
+		for _, e := range c.Env {
+			if e.Name == "PGDATA" {
+				pgdata = e.Value
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == claim {
+				mount = m.MountPath
+			}
+		}
+		return pgdata, mount
+	}
+	pgdata, mount := dataDir(before)
+	require.NotEmpty(t, pgdata)
+	require.NotEmpty(t, mount)
+	require.True(t, strings.HasPrefix(pgdata, mount+"/"), "PGDATA %s lies on the claim mounted at %s", pgdata, mount)
+	afterData, afterMount := dataDir(after)
+	assert.Equal(t, mount, afterMount, "the claim is mounted where it was")
+	assert.Equal(t, pgdata, afterData)
+	var doc struct {
+		PostgreSQL struct {
+			DataDir string `yaml:"data_dir"`
+		} `yaml:"postgresql"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(testkit.TypedConfigMap(t, patroni, "database-patroni").Data["patroni.yml"]), &doc))
+	assert.Equal(t, pgdata, doc.PostgreSQL.DataDir, "Patroni starts on the single primary's data directory")
+}
+
+// PgBouncer reaches database-service, a headless Service whose name follows the ready
+// primary, by its DNS name, and forgets an address (or the lack of one) within the cluster
+// DNS's own TTL, in every stack: a failover is not lengthened by PgBouncer's 15 s defaults.
+func TestFailoverPgBouncerFollowsTheServicesDNS(t *testing.T) {
+	for _, stack := range []string{"dev", "prod"} {
+		r := testkit.MustRun(t, stack, nil)
+		service := testkit.TypedService(t, r, "database-service")
+		assert.Equal(t, "None", service.Spec.ClusterIP, "%s: database-service is headless", stack)
+		ini := testkit.TypedConfigMap(t, r, "backend-config").Data["pgbouncer.ini"]
+		assert.Regexp(t, `(?m)^ecommerce = host=database-service port=5432 `, ini, stack)
+		assert.Regexp(t, `(?m)^dns_max_ttl = 5$`, ini, stack)
+		assert.Regexp(t, `(?m)^dns_nxdomain_ttl = 1$`, ini, stack)
+	}
 }
