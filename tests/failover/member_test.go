@@ -118,7 +118,7 @@ func newCluster(t *testing.T) *shopCluster {
 		c.cp.create(t, "/api/v1/namespaces/"+namespace+"/pods", map[string]any{
 			"metadata": map[string]any{"name": m.Name, "labels": labels},
 			"spec": map[string]any{"automountServiceAccountToken": false,
-				"containers": []any{map[string]any{"name": "postgres", "image": "percona/percona-distribution-postgresql:15.16-1"}}},
+				"containers": []any{map[string]any{"name": "postgres", "image": "percona/percona-distribution-postgresql:15.17-1"}}},
 		})
 		m.toAPI = startForwarder(t, "api-"+m.Name, func() (int, bool) { return c.cp.Port, true })
 		c.writeFiles(m)

@@ -122,3 +122,32 @@ func TestDocsStandAlone(t *testing.T) {
 		assert.NotContainsf(t, readProjectFile(t, page), "../", "%s names a path outside its folder", page)
 	}
 }
+
+// The README lists every image a stack runs, by the exact reference the program deploys, and
+// nothing it does not run: a changed default or a new container fails here until the README
+// says what it is.
+func TestReadmeListsEveryDeployedImage(t *testing.T) {
+	deployed := map[string]bool{}
+	for _, stack := range []string{"dev", "prod"} {
+		r := testkit.MustRun(t, stack, nil)
+		for _, w := range r.Workloads() {
+			for _, c := range testkit.TypedContainers(testkit.TypedPod(t, w).Spec) {
+				deployed[c.Image] = true
+			}
+		}
+	}
+	// Prod's single-primary mode (databaseFailover false) runs no image the two stacks lack.
+	for _, w := range testkit.MustRun(t, "prod", map[string]string{"databaseFailover": "false"}).Workloads() {
+		for _, c := range testkit.TypedContainers(testkit.TypedPod(t, w).Spec) {
+			assert.True(t, deployed[c.Image], "%s: %s", w.K8sName(), c.Image)
+		}
+	}
+	readme := readProjectFile(t, "README.md")
+	begin, end := strings.Index(readme, "\n## Images\n"), strings.Index(readme, "\n## Documentation\n")
+	require.True(t, begin >= 0 && end > begin, "README.md needs a section Images before Documentation")
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([^`]+)` \\|").FindAllStringSubmatch(readme[begin:end], -1) {
+		listed[m[1]] = true
+	}
+	assert.Equal(t, deployed, listed, "README.md's images against what dev and prod deploy")
+}

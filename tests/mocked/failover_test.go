@@ -45,7 +45,7 @@ func TestFailoverProdRunsPatroniMembersAndServicesFollowTheLeader(t *testing.T) 
 	assert.True(t, *members.Spec.Template.Spec.AutomountServiceAccountToken, "Patroni needs its token for the leader lock")
 
 	postgres := testkit.TypedContainer(t, members.Spec.Template.Spec, "postgres")
-	assert.Equal(t, "percona/percona-distribution-postgresql:15.16", postgres.Image)
+	assert.Equal(t, "percona/percona-distribution-postgresql:15.17-1", postgres.Image)
 	assert.Equal(t, []string{"patroni", "/etc/patroni/patroni.yml"}, postgres.Command)
 	require.NotNil(t, postgres.ReadinessProbe.HTTPGet)
 	assert.Equal(t, "/readiness", postgres.ReadinessProbe.HTTPGet.Path)
