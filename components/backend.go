@@ -13,13 +13,15 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/database"
+	"ecommerce-platform/components/kube"
 )
 
 // BackendArgs configure the API tier.
 type BackendArgs struct {
 	Namespace       pulumi.StringInput
-	Identity        Identity
-	Security        PodSecurity
+	Identity        kube.Identity
+	Security        kube.PodSecurity
 	Settings        config.Backend
 	WaitImage       string             // an image with pg_isready (the database's)
 	DatabaseHost    pulumi.StringInput // from the Database's Output
@@ -38,7 +40,7 @@ type BackendArgs struct {
 	// NOTIFY channel does not reach it through PgBouncer's transaction pooling).
 	SchemaHash string
 	Spread     bool
-	Monitoring Scrapers
+	Monitoring kube.Scrapers
 }
 
 // Backend is PostgREST behind an Envoy circuit breaker, pooling through a PgBouncer
@@ -65,9 +67,9 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	}
 	parent := pulumi.Parent(b)
 	s, ns, id := args.Settings, args.Namespace, args.Identity
-	labels := id.Labels(versionOf(s.Image))
+	labels := id.Labels(kube.VersionOf(s.Image))
 
-	sa, err := newServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
+	sa, err := kube.NewServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
 	if err != nil {
 		return nil, fmt.Errorf("backend service account: %w", err)
 	}
@@ -79,7 +81,7 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 	if err != nil {
 		return nil, err
 	}
-	pod := podOptions{
+	pod := kube.PodOptions{
 		ServiceAccount: sa.Metadata.Name().Elem(),
 		Security:       args.Security,
 		InitContainers: corev1.ContainerArray{
@@ -91,18 +93,18 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 			pgbouncerContainer(s.PgBouncerImage, args.DatabaseName, args.Security),
 		},
 		TerminationGrace: s.TerminationGraceSeconds,
-		SpreadSelector:   spreadIf(args.Spread, id.Selector()),
+		SpreadSelector:   kube.SpreadIf(args.Spread, id.Selector()),
 		Volumes: corev1.VolumeArray{
-			configMapVolume("config", config),
-			secretVolume("secrets", secret),
-			emptyDir("tmp", "64Mi"),
+			kube.ConfigMapVolume("config", config),
+			kube.SecretVolume("secrets", secret),
+			kube.EmptyDir("tmp", "64Mi"),
 		},
 	}
-	annotations := pulumi.ToStringMap(args.Monitoring.annotations(envoyMetricsPort))
+	annotations := pulumi.ToStringMap(args.Monitoring.Annotations(envoyMetricsPort))
 	for k, v := range map[string]pulumi.StringInput{
 		"checksum/config": configHash,
 		// New credentials (apiDbPassword, jwtSecret) roll the pods onto them.
-		"checksum/credentials": credentialsHash(args.APIPassword, args.JWTSecret),
+		"checksum/credentials": database.CredentialsHash(args.APIPassword, args.JWTSecret),
 		"checksum/migrations":  pulumi.String(args.SchemaHash),
 	} {
 		annotations[k] = v
@@ -125,12 +127,12 @@ func NewBackend(ctx *pulumi.Context, name string, args *BackendArgs, opts ...pul
 
 // newBackendSecret holds what the backend's containers read: the JWT key, the API role's
 // password and PgBouncer's auth file. It returns the Secret's name.
-func newBackendSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, apiPassword, jwtSecret pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+func newBackendSecret(ctx *pulumi.Context, name string, id kube.Identity, ns pulumi.StringInput, labels pulumi.StringMap, apiPassword, jwtSecret pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	userlist := apiPassword.ToStringOutput().ApplyT(func(password string) string {
 		return PgBouncerUserlist(authenticatorRole, password)
 	}).(pulumi.StringOutput)
 	secret, err := corev1.NewSecret(ctx, name+"-secrets", &corev1.SecretArgs{
-		Metadata: meta(id.Object("secrets"), ns, labels),
+		Metadata: kube.Meta(id.Object("secrets"), ns, labels),
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
 			"jwt-secret":   jwtSecret,
@@ -188,38 +190,38 @@ func newBackendConfig(ctx *pulumi.Context, name string, ns pulumi.StringInput, l
 	pgbouncerIni := args.DatabaseHost.ToStringOutput().ApplyT(func(host string) (string, error) {
 		ini := PgBouncerPool(s)
 		ini.ListenAddr, ini.ListenPort = "127.0.0.1", pgbouncerPort
-		ini.DatabaseName, ini.DatabaseHost, ini.DatabasePort = args.DatabaseName, host, PostgresPort
+		ini.DatabaseName, ini.DatabaseHost, ini.DatabasePort = args.DatabaseName, host, database.PostgresPort
 		ini.AuthFile = backendSecretsDir + "/userlist.txt"
 		return assets.RenderPgBouncerIni(ini)
 	}).(pulumi.StringOutput)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta(args.Identity.Object("config"), ns, labels),
+		Metadata: kube.Meta(args.Identity.Object("config"), ns, labels),
 		Data:     pulumi.StringMap{"envoy.yaml": pulumi.String(envoyYAML), "pgbouncer.ini": pgbouncerIni},
 	}, opts...)
 	if err != nil {
 		return pulumi.StringOutput{}, pulumi.StringOutput{}, fmt.Errorf("backend config map: %w", err)
 	}
-	hash := pgbouncerIni.ApplyT(func(ini string) string { return checksum(envoyYAML, ini) }).(pulumi.StringOutput)
+	hash := pgbouncerIni.ApplyT(func(ini string) string { return kube.Checksum(envoyYAML, ini) }).(pulumi.StringOutput)
 	return config.Metadata.Name().Elem(), hash, nil
 }
 
 // newBackendDeployment runs the backend pods, after args.StartAfter; with autoscaling an HPA
 // owns the replica count.
-func newBackendDeployment(ctx *pulumi.Context, name string, args *BackendArgs, labels, annotations pulumi.StringMap, pod podOptions, parent pulumi.ResourceOption) error {
+func newBackendDeployment(ctx *pulumi.Context, name string, args *BackendArgs, labels, annotations pulumi.StringMap, pod kube.PodOptions, parent pulumi.ResourceOption) error {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	spec := appsv1.DeploymentSpecArgs{
 		Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
-		Strategy: rollingUpdate(),
+		Strategy: kube.RollingUpdate(),
 		Template: corev1.PodTemplateSpecArgs{
 			Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: annotations},
-			Spec:     pod.spec(),
+			Spec:     pod.Spec(),
 		},
 	}
 	if !s.Autoscale {
 		spec.Replicas = pulumi.Int(s.Replicas)
 	}
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
-		Metadata: workloadMeta(id.Object(), ns, labels),
+		Metadata: kube.WorkloadMeta(id.Object(), ns, labels),
 		Spec:     spec,
 	}, parent, pulumi.DependsOn(args.StartAfter))
 	if err != nil {
@@ -235,33 +237,33 @@ func newBackendDeployment(ctx *pulumi.Context, name string, args *BackendArgs, l
 // when exposed, the disruption budget and the tier's NetworkPolicy.
 func newBackendNetwork(ctx *pulumi.Context, name string, args *BackendArgs, labels pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
-	svc, err := newService(ctx, ns, labels, service{
+	svc, err := kube.NewService(ctx, ns, labels, kube.Service{
 		Resource: name + "-service", Name: id.Object("service"), Type: "ClusterIP", Selector: id.Selector(),
 		Port: BackendPort, TargetPort: BackendPort, PortName: "http",
 	}, parent)
 	if err != nil {
 		return nil, fmt.Errorf("backend service: %w", err)
 	}
-	callers := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods)}
+	callers := []networkingv1.NetworkPolicyPeerArgs{kube.FromPods(args.ClientPods)}
 	if args.ExposeNodePorts {
-		if _, err := newService(ctx, ns, labels, service{
+		if _, err := kube.NewService(ctx, ns, labels, kube.Service{
 			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: id.Selector(),
 			Port: BackendPort, TargetPort: BackendPort, NodePort: s.NodePort, PortName: "http",
 		}, parent); err != nil {
 			return nil, fmt.Errorf("backend node port service: %w", err)
 		}
-		callers = append(callers, fromCIDRs(args.NodePortFrom)...)
+		callers = append(callers, kube.FromCIDRs(args.NodePortFrom)...)
 	}
-	if err := newDisruptionBudget(ctx, name+"-pdb", id.Object(), ns, labels, id.Selector(), maxOneUnavailable(), parent); err != nil {
+	if err := kube.NewDisruptionBudget(ctx, name+"-pdb", id.Object(), ns, labels, id.Selector(), kube.MaxOneUnavailable(), parent); err != nil {
 		return nil, fmt.Errorf("backend disruption budget: %w", err)
 	}
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
+	if err := kube.NewAllowPolicy(ctx, ns, kube.AllowPolicy{
 		Resource: name + "-netpol", Name: id.Object(), Labels: labels, Pods: id.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
-			ingressRule(BackendPort, callers...),
-			ingressRule(envoyMetricsPort, fromNamespace(args.Monitoring.Namespace)),
+			kube.IngressRule(BackendPort, callers...),
+			kube.IngressRule(envoyMetricsPort, kube.FromNamespace(args.Monitoring.Namespace)),
 		},
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, databasePeers(args)...)},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(database.PostgresPort, databasePeers(args)...)},
 	}, parent); err != nil {
 		return nil, fmt.Errorf("backend network policy: %w", err)
 	}
@@ -301,5 +303,5 @@ func newCPUAutoscaler(ctx *pulumi.Context, resource string, ns pulumi.StringInpu
 // databasePeers are the pods the backend may reach on 5432: the primary only. PostgREST
 // never reads from a replica, so a compromised backend pod reaches none.
 func databasePeers(args *BackendArgs) []networkingv1.NetworkPolicyPeerArgs {
-	return []networkingv1.NetworkPolicyPeerArgs{fromPods(args.DatabasePods)}
+	return []networkingv1.NetworkPolicyPeerArgs{kube.FromPods(args.DatabasePods)}
 }

@@ -9,6 +9,8 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/database"
+	"ecommerce-platform/components/kube"
 )
 
 // Ports of the backend pod.
@@ -25,8 +27,8 @@ const (
 
 // DatabaseURL is the API's connection string: always the pod's own PgBouncer, never the
 // database directly, and never with the password (that comes from PGPASSWORD).
-func DatabaseURL(database string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", authenticatorRole, pgbouncerPort, database)
+func DatabaseURL(name string) string {
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s", authenticatorRole, pgbouncerPort, name)
 }
 
 // drainFirst keeps a backend container serving for 5 s after its endpoint is removed, so
@@ -37,96 +39,96 @@ func drainFirst() *corev1.LifecycleArgs {
 
 // waitForDatabaseContainer holds the backend pod back, bounded, until the database accepts
 // connections (wait-for-database.sh, in an image with pg_isready).
-func waitForDatabaseContainer(image string, host pulumi.StringInput, database string, timeoutSeconds int, security PodSecurity) corev1.ContainerArgs {
+func waitForDatabaseContainer(image string, host pulumi.StringInput, name string, timeoutSeconds int, security kube.PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("wait-for-database"),
 		Image:   pulumi.String(image),
 		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("-c"), pulumi.String(assets.WaitForDatabaseScript())},
 		Env: corev1.EnvVarArray{
 			corev1.EnvVarArgs{Name: pulumi.String("DB_HOST"), Value: host},
-			env("DB_PORT", strconv.Itoa(PostgresPort)),
-			env("DB_USER", authenticatorRole),
-			env("DB_NAME", database),
-			env("TIMEOUT_SECONDS", strconv.Itoa(timeoutSeconds)),
+			kube.Env("DB_PORT", strconv.Itoa(database.PostgresPort)),
+			kube.Env("DB_USER", authenticatorRole),
+			kube.Env("DB_NAME", name),
+			kube.Env("TIMEOUT_SECONDS", strconv.Itoa(timeoutSeconds)),
 		},
-		Resources:       requirements(initResources),
-		SecurityContext: security.containerSecurityContext(),
+		Resources:       kube.Requirements(kube.InitResources),
+		SecurityContext: security.ContainerSecurityContext(),
 	}
 }
 
 // envoyContainer is the backend's only way in: rate limit, circuit breaker, outlier detection.
-func envoyContainer(image string, rateLimit int, security PodSecurity) corev1.ContainerArgs {
-	return serving(corev1.ContainerArgs{
+func envoyContainer(image string, rateLimit int, security kube.PodSecurity) corev1.ContainerArgs {
+	return kube.Serving(corev1.ContainerArgs{
 		Name:  pulumi.String("envoy"),
 		Image: pulumi.String(image),
 		// One worker thread per CPU of its limit: without --concurrency Envoy starts one per
 		// host thread, which its CPU limit then throttles.
 		Command: pulumi.ToStringArray([]string{"envoy", "--config-path", "/etc/envoy/envoy.yaml", "--log-level", "warn",
-			"--concurrency", strconv.Itoa(wholeCPUs(proxyResources.CPULimit))}),
-		Ports: corev1.ContainerPortArray{containerPort("http", BackendPort), containerPort("metrics", envoyMetricsPort)},
-		Env:   corev1.EnvVarArray{env("API_RATE_LIMIT", strconv.Itoa(rateLimit))},
+			"--concurrency", strconv.Itoa(kube.WholeCPUs(kube.ProxyResources.CPULimit))}),
+		Ports: corev1.ContainerPortArray{kube.ContainerPort("http", BackendPort), kube.ContainerPort("metrics", envoyMetricsPort)},
+		Env:   corev1.EnvVarArray{kube.Env("API_RATE_LIMIT", strconv.Itoa(rateLimit))},
 		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/etc/envoy/envoy.yaml", "envoy.yaml"),
-			mount("tmp", "/tmp"),
+			kube.FileMount("config", "/etc/envoy/envoy.yaml", "envoy.yaml"),
+			kube.Mount("tmp", "/tmp"),
 		},
 		Lifecycle: drainFirst(),
-	}, proxyResources, security.containerSecurityContext(), probes{
-		startup:   probe(tcpCheck(BackendPort), startupTiming),
-		readiness: probe(httpCheck("/health", BackendPort), readinessTiming),
-		liveness:  probe(tcpCheck(BackendPort), livenessTiming),
+	}, kube.ProxyResources, security.ContainerSecurityContext(), kube.Probes{
+		Startup:   kube.Probe(kube.TCPCheck(BackendPort), kube.StartupTiming),
+		Readiness: kube.Probe(kube.HTTPCheck("/health", BackendPort), kube.ReadinessTiming),
+		Liveness:  kube.Probe(kube.TCPCheck(BackendPort), kube.LivenessTiming),
 	})
 }
 
 // postgrestContainer is the REST API. It listens on 127.0.0.1 only (API and admin server
 // alike, PGRST_SERVER_HOST), so the kubelet reaches its /ready and /live through Envoy
 // (envoy.yaml routes /health and /live); its secrets come from the backend Secret.
-func postgrestContainer(s config.Backend, database string, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
-	return serving(corev1.ContainerArgs{
+func postgrestContainer(s config.Backend, database string, secret pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArgs {
+	return kube.Serving(corev1.ContainerArgs{
 		Name:  pulumi.String("postgrest"),
 		Image: pulumi.String(s.Image),
 		Env: corev1.EnvVarArray{
-			env("DATABASE_URL", DatabaseURL(database)),
-			secretEnv("PGPASSWORD", secret, "db-password"),
-			secretEnv("JWT_SECRET", secret, "jwt-secret"),
-			env("LOG_LEVEL", s.LogLevel),
-			env("PGRST_DB_URI", "$(DATABASE_URL)"),
-			env("PGRST_JWT_SECRET", "$(JWT_SECRET)"),
-			env("PGRST_LOG_LEVEL", "$(LOG_LEVEL)"),
-			env("PGRST_DB_SCHEMAS", s.DBSchemas),
-			env("PGRST_DB_ANON_ROLE", s.AnonRole),
+			kube.Env("DATABASE_URL", DatabaseURL(database)),
+			kube.SecretEnv("PGPASSWORD", secret, "db-password"),
+			kube.SecretEnv("JWT_SECRET", secret, "jwt-secret"),
+			kube.Env("LOG_LEVEL", s.LogLevel),
+			kube.Env("PGRST_DB_URI", "$(DATABASE_URL)"),
+			kube.Env("PGRST_JWT_SECRET", "$(JWT_SECRET)"),
+			kube.Env("PGRST_LOG_LEVEL", "$(LOG_LEVEL)"),
+			kube.Env("PGRST_DB_SCHEMAS", s.DBSchemas),
+			kube.Env("PGRST_DB_ANON_ROLE", s.AnonRole),
 			// Every read answers one bounded page (a longer list is cut, Content-Range says so).
-			env("PGRST_DB_MAX_ROWS", strconv.Itoa(s.MaxRows)),
-			env("PGRST_DB_POOL", strconv.Itoa(s.PostgRESTPoolSize)),
-			env("PGRST_DB_PREPARED_STATEMENTS", "false"),
-			env("PGRST_DB_CHANNEL_ENABLED", "false"),
-			env("PGRST_SERVER_HOST", "127.0.0.1"),
-			env("PGRST_SERVER_PORT", strconv.Itoa(postgrestPort)),
-			env("PGRST_ADMIN_SERVER_PORT", strconv.Itoa(postgrestAdmin)),
+			kube.Env("PGRST_DB_MAX_ROWS", strconv.Itoa(s.MaxRows)),
+			kube.Env("PGRST_DB_POOL", strconv.Itoa(s.PostgRESTPoolSize)),
+			kube.Env("PGRST_DB_PREPARED_STATEMENTS", "false"),
+			kube.Env("PGRST_DB_CHANNEL_ENABLED", "false"),
+			kube.Env("PGRST_SERVER_HOST", "127.0.0.1"),
+			kube.Env("PGRST_SERVER_PORT", strconv.Itoa(postgrestPort)),
+			kube.Env("PGRST_ADMIN_SERVER_PORT", strconv.Itoa(postgrestAdmin)),
 		},
 		Lifecycle: drainFirst(),
-	}, s.Resources, security.containerSecurityContext(),
-		servingProbes(httpCheck("/health", BackendPort), httpCheck("/live", BackendPort)))
+	}, s.Resources, security.ContainerSecurityContext(),
+		kube.ServingProbes(kube.HTTPCheck("/health", BackendPort), kube.HTTPCheck("/live", BackendPort)))
 }
 
 // pgbouncerContainer is the connection-pool ambassador on 127.0.0.1:6432. Its probes run
 // inside the pod and name their user (they run as a uid without a passwd entry, see
 // wait-for-database.sh). Ready: it answers for the API's database; alive: it answers for its
 // own admin console, which needs no server connection.
-func pgbouncerContainer(image, database string, security PodSecurity) corev1.ContainerArgs {
-	poolCheck := func(db string) probeCheck {
-		return execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort),
+func pgbouncerContainer(image, database string, security kube.PodSecurity) corev1.ContainerArgs {
+	poolCheck := func(db string) kube.ProbeCheck {
+		return kube.ExecCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(pgbouncerPort),
 			"--username="+authenticatorRole, "--dbname="+db, "--timeout=2")
 	}
-	return serving(corev1.ContainerArgs{
+	return kube.Serving(corev1.ContainerArgs{
 		Name:    pulumi.String("pgbouncer"),
 		Image:   pulumi.String(image),
 		Command: pulumi.ToStringArray([]string{"pgbouncer", "/etc/pgbouncer-config/pgbouncer.ini"}),
-		Ports:   corev1.ContainerPortArray{containerPort("pgbouncer", pgbouncerPort)},
+		Ports:   corev1.ContainerPortArray{kube.ContainerPort("pgbouncer", pgbouncerPort)},
 		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/etc/pgbouncer-config/pgbouncer.ini", "pgbouncer.ini"),
-			readOnlyMount("secrets", backendSecretsDir),
-			mount("tmp", "/tmp"),
+			kube.FileMount("config", "/etc/pgbouncer-config/pgbouncer.ini", "pgbouncer.ini"),
+			kube.ReadOnlyMount("secrets", backendSecretsDir),
+			kube.Mount("tmp", "/tmp"),
 		},
 		Lifecycle: drainFirst(),
-	}, proxyResources, security.containerSecurityContext(), servingProbes(poolCheck(database), poolCheck("pgbouncer")))
+	}, kube.ProxyResources, security.ContainerSecurityContext(), kube.ServingProbes(poolCheck(database), poolCheck("pgbouncer")))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // servicePort is the port every frontend Service listens on (the seed's port-forward 8080:80).
@@ -17,13 +18,13 @@ const servicePort = 80
 // BlueGreenArgs configure the frontend tier: both colors and the Services that pick one.
 type BlueGreenArgs struct {
 	Namespace       pulumi.StringInput
-	Identity        Identity // without a color
-	Security        PodSecurity
+	Identity        kube.Identity // without a color
+	Security        kube.PodSecurity
 	Settings        config.Frontend
 	BackendHost     pulumi.StringInput
 	BackendPort     int
 	BackendPods     pulumi.StringMap
-	Monitoring      Scrapers
+	Monitoring      kube.Scrapers
 	ExposeNodePorts bool
 	Spread          bool
 	// Prior is what each color ran after the stack's last update and which was live
@@ -58,7 +59,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	active := s.ActiveColor
 	labels := id.TierLabels()
 
-	sa, err := newServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
+	sa, err := kube.NewServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
 	if err != nil {
 		return nil, fmt.Errorf("frontend service account: %w", err)
 	}
@@ -107,7 +108,7 @@ func NewBlueGreen(ctx *pulumi.Context, name string, args *BlueGreenArgs, opts ..
 	}
 
 	bg.Releases = plan.Runs
-	bg.LiveColor = frontendService.Spec.Selector().MapIndex(pulumi.String(colorKey))
+	bg.LiveColor = frontendService.Spec.Selector().MapIndex(pulumi.String(kube.ColorKey))
 	bg.ActiveColor = pulumi.String(active).ToStringOutput()
 	bg.ProductionAddress = productionAddress(frontendService, id.Object("service"), s, ns)
 	bg.PreviewAddresses = previews.ToStringMapOutput()
@@ -172,7 +173,7 @@ func (p ColorPlan) release(s config.Frontend, color string) config.Release {
 
 // newPreviewServices gives each color a Service of its own, whatever is active: releases are
 // tried there, and the promotion check runs against it. It returns their addresses.
-func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, id Identity, s config.Frontend, nodePorts bool, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]*corev1.Service, error) {
+func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput, id kube.Identity, s config.Frontend, nodePorts bool, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]*corev1.Service, error) {
 	addresses := pulumi.StringMap{}
 	services := map[string]*corev1.Service{}
 	ports := map[string]int{Blue: s.BluePreviewNodePort, Green: s.GreenPreviewNodePort}
@@ -182,7 +183,7 @@ func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput,
 	}
 	for _, color := range []string{Blue, Green} {
 		svcName := id.Object(color, "preview")
-		svc, err := newService(ctx, ns, id.WithColor(color).TierLabels(), service{
+		svc, err := kube.NewService(ctx, ns, id.WithColor(color).TierLabels(), kube.Service{
 			Resource: name + "-" + color + "-preview", Name: svcName, Type: serviceType, Selector: id.WithColor(color).Selector(),
 			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: ports[color],
 			SkipAwait: true,
@@ -201,24 +202,24 @@ func newPreviewServices(ctx *pulumi.Context, name string, ns pulumi.StringInput,
 // provider's endpoint settle (a fixed 10 s after every update that proves nothing): opts
 // make them wait for the active Deployment and the promotion check instead, and a
 // LoadBalancer waits only for its address.
-func newProductionServices(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s config.Frontend, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+func newProductionServices(ctx *pulumi.Context, name string, id kube.Identity, ns pulumi.StringInput, labels, activePods pulumi.StringMap, s config.Frontend, nodePorts bool, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
 	public := productionService(name, id, s, activePods)
 	public.SkipAwait = s.ServiceType != "LoadBalancer"
 	if !public.SkipAwait {
 		public.WaitFor = "jsonpath={.status.loadBalancer.ingress}"
 	}
-	frontendService, err := newService(ctx, ns, labels, public, opts...)
+	frontendService, err := kube.NewService(ctx, ns, labels, public, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("frontend-service: %w", err)
 	}
-	if _, err := newService(ctx, ns, labels, service{
+	if _, err := kube.NewService(ctx, ns, labels, kube.Service{
 		Resource: name + "-internal", Name: id.Object("internal"), Type: "ClusterIP", Selector: activePods,
 		Port: servicePort, TargetPort: FrontendPort, PortName: "http", SkipAwait: true,
 	}, opts...); err != nil {
 		return nil, fmt.Errorf("frontend-internal: %w", err)
 	}
 	if nodePorts {
-		if _, err := newService(ctx, ns, labels, service{
+		if _, err := kube.NewService(ctx, ns, labels, kube.Service{
 			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: activePods,
 			Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort, SkipAwait: true,
 		}, opts...); err != nil {
@@ -260,14 +261,14 @@ func productionAddress(svc *corev1.Service, svcName string, s config.Frontend, n
 // productionService is frontend-service. As a LoadBalancer (the internet's way in) it serves
 // HTTPS on 443 (nginx's TLS port, with HSTS) and, on 80, only a redirect to HTTPS; as a
 // ClusterIP or NodePort Service it serves plain HTTP on 80.
-func productionService(name string, id Identity, s config.Frontend, selector pulumi.StringMap) service {
-	svc := service{
+func productionService(name string, id kube.Identity, s config.Frontend, selector pulumi.StringMap) kube.Service {
+	svc := kube.Service{
 		Resource: name + "-service", Name: id.Object("service"), Type: s.ServiceType, Selector: selector,
 		Port: servicePort, TargetPort: FrontendPort, PortName: "http", NodePort: s.NodePort,
 	}
 	if s.ServiceType == "LoadBalancer" && s.TLSSecret != "" {
 		svc.TargetPort = FrontendRedirectPort
-		svc.More = []servicePortSpec{{Name: "https", Port: 443, Target: FrontendTLSPort}}
+		svc.More = []kube.ServicePortSpec{{Name: "https", Port: 443, Target: FrontendTLSPort}}
 	}
 	return svc
 }
@@ -307,18 +308,18 @@ func newIngress(ctx *pulumi.Context, resource, objectName string, ns pulumi.Stri
 // newFrontendPolicy opens the frontend's pods to anyone on its HTTP, HTTPS and redirect
 // ports, to the promotion check, and to the monitoring namespace on the exporter's port; they
 // may call the backend only.
-func newFrontendPolicy(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, id Identity, args *BlueGreenArgs, parent pulumi.ResourceOption) error {
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
+func newFrontendPolicy(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, id kube.Identity, args *BlueGreenArgs, parent pulumi.ResourceOption) error {
+	if err := kube.NewAllowPolicy(ctx, ns, kube.AllowPolicy{
 		Resource: name + "-netpol", Name: id.Object(), Labels: labels, Pods: id.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
 			networkingv1.NetworkPolicyIngressRuleArgs{
-				From: peerArray([]networkingv1.NetworkPolicyPeerArgs{anywhere()}), Ports: tcpPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
+				From: kube.PeerArray([]networkingv1.NetworkPolicyPeerArgs{kube.Anywhere()}), Ports: kube.TCPPorts(FrontendPort, FrontendTLSPort, FrontendRedirectPort),
 			},
-			ingressRule(nginxExporterPort, fromNamespace(args.Monitoring.Namespace)),
+			kube.IngressRule(nginxExporterPort, kube.FromNamespace(args.Monitoring.Namespace)),
 			// The promotion check, by name: ipBlock rules need not match pod addresses.
-			ingressRule(FrontendPort, fromPods(id.WithComponent("promotion-check").Selector())),
+			kube.IngressRule(FrontendPort, kube.FromPods(id.WithComponent("promotion-check").Selector())),
 		},
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(args.BackendPort, fromPods(args.BackendPods))},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(args.BackendPort, kube.FromPods(args.BackendPods))},
 	}, parent); err != nil {
 		return fmt.Errorf("frontend network policy: %w", err)
 	}

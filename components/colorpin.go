@@ -11,6 +11,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // ReleasesOutput is the stack output that records what each color runs after an update; the
@@ -56,8 +57,8 @@ func releaseContent(pod ColorPod) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("color pod settings: %w", err)
 	}
-	return checksum(Version, string(settings), assets.File("nginx.conf.tmpl"), assets.File("fluent-bit.conf"),
-		assets.File("fluent-bit-parsers.conf"), checksumOfData(dashboard)), nil
+	return kube.Checksum(Version, string(settings), assets.File("nginx.conf.tmpl"), assets.File("fluent-bit.conf"),
+		assets.File("fluent-bit-parsers.conf"), kube.ChecksumOfData(dashboard)), nil
 }
 
 // ColorPlan is what an update does to each color: what it runs afterwards, and whether it is

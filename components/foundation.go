@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // FoundationArgs configure the namespace every tier lives in.
@@ -37,8 +38,8 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 	parent := pulumi.Parent(f)
 	labels := pulumi.StringMap{
 		"app.kubernetes.io/instance":   pulumi.String(args.Instance),
-		"app.kubernetes.io/part-of":    pulumi.String(partOf),
-		"app.kubernetes.io/managed-by": pulumi.String(managedBy),
+		"app.kubernetes.io/part-of":    pulumi.String(kube.PartOf),
+		"app.kubernetes.io/managed-by": pulumi.String(kube.ManagedBy),
 	}
 	nsLabels := pulumi.StringMap{
 		"pod-security.kubernetes.io/enforce":         pulumi.String("restricted"),
@@ -63,7 +64,7 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 
 	everyPod := metav1.LabelSelectorArgs{}
 	if _, err := networkingv1.NewNetworkPolicy(ctx, name+"-default-deny", &networkingv1.NetworkPolicyArgs{
-		Metadata: meta("default-deny-all", f.Namespace, labels),
+		Metadata: kube.Meta("default-deny-all", f.Namespace, labels),
 		Spec: networkingv1.NetworkPolicySpecArgs{
 			PodSelector: everyPod,
 			PolicyTypes: pulumi.StringArray{pulumi.String("Ingress"), pulumi.String("Egress")},
@@ -76,7 +77,7 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 		networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(53)},
 	}
 	if _, err := networkingv1.NewNetworkPolicy(ctx, name+"-allow-dns", &networkingv1.NetworkPolicyArgs{
-		Metadata: meta("allow-dns-egress", f.Namespace, labels),
+		Metadata: kube.Meta("allow-dns-egress", f.Namespace, labels),
 		Spec: networkingv1.NetworkPolicySpecArgs{
 			PodSelector: everyPod,
 			PolicyTypes: pulumi.StringArray{pulumi.String("Egress")},
@@ -102,7 +103,7 @@ func NewFoundation(ctx *pulumi.Context, name string, args *FoundationArgs, opts 
 // own (LimitRange).
 func newQuotas(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, q config.Quota, parent pulumi.ResourceOption) error {
 	if _, err := corev1.NewResourceQuota(ctx, name+"-quota", &corev1.ResourceQuotaArgs{
-		Metadata: meta("ecommerce-quota", ns, labels),
+		Metadata: kube.Meta("ecommerce-quota", ns, labels),
 		Spec: &corev1.ResourceQuotaSpecArgs{Hard: pulumi.StringMap{
 			"requests.cpu":     pulumi.String(q.RequestsCPU),
 			"requests.memory":  pulumi.String(q.RequestsMemory),
@@ -115,13 +116,13 @@ func newQuotas(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels p
 		return fmt.Errorf("resource quota: %w", err)
 	}
 
-	defaults := initResources
+	defaults := kube.InitResources
 	if _, err := corev1.NewLimitRange(ctx, name+"-limits", &corev1.LimitRangeArgs{
-		Metadata: meta("ecommerce-limits", ns, labels),
+		Metadata: kube.Meta("ecommerce-limits", ns, labels),
 		Spec: corev1.LimitRangeSpecArgs{Limits: corev1.LimitRangeItemArray{corev1.LimitRangeItemArgs{
 			Type:           pulumi.String("Container"),
-			DefaultRequest: requirements(defaults).Requests,
-			Default:        requirements(defaults).Limits,
+			DefaultRequest: kube.Requirements(defaults).Requests,
+			Default:        kube.Requirements(defaults).Limits,
 		}}},
 	}, parent); err != nil {
 		return fmt.Errorf("limit range: %w", err)

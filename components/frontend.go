@@ -10,6 +10,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // Ports and identities of the frontend pod.
@@ -30,15 +31,15 @@ const (
 // FrontendArgs configure one color's release of the frontend.
 type FrontendArgs struct {
 	Namespace      pulumi.StringInput
-	Identity       Identity // with its Color set
-	Security       PodSecurity
+	Identity       kube.Identity // with its Color set
+	Security       kube.PodSecurity
 	Release        config.Release
 	Pod            ColorPod // what the color's pods are made of
 	ServiceAccount pulumi.StringInput
 	BackendHost    pulumi.StringInput // from the Backend's Output
 	BackendPort    int
 	Spread         bool
-	Monitoring     Scrapers
+	Monitoring     kube.Scrapers
 	// Held keeps the color's Deployment pod template and ConfigMaps as they are (colorpin.go):
 	// the active color, or the idle one holding the release to roll back to.
 	Held bool
@@ -102,13 +103,13 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 	}
 	volumes := frontendVolumes(files)
 	if tls {
-		volumes = append(volumes, secretVolume("tls", pulumi.String(s.TLSSecret)))
+		volumes = append(volumes, kube.SecretVolume("tls", pulumi.String(s.TLSSecret)))
 	}
-	annotations := pulumi.ToStringMap(args.Monitoring.annotations(nginxExporterPort))
+	annotations := pulumi.ToStringMap(args.Monitoring.Annotations(nginxExporterPort))
 	annotations["checksum/config"] = files.Hash
-	deploymentMeta := workloadMeta(objectName, ns, podLabels)
+	deploymentMeta := kube.WorkloadMeta(objectName, ns, podLabels)
 	deploymentMeta.Annotations = pulumi.StringMap{
-		"kube-score/ignore":      kubeScoreIgnore["kube-score/ignore"],
+		"kube-score/ignore":      kube.KubeScoreIgnore["kube-score/ignore"],
 		ReleaseContentAnnotation: pulumi.String(args.ReleaseContent),
 	}
 	deployment, err := appsv1.NewDeployment(ctx, name+"-deployment", &appsv1.DeploymentArgs{
@@ -116,10 +117,10 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 		Spec: appsv1.DeploymentSpecArgs{
 			Replicas: pulumi.Int(release.Replicas),
 			Selector: &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
-			Strategy: rollingUpdate(),
+			Strategy: kube.RollingUpdate(),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: podLabels, Annotations: annotations},
-				Spec: podOptions{
+				Spec: kube.PodOptions{
 					ServiceAccount: args.ServiceAccount,
 					Security:       args.Security,
 					InitContainers: corev1.ContainerArray{logCollectorContainer(s.FluentBitImage, args.Security)},
@@ -128,16 +129,16 @@ func NewFrontend(ctx *pulumi.Context, name string, args *FrontendArgs, opts ...p
 						nginxExporterContainer(s.ExporterImage, args.Security),
 					},
 					TerminationGrace: s.TerminationGraceSeconds,
-					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
+					SpreadSelector:   kube.SpreadIf(args.Spread, id.Selector()),
 					Volumes:          volumes,
-				}.spec(),
+				}.Spec(),
 			},
 		},
 	}, append([]pulumi.ResourceOption{parent}, heldOptions(args.Held, "metadata.labels", "spec.template")...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s deployment: %w", objectName, err)
 	}
-	if err := newDisruptionBudget(ctx, name+"-pdb", objectName, ns, labels, id.Selector(), maxOneUnavailable(), parent); err != nil {
+	if err := kube.NewDisruptionBudget(ctx, name+"-pdb", objectName, ns, labels, id.Selector(), kube.MaxOneUnavailable(), parent); err != nil {
 		return nil, fmt.Errorf("%s disruption budget: %w", objectName, err)
 	}
 
@@ -183,7 +184,7 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 	}
 	held := append([]pulumi.ResourceOption{parent}, heldOptions(args.Held, "data")...)
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta(objectName+"-config", ns, labels),
+		Metadata: kube.Meta(objectName+"-config", ns, labels),
 		Data:     configData,
 	}, held...)
 	if err != nil {
@@ -194,14 +195,14 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 		return frontendFiles{}, err
 	}
 	html, err := corev1.NewConfigMap(ctx, name+"-dashboard", &corev1.ConfigMapArgs{
-		Metadata: meta(objectName+"-dashboard", ns, labels),
+		Metadata: kube.Meta(objectName+"-dashboard", ns, labels),
 		Data:     pulumi.ToStringMap(dashboard),
 	}, held...)
 	if err != nil {
 		return frontendFiles{}, fmt.Errorf("%s dashboard config map: %w", objectName, err)
 	}
 	hash := nginxConf.ApplyT(func(conf string) string {
-		return checksum(conf, checksumOfData(fluentBit), checksumOfData(dashboard))
+		return kube.Checksum(conf, kube.ChecksumOfData(fluentBit), kube.ChecksumOfData(dashboard))
 	}).(pulumi.StringOutput)
 	return frontendFiles{Config: config.Metadata.Name().Elem(), Dashboard: html.Metadata.Name().Elem(), Hash: hash}, nil
 }
@@ -210,7 +211,7 @@ func newFrontendFiles(ctx *pulumi.Context, name, objectName string, ns pulumi.St
 // API), and the writable emptyDirs.
 func frontendVolumes(files frontendFiles) corev1.VolumeArray {
 	return corev1.VolumeArray{
-		configMapVolume("config", files.Config),
+		kube.ConfigMapVolume("config", files.Config),
 		corev1.VolumeArgs{Name: pulumi.String("fluent-bit-config"), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{
 			Name: files.Config,
 			Items: corev1.KeyToPathArray{
@@ -218,26 +219,26 @@ func frontendVolumes(files frontendFiles) corev1.VolumeArray {
 				corev1.KeyToPathArgs{Key: pulumi.String("fluent-bit-parsers.conf"), Path: pulumi.String("fluent-bit-parsers.conf")},
 			},
 		}},
-		configMapVolume("dashboard", files.Dashboard),
-		labelFilesVolume("release", map[string]string{"color": colorKey, "version": "app.kubernetes.io/version"}),
-		emptyDir("tmp", "64Mi"),
-		emptyDir("fluent-bit-state", "64Mi"),
+		kube.ConfigMapVolume("dashboard", files.Dashboard),
+		kube.LabelFilesVolume("release", map[string]string{"color": kube.ColorKey, "version": "app.kubernetes.io/version"}),
+		kube.EmptyDir("tmp", "64Mi"),
+		kube.EmptyDir("fluent-bit-state", "64Mi"),
 	}
 }
 
 // nginxContainer serves the dashboard, /health, /release/ and the API proxy, as the uid its
 // image is built for; with TLS also HTTPS and the redirect port.
-func nginxContainer(image string, size config.Resources, tls bool, security PodSecurity) corev1.ContainerArgs {
+func nginxContainer(image string, size config.Resources, tls bool, security kube.PodSecurity) corev1.ContainerArgs {
 	mounts := corev1.VolumeMountArray{
-		fileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
-		readOnlyMount("dashboard", nginxHTMLRoot),
-		readOnlyMount("release", nginxReleaseDir),
-		mount("tmp", "/tmp"),
+		kube.FileMount("config", "/etc/nginx/nginx.conf", "nginx.conf"),
+		kube.ReadOnlyMount("dashboard", nginxHTMLRoot),
+		kube.ReadOnlyMount("release", nginxReleaseDir),
+		kube.Mount("tmp", "/tmp"),
 	}
 	if tls {
-		mounts = append(mounts, readOnlyMount("tls", nginxTLSDir))
+		mounts = append(mounts, kube.ReadOnlyMount("tls", nginxTLSDir))
 	}
-	return serving(corev1.ContainerArgs{
+	return kube.Serving(corev1.ContainerArgs{
 		Name:         pulumi.String("nginx"),
 		Image:        pulumi.String(image),
 		Ports:        nginxPorts(tls),
@@ -248,45 +249,45 @@ func nginxContainer(image string, size config.Resources, tls bool, security PodS
 		Lifecycle: &corev1.LifecycleArgs{PreStop: &corev1.LifecycleHandlerArgs{Exec: &corev1.ExecActionArgs{
 			Command: pulumi.ToStringArray([]string{"/bin/sh", "-c", "sleep 5; pid=$(cat /tmp/nginx.pid); kill -QUIT \"$pid\"; while kill -0 \"$pid\" 2>/dev/null; do sleep 1; done"}),
 		}}},
-	}, size, security.containerSecurityContextAs(nginxUID), servingProbes(httpCheck("/health", FrontendPort), tcpCheck(FrontendPort)))
+	}, size, security.ContainerSecurityContextAs(nginxUID), kube.ServingProbes(kube.HTTPCheck("/health", FrontendPort), kube.TCPCheck(FrontendPort)))
 }
 
 // logCollectorContainer is Fluent Bit: nginx's access log arrives over loopback syslog (UDP,
 // so nginx never waits for it). It is a native sidecar (an init container that keeps
 // running): the kubelet starts it and waits for its startup probe before nginx starts, and
 // stops it only after nginx has drained, so no line of the pod's life goes to a closed port.
-func logCollectorContainer(image string, security PodSecurity) corev1.ContainerArgs {
-	return serving(corev1.ContainerArgs{
+func logCollectorContainer(image string, security kube.PodSecurity) corev1.ContainerArgs {
+	return kube.Serving(corev1.ContainerArgs{
 		Name:          pulumi.String("log-collector"),
 		Image:         pulumi.String(image),
 		RestartPolicy: pulumi.String("Always"),
 		Command:       pulumi.ToStringArray([]string{"/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.conf"}),
-		Ports:         corev1.ContainerPortArray{containerPort("fluent-bit", fluentBitPort)},
+		Ports:         corev1.ContainerPortArray{kube.ContainerPort("fluent-bit", fluentBitPort)},
 		VolumeMounts: corev1.VolumeMountArray{
-			readOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
-			mount("fluent-bit-state", "/fluent-bit/state"),
+			kube.ReadOnlyMount("fluent-bit-config", "/fluent-bit/etc"),
+			kube.Mount("fluent-bit-state", "/fluent-bit/state"),
 		},
-	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/api/v1/health", fluentBitPort), tcpCheck(fluentBitPort)))
+	}, kube.SidecarResources, security.ContainerSecurityContext(), kube.ServingProbes(kube.HTTPCheck("/api/v1/health", fluentBitPort), kube.TCPCheck(fluentBitPort)))
 }
 
 // nginxExporterContainer serves nginx's stub_status as Prometheus metrics on :9113.
-func nginxExporterContainer(image string, security PodSecurity) corev1.ContainerArgs {
-	return serving(corev1.ContainerArgs{
+func nginxExporterContainer(image string, security kube.PodSecurity) corev1.ContainerArgs {
+	return kube.Serving(corev1.ContainerArgs{
 		Name:  pulumi.String("metrics-exporter"),
 		Image: pulumi.String(image),
 		Args: pulumi.ToStringArray([]string{
 			fmt.Sprintf("--nginx.scrape-uri=http://127.0.0.1:%d/stub_status", nginxStatusPort),
 			fmt.Sprintf("--web.listen-address=:%d", nginxExporterPort),
 		}),
-		Ports: corev1.ContainerPortArray{containerPort("metrics", nginxExporterPort)},
-	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/metrics", nginxExporterPort), tcpCheck(nginxExporterPort)))
+		Ports: corev1.ContainerPortArray{kube.ContainerPort("metrics", nginxExporterPort)},
+	}, kube.SidecarResources, security.ContainerSecurityContext(), kube.ServingProbes(kube.HTTPCheck("/metrics", nginxExporterPort), kube.TCPCheck(nginxExporterPort)))
 }
 
 // nginxPorts are the nginx container's ports: HTTP, and with TLS the HTTPS and redirect ports.
 func nginxPorts(tls bool) corev1.ContainerPortArray {
-	ports := corev1.ContainerPortArray{containerPort("http", FrontendPort)}
+	ports := corev1.ContainerPortArray{kube.ContainerPort("http", FrontendPort)}
 	if tls {
-		ports = append(ports, containerPort("https", FrontendTLSPort), containerPort("redirect", FrontendRedirectPort))
+		ports = append(ports, kube.ContainerPort("https", FrontendTLSPort), kube.ContainerPort("redirect", FrontendRedirectPort))
 	}
 	return ports
 }

@@ -14,6 +14,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // monitoringAPIVersion is the Prometheus Operator's API group and version.
@@ -84,7 +85,7 @@ func newDashboardConfigMap(ctx *pulumi.Context, resource string, ns pulumi.Strin
 		dashboardLabels[k] = v
 	}
 	if _, err := corev1.NewConfigMap(ctx, resource, &corev1.ConfigMapArgs{
-		Metadata: meta("ecommerce-dashboard", ns, dashboardLabels),
+		Metadata: kube.Meta("ecommerce-dashboard", ns, dashboardLabels),
 		Data:     pulumi.StringMap{"ecommerce-platform.json": pulumi.String(board)},
 	}, opts...); err != nil {
 		return fmt.Errorf("dashboard config map: %w", err)
@@ -127,7 +128,7 @@ func newOperatorObject(ctx *pulumi.Context, resource, kind, name string, ns pulu
 	if _, err := apiextensions.NewCustomResource(ctx, resource, &apiextensions.CustomResourceArgs{
 		ApiVersion:  pulumi.String(monitoringAPIVersion),
 		Kind:        pulumi.String(kind),
-		Metadata:    meta(name, ns, labels),
+		Metadata:    kube.Meta(name, ns, labels),
 		OtherFields: kubernetes.UntypedArgs{"spec": fields},
 	}, opts...); err != nil {
 		return fmt.Errorf("%s %s: %w", kind, name, err)

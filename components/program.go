@@ -8,6 +8,8 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/database"
+	"ecommerce-platform/components/kube"
 )
 
 // Program builds the whole stack from its config: load and validate everything first (so
@@ -50,7 +52,7 @@ func warnRecovery(ctx *pulumi.Context, d config.Database, prior Prior) {
 			"object storage and its init containers leave the database alone: unset it (pulumi config rm databaseRecoverFrom)", d.Recovery.From), nil)
 	default:
 		ctx.Log.Warn(fmt.Sprintf("databaseRecoverFrom: the primary may reach %s (port %d) while it recovers from %s; once this update succeeds, "+
-			"run pulumi up once more (or unset databaseRecoverFrom) to take that egress away", d.Offsite.Endpoint, objectStoragePort(d.Offsite.Endpoint), d.Recovery.From), nil)
+			"run pulumi up once more (or unset databaseRecoverFrom) to take that egress away", d.Offsite.Endpoint, database.ObjectStoragePort(d.Offsite.Endpoint), d.Recovery.From), nil)
 	}
 }
 
@@ -59,12 +61,12 @@ func warnRecovery(ctx *pulumi.Context, d config.Database, prior Prior) {
 func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	var err error
 	instance := ctx.Stack()
-	security := PodSecurity{RunAsUser: cfg.RunAsUser, RunAsGroup: cfg.RunAsGroup, FSGroup: cfg.FSGroup}
-	databaseID := Identity{Name: "database", Instance: instance, Component: "database"}
-	backendID := Identity{Name: "backend", Instance: instance, Component: "api"}
-	frontendID := Identity{Name: "frontend", Instance: instance, Component: "web"}
+	security := kube.PodSecurity{RunAsUser: cfg.RunAsUser, RunAsGroup: cfg.RunAsGroup, FSGroup: cfg.FSGroup}
+	databaseID := kube.Identity{Name: "database", Instance: instance, Component: "database"}
+	backendID := kube.Identity{Name: "backend", Instance: instance, Component: "api"}
+	frontendID := kube.Identity{Name: "frontend", Instance: instance, Component: "web"}
 	protect := pulumi.Protect(cfg.Database.Protect)
-	scrapers := Scrapers{Namespace: cfg.MonitoringNamespace, Annotate: cfg.Monitoring.Annotate()}
+	scrapers := kube.Scrapers{Namespace: cfg.MonitoringNamespace, Annotate: cfg.Monitoring.Annotate()}
 
 	foundation, err := NewFoundation(ctx, "foundation", &FoundationArgs{
 		Namespace: cfg.Namespace, Instance: instance, Quota: cfg.Quota,
@@ -74,7 +76,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	}
 	ns := foundation.Namespace
 
-	database, err := NewDatabase(ctx, "database", &DatabaseArgs{
+	db, err := database.New(ctx, "database", &database.Args{
 		Namespace: ns, NamespaceName: cfg.Namespace, Identity: databaseID, Security: security, Settings: cfg.Database,
 		Password: cfg.DBPassword, APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, ReplicationPassword: cfg.ReplicationPassword,
 		RolePasswords:      cfg.RolePasswords,
@@ -89,9 +91,9 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 
 	backend, err := NewBackend(ctx, "backend", &BackendArgs{
 		Namespace: ns, Identity: backendID, Security: security, Settings: cfg.Backend,
-		WaitImage: cfg.Database.Image, DatabaseHost: database.ServiceName, DatabaseName: cfg.Database.Name,
+		WaitImage: cfg.Database.Image, DatabaseHost: db.ServiceName, DatabaseName: cfg.Database.Name,
 		DatabasePods: databaseID.Selector(), ClientPods: frontendID.Selector(),
-		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{database.CredentialsJob}, SchemaHash: database.SchemaHash,
+		APIPassword: cfg.APIDBPassword, JWTSecret: cfg.JWTSecret, StartAfter: []pulumi.Resource{db.CredentialsJob}, SchemaHash: db.SchemaHash,
 		ExposeNodePorts: cfg.ExposeNodePorts, NodePortFrom: config.CIDRList(cfg.NodePortSources), Spread: cfg.SpreadAcrossNodes,
 		Monitoring: scrapers,
 	})
@@ -111,7 +113,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 
 	if cfg.Monitoring.Mode == config.MonitoringOperator {
 		if _, err := NewMonitoring(ctx, "monitoring", &MonitoringArgs{
-			Namespace: ns, Labels: Identity{Name: "monitoring", Instance: instance, Component: "monitoring"}.TierLabels(),
+			Namespace: ns, Labels: kube.Identity{Name: "monitoring", Instance: instance, Component: "monitoring"}.TierLabels(),
 			Settings: cfg.Monitoring, Targets: scrapeTargets(cfg, databaseID, backendID, frontendID),
 			Alerts: alertSettings(cfg, backendID),
 		}); err != nil {
@@ -120,7 +122,7 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	}
 
 	ctx.Export("namespace", ns)
-	ctx.Export("databaseService", database.ServiceName)
+	ctx.Export("databaseService", db.ServiceName)
 	ctx.Export("backendService", backend.ServiceName)
 	ctx.Export("activeColor", frontend.ActiveColor)
 	ctx.Export("productionAddress", frontend.ProductionAddress)
@@ -128,21 +130,21 @@ func build(ctx *pulumi.Context, cfg *config.Config, prior Prior) error {
 	ctx.Export(ReleasesOutput, releasesOutput(frontend.Releases, frontend.LiveColor))
 	ctx.Export(LiveOutput, frontend.LiveColor)
 	ctx.Export("programVersion", pulumi.String(Version))
-	ctx.Export("schemaVersion", pulumi.Int(database.SchemaVersion))
-	ctx.Export(RecoveredOutput, database.RecoveredFrom)
+	ctx.Export("schemaVersion", pulumi.Int(db.SchemaVersion))
+	ctx.Export(RecoveredOutput, db.RecoveredFrom)
 	return nil
 }
 
 // scrapeTargets are the stack's exporters, for the operator's PodMonitors: the primary's
 // and the replicas' postgres_exporter, the backend's Envoy statistics, the archiver's
 // metrics file, the frontend's nginx exporter (both colors).
-func scrapeTargets(cfg *config.Config, database, backend, frontend Identity) []ScrapeTarget {
-	targets := []ScrapeTarget{{Name: database.Object(), Selector: database.MatchLabels()}, {Name: backend.Object(), Selector: backend.MatchLabels()}}
+func scrapeTargets(cfg *config.Config, db, backend, frontend kube.Identity) []ScrapeTarget {
+	targets := []ScrapeTarget{{Name: db.Object(), Selector: db.MatchLabels()}, {Name: backend.Object(), Selector: backend.MatchLabels()}}
 	if cfg.Database.Replicas > 0 && !cfg.Database.Failover.Enabled {
-		targets = append(targets, ScrapeTarget{Name: database.Object("replica"), Selector: database.WithComponent("replica").MatchLabels()})
+		targets = append(targets, ScrapeTarget{Name: db.Object("replica"), Selector: db.WithComponent("replica").MatchLabels()})
 	}
 	if cfg.Database.Archive.Enabled {
-		targets = append(targets, ScrapeTarget{Name: database.Object("archiver"), Selector: database.WithComponent("archiver").MatchLabels()})
+		targets = append(targets, ScrapeTarget{Name: db.Object("archiver"), Selector: db.WithComponent("archiver").MatchLabels()})
 	}
 	return append(targets, ScrapeTarget{Name: frontend.Object(), Selector: frontend.MatchLabels()})
 }
@@ -157,7 +159,7 @@ func replicaSlots(d config.Database) string {
 }
 
 // alertSettings are the alerts' scope and thresholds, from the stack's config.
-func alertSettings(cfg *config.Config, backend Identity) assets.AlertSettings {
+func alertSettings(cfg *config.Config, backend kube.Identity) assets.AlertSettings {
 	d, m := cfg.Database, cfg.Monitoring
 	return assets.AlertSettings{
 		Namespace: cfg.Namespace, Replicas: d.Replicas > 0, ReplicaSlots: replicaSlots(d), Failover: d.Failover.Enabled,

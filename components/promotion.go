@@ -10,6 +10,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // Annotations of the promotion check's pod template: what it checks. A change of any of them
@@ -25,8 +26,8 @@ const (
 type promotionCheck struct {
 	Resource       string
 	Namespace      pulumi.StringInput
-	Identity       Identity
-	Security       PodSecurity
+	Identity       kube.Identity
+	Security       kube.PodSecurity
 	Image          string // sh and curl
 	TimeoutSeconds int
 	Color          string             // the color about to be active
@@ -42,30 +43,30 @@ type promotionCheck struct {
 // and may reach only the active color's pods on the nginx port.
 func newPromotionCheck(ctx *pulumi.Context, p promotionCheck, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
 	labels := p.Identity.TierLabels()
-	sa, err := newServiceAccount(ctx, p.Resource+"-serviceaccount", p.Identity.Object("promotion-check"), p.Namespace, labels, opts...)
+	sa, err := kube.NewServiceAccount(ctx, p.Resource+"-serviceaccount", p.Identity.Object("promotion-check"), p.Namespace, labels, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("promotion check service account: %w", err)
 	}
 	script, err := corev1.NewConfigMap(ctx, p.Resource+"-script", &corev1.ConfigMapArgs{
-		Metadata: meta(p.Identity.Object("promotion-check"), p.Namespace, labels),
+		Metadata: kube.Meta(p.Identity.Object("promotion-check"), p.Namespace, labels),
 		Data:     pulumi.StringMap{"promotion-check.sh": pulumi.String(assets.PromotionCheckScript())},
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("promotion check script: %w", err)
 	}
-	return newGateJob(ctx, gateJob{
+	return kube.NewGateJob(ctx, kube.GateJob{
 		Inputs: pulumi.StringMap{
 			promotionColorKey: pulumi.String(p.Color), promotionVersionKey: pulumi.String(p.Release.Version),
 			promotionImageKey: pulumi.String(p.Release.Image),
 		},
-		jobRun: jobRun{
+		JobRun: kube.JobRun{
 			JobResource: p.Resource + "-job", PolicyResource: p.Resource + "-netpol", Name: p.Identity.Object("promotion-check"),
 			Namespace: p.Namespace, Identity: p.Identity, Labels: labels,
-			Pod: podOptions{
+			Pod: kube.PodOptions{
 				ServiceAccount: sa.Metadata.Name().Elem(),
 				Security:       p.Security,
 				Containers:     corev1.ContainerArray{promotionCheckContainer(p)},
-				Volumes:        corev1.VolumeArray{configMapVolume("script", script.Metadata.Name().Elem())},
+				Volumes:        corev1.VolumeArray{kube.ConfigMapVolume("script", script.Metadata.Name().Elem())},
 			},
 			BackoffLimit: 0, Deadline: p.TimeoutSeconds,
 			Reaches: p.ColorPods, Port: FrontendPort,
@@ -82,13 +83,13 @@ func promotionCheckContainer(p promotionCheck) corev1.ContainerArgs {
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/promotion-check.sh"}),
 		Env: corev1.EnvVarArray{
 			corev1.EnvVarArgs{Name: pulumi.String("TARGET"), Value: p.PreviewURL},
-			env("EXPECTED_COLOR", p.Color),
-			env("EXPECTED_VERSION", p.Release.Version),
-			env("WAIT_SECONDS", strconv.Itoa(p.TimeoutSeconds/2)),
+			kube.Env("EXPECTED_COLOR", p.Color),
+			kube.Env("EXPECTED_VERSION", p.Release.Version),
+			kube.Env("WAIT_SECONDS", strconv.Itoa(p.TimeoutSeconds/2)),
 		},
-		VolumeMounts:             corev1.VolumeMountArray{fileMount("script", "/scripts/promotion-check.sh", "promotion-check.sh")},
-		Resources:                requirements(initResources),
-		SecurityContext:          p.Security.containerSecurityContext(),
+		VolumeMounts:             corev1.VolumeMountArray{kube.FileMount("script", "/scripts/promotion-check.sh", "promotion-check.sh")},
+		Resources:                kube.Requirements(kube.InitResources),
+		SecurityContext:          p.Security.ContainerSecurityContext(),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/database"
 	"ecommerce-platform/tests/testkit"
 	"ecommerce-platform/tests/testkit/pgtest"
 	"ecommerce-platform/tests/testkit/s3test"
@@ -273,7 +274,7 @@ func (c *contractRun) backupRoundTrip(t *testing.T) {
 	// The README's restore procedure: a pod of the postgres image with the backup volume
 	// and the credentials, running assets.RestoreCommand.
 	c.psql(t, "INSERT INTO shop.products (name, price, stock) VALUES ('written after the backup', 1, 1)")
-	restore := contractRestorePod(t, c.cluster, c.r, job, filepath.Join(components.BackupDir, filepath.Base(dumps[0])))
+	restore := contractRestorePod(t, c.cluster, c.r, job, filepath.Join(database.BackupDir, filepath.Base(dumps[0])))
 	c.runToEnd(t, restore, "pg-dump", 2*time.Minute)
 	assert.Equal(t, c.products, c.psql(t, "SELECT count(*) FROM shop.products"), "the restore brings back the dumped rows exactly")
 }
@@ -492,7 +493,7 @@ func (c *contractRun) archiverPod(t *testing.T) {
 	c.timings["wal-receiver"] = receiver.awaitStarted(t)
 	receiver.requireReadyAndLive(t)
 	c.ran.add("wal-receiver")
-	assert.Equal(t, "streaming", c.psql(t, "SELECT state FROM pg_stat_replication WHERE application_name = '"+components.ArchiverSlot+"'"))
+	assert.Equal(t, "streaming", c.psql(t, "SELECT state FROM pg_stat_replication WHERE application_name = '"+database.ArchiverSlot+"'"))
 
 	backups := pod.start(t, "base-backup")
 	c.timings["base-backup"] = backups.awaitStarted(t)
@@ -559,7 +560,7 @@ func (c *contractRun) archiveMetrics(t *testing.T, pod *sandboxPod, verified fun
 		require.False(t, time.Now().After(deadline), "the archiver's metrics do not show backup %s: %v", newest, samples)
 	}
 	exported := testkit.Samples(t, contractGet(t, c.primary.IP, 9187, "/metrics"))
-	assert.Equal(t, 1.0, testkit.SampleNamed(t, exported, "pg_archiver_streaming", `slot_name="`+components.ArchiverSlot+`"`))
+	assert.Equal(t, 1.0, testkit.SampleNamed(t, exported, "pg_archiver_streaming", `slot_name="`+database.ArchiverSlot+`"`))
 	assert.Less(t, testkit.SampleNamed(t, exported, "pg_archiver_lag_bytes"), float64(16<<20))
 }
 

@@ -43,7 +43,7 @@ const (
 	syncNodes       = 1
 	scope           = "database"
 	namespace       = "ecommerce-prod"
-	archiverSlot    = "database_archiver" // components.ArchiverSlot
+	archiverSlot    = "database_archiver" // database.ArchiverSlot
 	replicationUser = "replicator"
 	replicationPass = "replication-test-password"
 	kubeContext     = "failover-test"

@@ -19,7 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// The members' ServiceAccount and the label Patroni finds them by (components/patroni.go).
+// The members' ServiceAccount and the label Patroni finds them by (components/database/patroni.go).
 const (
 	membersAccount = "database-members"
 	membersLabel   = "ecommerce-platform/patroni-cluster=database-cluster"

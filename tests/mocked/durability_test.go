@@ -9,8 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/database"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -42,7 +42,7 @@ func TestArchiverPerStack(t *testing.T) {
 			assert.Equal(t, tc.class, *claims[0].Spec.StorageClassName)
 			assert.Equal(t, tc.size, claims[0].Spec.Resources.Requests.Storage().String())
 			receiver := testkit.EnvOf(testkit.TypedContainer(t, pod, "wal-receiver"))
-			assert.Equal(t, components.ArchiverSlot, receiver["SLOT"])
+			assert.Equal(t, database.ArchiverSlot, receiver["SLOT"])
 			assert.Equal(t, "database-service", receiver["PRIMARY_HOST"])
 
 			primary := testkit.TypedPod(t, r.Object(t, testkit.StatefulSet, "database")).Spec

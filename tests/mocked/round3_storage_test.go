@@ -15,6 +15,8 @@ import (
 
 	"ecommerce-platform/components"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/database"
+	"ecommerce-platform/components/kube"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -172,9 +174,9 @@ func TestRecoveredOutputIsTheSourceAfterTheMigrateJob(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			d, err := components.NewDatabase(ctx, "database", &components.DatabaseArgs{
-				Namespace: pulumi.String("ns"), Identity: components.Identity{Name: "database", Instance: "prod", Component: "database"},
-				Security: components.PodSecurity{RunAsUser: 1000, RunAsGroup: 1000, FSGroup: 1000}, Settings: c.Database,
+			d, err := database.New(ctx, "database", &database.Args{
+				Namespace: pulumi.String("ns"), Identity: kube.Identity{Name: "database", Instance: "prod", Component: "database"},
+				Security: kube.PodSecurity{RunAsUser: 1000, RunAsGroup: 1000, FSGroup: 1000}, Settings: c.Database,
 				Password: c.DBPassword, APIPassword: c.APIDBPassword, JWTSecret: c.JWTSecret, ReplicationPassword: c.ReplicationPassword,
 				RolePasswords: c.RolePasswords, OffsiteAccessKeyID: c.OffsiteAccessKeyID, OffsiteSecretAccessKey: c.OffsiteSecretAccessKey, OffsiteEncryptionKey: c.OffsiteEncryptionKey,
 				ClientPods: pulumi.StringMap{"app": pulumi.String("backend")},

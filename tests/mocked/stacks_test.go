@@ -14,8 +14,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/database"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -167,7 +167,7 @@ func TestDatabaseSettingsReachTheCluster(t *testing.T) {
 	envs := testkit.EnvOf(c[0])
 	assert.Equal(t, "14", envs["BACKUP_KEEP"])
 	assert.Equal(t, "database-service", envs["PGHOST"])
-	assert.Equal(t, components.BackupDir, envs["BACKUP_DIR"])
+	assert.Equal(t, database.BackupDir, envs["BACKUP_DIR"])
 	assert.Equal(t, assets.BackupScript(), testkit.TypedConfigMap(t, r, "database-config").Data["backup.sh"])
 
 	headless := testkit.TypedService(t, r, "database-service")

@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/database"
 	"ecommerce-platform/tests/testkit"
 	"ecommerce-platform/tests/testkit/pgtest"
 )
@@ -87,7 +87,7 @@ func archiverLag(t *testing.T, conn *pgx.Conn) (rows int, streaming, lagBytes, l
 		var slot string
 		var seconds *float64
 		require.NoError(t, result.Scan(&slot, &streaming, &lagBytes, &seconds))
-		assert.Equal(t, components.ArchiverSlot, slot)
+		assert.Equal(t, database.ArchiverSlot, slot)
 		lagSeconds = math.NaN()
 		if seconds != nil {
 			lagSeconds = *seconds
@@ -119,5 +119,5 @@ func TestArchiveLagQuery(t *testing.T) {
 	assert.Equal(t, 0.0, streaming)
 	assert.Greater(t, lagBytes, float64(4<<20), "the WAL of 20000 rows of 200 bytes is behind")
 	assert.True(t, math.IsNaN(lagSeconds), "no lag time while away: %v", lagSeconds)
-	assert.True(t, strings.Contains(assets.File("exporter-queries.yaml"), "'"+components.ArchiverSlot+"'"))
+	assert.True(t, strings.Contains(assets.File("exporter-queries.yaml"), "'"+database.ArchiverSlot+"'"))
 }

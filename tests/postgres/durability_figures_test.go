@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/database"
 	"ecommerce-platform/tests/testkit/pgtest"
 )
 
@@ -53,7 +53,7 @@ func TestDurabilityFigures(t *testing.T) {
 			var b int64
 			var s float64
 			if admin.QueryRow(ctx, `SELECT pg_current_wal_lsn() - flush_lsn, coalesce(extract(epoch FROM flush_lag), 0)
-				FROM pg_stat_replication WHERE application_name = $1`, components.ArchiverSlot).Scan(&b, &s) == nil {
+				FROM pg_stat_replication WHERE application_name = $1`, database.ArchiverSlot).Scan(&b, &s) == nil {
 				lagBytes, lagSeconds = append(lagBytes, b), append(lagSeconds, s)
 			}
 		}

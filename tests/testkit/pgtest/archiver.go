@@ -20,8 +20,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"ecommerce-platform/components"
 	"ecommerce-platform/components/assets"
+	"ecommerce-platform/components/database"
 	"ecommerce-platform/tests/testkit"
 )
 
@@ -57,7 +57,7 @@ func (a *Archiver) Env(extra ...string) []string {
 		"PATH=" + a.path,
 		"PRIMARY_HOST=127.0.0.1", fmt.Sprintf("PRIMARY_PORT=%d", a.port), "REPLICATION_USER=replicator",
 		"PGPASSWORD_FILE=" + filepath.Join(filepath.Dir(a.script), "replication-password"),
-		"ARCHIVE_DIR=" + a.Dir, "SLOT=" + components.ArchiverSlot, "BASEBACKUP_KEEP=2",
+		"ARCHIVE_DIR=" + a.Dir, "SLOT=" + database.ArchiverSlot, "BASEBACKUP_KEEP=2",
 	}, extra...)
 }
 
@@ -76,7 +76,7 @@ func (a *Archiver) WaitStreaming(t *testing.T, admin *pgx.Conn, within time.Dura
 	for deadline := time.Now().Add(within); ; {
 		var n int
 		require.NoError(t, admin.QueryRow(context.Background(),
-			"SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", components.ArchiverSlot).Scan(&n))
+			"SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", database.ArchiverSlot).Scan(&n))
 		if n == 1 {
 			return
 		}
@@ -92,7 +92,7 @@ func (a *Archiver) WaitCaughtUp(t *testing.T, admin *pgx.Conn) {
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		var behind int64
 		require.NoError(t, admin.QueryRow(context.Background(),
-			"SELECT pg_current_wal_lsn() - flush_lsn FROM pg_stat_replication WHERE application_name = $1", components.ArchiverSlot).Scan(&behind))
+			"SELECT pg_current_wal_lsn() - flush_lsn FROM pg_stat_replication WHERE application_name = $1", database.ArchiverSlot).Scan(&behind))
 		if behind <= 0 {
 			return
 		}

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"strconv"
@@ -6,6 +6,8 @@ import (
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/kube"
 )
 
 // credentialsSyncTimeoutSeconds bounds the job's wait for the database.
@@ -15,8 +17,8 @@ const credentialsSyncTimeoutSeconds = 300
 type credentialsJob struct {
 	Resource           string
 	Namespace          pulumi.StringInput
-	Identity           Identity
-	Security           PodSecurity
+	Identity           kube.Identity
+	Security           kube.PodSecurity
 	Image              string // the postgres image: psql and pg_isready
 	User, DatabaseName string
 	Host               pulumi.StringInput // the database Service
@@ -30,10 +32,10 @@ type credentialsJob struct {
 	DatabasePods                pulumi.StringMap
 }
 
-// credentialsHash identifies the values the database must hold: a change of apiDbPassword,
+// CredentialsHash identifies the values the database must hold: a change of apiDbPassword,
 // jwtSecret or replicationPassword changes it, which replaces the Job (it runs again) and rolls the backend's pods.
 // Only a hash of the secrets, never the secrets, appears on a pod template.
-func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
+func CredentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
 	inputs := make([]any, len(secrets))
 	for i, s := range secrets {
 		inputs[i] = s
@@ -43,7 +45,7 @@ func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
 		for i, t := range v {
 			texts[i] = t.(string)
 		}
-		return checksum(texts...)
+		return kube.Checksum(texts...)
 	}).(pulumi.StringOutput)
 }
 
@@ -52,7 +54,7 @@ func credentialsHash(secrets ...pulumi.StringInput) pulumi.StringOutput {
 // pods whose exporter uses it (the primary included: a short restart, after which the exporter
 // logs in as soon as the credentials Job has set the password).
 func exporterPasswordAnnotation(annotations pulumi.StringMap, monitorPassword pulumi.StringInput) pulumi.StringMap {
-	annotations["checksum/exporter-password"] = credentialsHash(monitorPassword)
+	annotations["checksum/exporter-password"] = CredentialsHash(monitorPassword)
 	return annotations
 }
 
@@ -61,22 +63,22 @@ func exporterPasswordAnnotation(annotations pulumi.StringMap, monitorPassword pu
 // Deployment depends on it, so on a rotation the database changes first and the backend's
 // pods roll onto the new values right after (README: "Credential rotation").
 func newCredentialsJob(ctx *pulumi.Context, j credentialsJob, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
-	labels := j.Identity.Labels(versionOf(j.Image))
-	return newGateJob(ctx, gateJob{
+	labels := j.Identity.Labels(kube.VersionOf(j.Image))
+	return kube.NewGateJob(ctx, kube.GateJob{
 		// The order limit is no secret: a change of it runs the Job again too.
 		Inputs: pulumi.StringMap{"checksum/credentials": j.Credentials, "settings/order-max-open-units": pulumi.String(strconv.Itoa(j.OrderMaxOpenUnits)),
 			"settings/order-max-product-share-percent": pulumi.String(strconv.Itoa(j.OrderMaxProductSharePercent))},
-		jobRun: jobRun{
+		JobRun: kube.JobRun{
 			JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("credentials"),
 			Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
-			Pod: podOptions{
+			Pod: kube.PodOptions{
 				ServiceAccount: j.ServiceAccount,
 				Security:       j.Security,
 				Containers:     corev1.ContainerArray{credentialsSyncContainer(j)},
 				Volumes: corev1.VolumeArray{
-					configMapVolume("config", j.Config),
-					secretKeysVolume("secrets", j.Secret, credentialsSyncKeys...),
-					emptyDir("tmp", "16Mi"),
+					kube.ConfigMapVolume("config", j.Config),
+					kube.SecretKeysVolume("secrets", j.Secret, credentialsSyncKeys...),
+					kube.EmptyDir("tmp", "16Mi"),
 				},
 			},
 			BackoffLimit: 2, Deadline: credentialsSyncTimeoutSeconds + 120,
@@ -93,23 +95,23 @@ func credentialsSyncContainer(j credentialsJob) corev1.ContainerArgs {
 		Image:   pulumi.String(j.Image),
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/credentials-sync.sh"}),
 		Env: append(libpqEnv(j.Host, j.User, j.DatabaseName, superuserPasswordKey),
-			env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/"+authenticatorPasswordKey),
-			env("JWT_SECRET_FILE", postgresSecretsDir+"/"+jwtSecretKey),
-			env("REPLICATION_PASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
-			env("BACKUP_PASSWORD_FILE", postgresSecretsDir+"/"+backupPasswordKey),
-			env("RELEASE_UNPAID_PASSWORD_FILE", postgresSecretsDir+"/"+releaseUnpaidPasswordKey),
-			env("MONITOR_PASSWORD_FILE", postgresSecretsDir+"/"+monitorPasswordKey),
-			env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
-			env("ORDER_MAX_OPEN_UNITS", strconv.Itoa(j.OrderMaxOpenUnits)),
-			env("ORDER_MAX_PRODUCT_SHARE_PERCENT", strconv.Itoa(j.OrderMaxProductSharePercent)),
+			kube.Env("AUTHENTICATOR_PASSWORD_FILE", postgresSecretsDir+"/"+authenticatorPasswordKey),
+			kube.Env("JWT_SECRET_FILE", postgresSecretsDir+"/"+jwtSecretKey),
+			kube.Env("REPLICATION_PASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
+			kube.Env("BACKUP_PASSWORD_FILE", postgresSecretsDir+"/"+backupPasswordKey),
+			kube.Env("RELEASE_UNPAID_PASSWORD_FILE", postgresSecretsDir+"/"+releaseUnpaidPasswordKey),
+			kube.Env("MONITOR_PASSWORD_FILE", postgresSecretsDir+"/"+monitorPasswordKey),
+			kube.Env("TIMEOUT_SECONDS", strconv.Itoa(credentialsSyncTimeoutSeconds)),
+			kube.Env("ORDER_MAX_OPEN_UNITS", strconv.Itoa(j.OrderMaxOpenUnits)),
+			kube.Env("ORDER_MAX_PRODUCT_SHARE_PERCENT", strconv.Itoa(j.OrderMaxProductSharePercent)),
 		),
 		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/scripts/credentials-sync.sh", "credentials-sync.sh"),
-			readOnlyMount("secrets", postgresSecretsDir),
-			mount("tmp", "/tmp"),
+			kube.FileMount("config", "/scripts/credentials-sync.sh", "credentials-sync.sh"),
+			kube.ReadOnlyMount("secrets", postgresSecretsDir),
+			kube.Mount("tmp", "/tmp"),
 		},
-		Resources:                requirements(initResources),
+		Resources:                kube.Requirements(kube.InitResources),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
-		SecurityContext:          j.Security.containerSecurityContext(),
+		SecurityContext:          j.Security.ContainerSecurityContext(),
 	}
 }

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"net"
@@ -7,6 +7,8 @@ import (
 
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/kube"
 )
 
 // endpointAddress is the peer an outside object storage endpoint is reached at (issue 27,
@@ -16,11 +18,11 @@ import (
 func endpointAddress(endpoint string) networkingv1.NetworkPolicyPeerArgs {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return anywhere()
+		return kube.Anywhere()
 	}
 	ip := net.ParseIP(u.Hostname())
 	if ip == nil {
-		return anywhere()
+		return kube.Anywhere()
 	}
 	bits := 128
 	if ip.To4() != nil {

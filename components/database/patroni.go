@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -13,6 +13,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // Patroni's REST API port (probes, the members' checks of one another, patronictl) and the
@@ -39,10 +40,10 @@ type membersSet struct {
 	Resource        string
 	Namespace       pulumi.StringInput
 	NamespaceName   string
-	Identity        Identity
-	Security        PodSecurity
+	Identity        kube.Identity
+	Security        kube.PodSecurity
 	Settings        config.Database
-	Monitoring      Scrapers
+	Monitoring      kube.Scrapers
 	Spread          bool
 	Labels          pulumi.StringMap
 	Secret          pulumi.StringInput
@@ -66,17 +67,17 @@ func newPatroniMembers(ctx *pulumi.Context, m membersSet, opts ...pulumi.Resourc
 	if err != nil {
 		return nil, err
 	}
-	annotations := m.Monitoring.annotations(postgresMetricsPort)
+	annotations := m.Monitoring.Annotations(postgresMetricsPort)
 	annotations["checksum/config"] = m.Files.ConfHash
 	annotations["checksum/patroni"] = hash
-	spec := podOptions{
+	spec := kube.PodOptions{
 		ServiceAccount:   serviceAccount,
 		Security:         m.Security,
 		Containers:       corev1.ContainerArray{patroniContainer(s, m.Secret, m.Security), postgresExporterContainer(s, m.Security)},
 		TerminationGrace: 60,
-		SpreadSelector:   spreadIf(m.Spread, id.Selector()),
-		Volumes:          append(databaseVolumes(m.Files, m.Secret, superuserPasswordKey), configMapVolume("patroni", patroni)),
-	}.spec()
+		SpreadSelector:   kube.SpreadIf(m.Spread, id.Selector()),
+		Volumes:          append(databaseVolumes(m.Files, m.Secret, superuserPasswordKey), kube.ConfigMapVolume("patroni", patroni)),
+	}.Spec()
 	// The one pod of the platform that talks to the API server: the leader lock and its own
 	// role label, under the Role newPatroniRBAC binds.
 	spec.AutomountServiceAccountToken = pulumi.Bool(true)
@@ -89,7 +90,7 @@ func newPatroniMembers(ctx *pulumi.Context, m membersSet, opts ...pulumi.Resourc
 			// a stack turning databaseFailover on keeps its StatefulSet and database-0's data.
 			PodManagementPolicy:                  pulumi.String("OrderedReady"),
 			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
-			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
+			PersistentVolumeClaimRetentionPolicy: kube.ClaimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: patroniPodLabels(m.Labels, id), Annotations: exporterPasswordAnnotation(pulumi.ToStringMap(annotations), m.MonitorPassword)},
 				Spec:     spec,
@@ -100,7 +101,7 @@ func newPatroniMembers(ctx *pulumi.Context, m membersSet, opts ...pulumi.Resourc
 	if err != nil {
 		return nil, fmt.Errorf("database members statefulset: %w", err)
 	}
-	if err := newDisruptionBudget(ctx, m.Resource+"-pdb", id.Object(), ns, m.Labels, id.Selector(), maxOneUnavailable(), opts...); err != nil {
+	if err := kube.NewDisruptionBudget(ctx, m.Resource+"-pdb", id.Object(), ns, m.Labels, id.Selector(), kube.MaxOneUnavailable(), opts...); err != nil {
 		return nil, fmt.Errorf("database members disruption budget: %w", err)
 	}
 	return statefulSet, nil
@@ -108,17 +109,17 @@ func newPatroniMembers(ctx *pulumi.Context, m membersSet, opts ...pulumi.Resourc
 
 // patroniPodLabels are the members' template labels plus Patroni's scope label, by which
 // Patroni finds its members' pods (the role label is Patroni's own, set at run time).
-func patroniPodLabels(labels pulumi.StringMap, id Identity) pulumi.StringMap {
+func patroniPodLabels(labels pulumi.StringMap, id kube.Identity) pulumi.StringMap {
 	out := pulumi.StringMap{patroniScopeLabel: pulumi.String(id.Object(patroniScope))}
 	maps.Copy(out, labels)
 	return out
 }
 
 // leaderSelector and replicaSelector select the members by the role Patroni gives them.
-func leaderSelector(id Identity) pulumi.StringMap  { return withRole(id, patroniPrimary) }
-func replicaSelector(id Identity) pulumi.StringMap { return withRole(id, patroniReplica) }
+func leaderSelector(id kube.Identity) pulumi.StringMap  { return withRole(id, patroniPrimary) }
+func replicaSelector(id kube.Identity) pulumi.StringMap { return withRole(id, patroniReplica) }
 
-func withRole(id Identity, role string) pulumi.StringMap {
+func withRole(id kube.Identity, role string) pulumi.StringMap {
 	selector := id.Selector()
 	selector[patroniRoleLabel] = pulumi.String(role)
 	return selector
@@ -141,17 +142,17 @@ func newPatroniFiles(ctx *pulumi.Context, m membersSet, opts ...pulumi.ResourceO
 	}
 	data["patroni.yml"] = yml
 	cm, err := corev1.NewConfigMap(ctx, m.Resource+"-patroni", &corev1.ConfigMapArgs{
-		Metadata: meta(id.Object("patroni"), m.Namespace, m.Labels),
+		Metadata: kube.Meta(id.Object("patroni"), m.Namespace, m.Labels),
 		Data:     pulumi.ToStringMap(data),
 	}, opts...)
 	if err != nil {
 		return pulumi.StringOutput{}, "", fmt.Errorf("patroni config map: %w", err)
 	}
-	return cm.Metadata.Name().Elem(), checksum(data["patroni.yml"], data["patroni-post-bootstrap.sh"], data["passwd"], data["group"]), nil
+	return cm.Metadata.Name().Elem(), kube.Checksum(data["patroni.yml"], data["patroni-post-bootstrap.sh"], data["passwd"], data["group"]), nil
 }
 
 // patroniSettings maps the stack's database settings onto patroni.yml.
-func patroniSettings(s config.Database, id Identity, namespace string) assets.PatroniSettings {
+func patroniSettings(s config.Database, id kube.Identity, namespace string) assets.PatroniSettings {
 	archiverSlot := ""
 	if s.Archive.Enabled {
 		archiverSlot = ArchiverSlot
@@ -177,35 +178,35 @@ const maximumLagOnFailover = 16 << 20
 // the Secret by reference (never in patroni.yml); the pod's own name and address from the
 // downward API. Started and alive while Patroni answers (/liveness), ready while PostgreSQL
 // runs (/readiness): a replica still cloning its leader is started, not killed.
-func patroniContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
-	return serving(corev1.ContainerArgs{
+func patroniContainer(s config.Database, secret pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArgs {
+	return kube.Serving(corev1.ContainerArgs{
 		Name:    pulumi.String("postgres"),
 		Image:   pulumi.String(s.Failover.Image),
 		Command: pulumi.ToStringArray([]string{"patroni", patroniConfigDir + "/patroni.yml"}),
-		Ports:   corev1.ContainerPortArray{containerPort("postgres", PostgresPort), containerPort("patroni", patroniPort)},
+		Ports:   corev1.ContainerPortArray{kube.ContainerPort("postgres", PostgresPort), kube.ContainerPort("patroni", patroniPort)},
 		Env: corev1.EnvVarArray{
-			fieldEnv("PATRONI_NAME", "metadata.name"),
-			fieldEnv("POD_IP", "status.podIP"),
-			env("PATRONI_KUBERNETES_POD_IP", "$(POD_IP)"),
-			env("PATRONI_POSTGRESQL_CONNECT_ADDRESS", "$(POD_IP):"+strconv.Itoa(PostgresPort)),
-			env("PATRONI_RESTAPI_CONNECT_ADDRESS", "$(POD_IP):"+strconv.Itoa(patroniPort)),
-			secretEnv("PATRONI_SUPERUSER_PASSWORD", secret, "password"),
-			secretEnv("PATRONI_REPLICATION_PASSWORD", secret, "replication-password"),
-			env("POSTGRES_DB", s.Name),
+			kube.FieldEnv("PATRONI_NAME", "metadata.name"),
+			kube.FieldEnv("POD_IP", "status.podIP"),
+			kube.Env("PATRONI_KUBERNETES_POD_IP", "$(POD_IP)"),
+			kube.Env("PATRONI_POSTGRESQL_CONNECT_ADDRESS", "$(POD_IP):"+strconv.Itoa(PostgresPort)),
+			kube.Env("PATRONI_RESTAPI_CONNECT_ADDRESS", "$(POD_IP):"+strconv.Itoa(patroniPort)),
+			kube.SecretEnv("PATRONI_SUPERUSER_PASSWORD", secret, "password"),
+			kube.SecretEnv("PATRONI_REPLICATION_PASSWORD", secret, "replication-password"),
+			kube.Env("POSTGRES_DB", s.Name),
 			// patroni.yml's data_dir, for pg_ctl and friends in a `kubectl exec` session.
-			env("PGDATA", postgresDataDir+"/pgdata"),
-			env("LD_PRELOAD", nssWrapper),
-			env("NSS_WRAPPER_PASSWD", patroniConfigDir+"/passwd"),
-			env("NSS_WRAPPER_GROUP", patroniConfigDir+"/group"),
+			kube.Env("PGDATA", postgresDataDir+"/pgdata"),
+			kube.Env("LD_PRELOAD", nssWrapper),
+			kube.Env("NSS_WRAPPER_PASSWD", patroniConfigDir+"/passwd"),
+			kube.Env("NSS_WRAPPER_GROUP", patroniConfigDir+"/group"),
 		},
 		VolumeMounts: corev1.VolumeMountArray{
-			mount("data", postgresDataDir),
-			readOnlyMount("patroni", patroniConfigDir),
-			fileMount("config", postgresConfigPath, "postgresql.conf"),
-			mount("tmp", "/tmp"),
-			mount("run", postgresSocketDir),
+			kube.Mount("data", postgresDataDir),
+			kube.ReadOnlyMount("patroni", patroniConfigDir),
+			kube.FileMount("config", postgresConfigPath, "postgresql.conf"),
+			kube.Mount("tmp", "/tmp"),
+			kube.Mount("run", postgresSocketDir),
 		},
-	}, s.Resources, security.containerSecurityContext(), cloningProbes(httpCheck("/readiness", patroniPort), httpCheck("/liveness", patroniPort)))
+	}, s.Resources, security.ContainerSecurityContext(), kube.CloningProbes(kube.HTTPCheck("/readiness", patroniPort), kube.HTTPCheck("/liveness", patroniPort)))
 }
 
 // kubernetesAPIPorts are the ports the API server listens on: 443 behind the kubernetes
@@ -214,25 +215,25 @@ var kubernetesAPIPorts = []int{443, 6443}
 
 // patroniIngress lets the members reach one another: streaming replication and pg_rewind on
 // 5432, Patroni's REST API on 8008 (a member checks the others before it takes the lock).
-func patroniIngress(s config.Database, id Identity) networkingv1.NetworkPolicyIngressRuleArray {
+func patroniIngress(s config.Database, id kube.Identity) networkingv1.NetworkPolicyIngressRuleArray {
 	if !s.Failover.Enabled {
 		return nil
 	}
-	members := fromPods(id.Selector())
-	return networkingv1.NetworkPolicyIngressRuleArray{ingressRule(PostgresPort, members), ingressRule(patroniPort, members)}
+	members := kube.FromPods(id.Selector())
+	return networkingv1.NetworkPolicyIngressRuleArray{kube.IngressRule(PostgresPort, members), kube.IngressRule(patroniPort, members)}
 }
 
 // patroniEgress is the members' way out: to one another on the same ports, and to the API
 // server, whose address a NetworkPolicy cannot name portably (it is outside the pod network),
 // so its ports are open to any address.
-func patroniEgress(s config.Database, id Identity) networkingv1.NetworkPolicyEgressRuleArray {
+func patroniEgress(s config.Database, id kube.Identity) networkingv1.NetworkPolicyEgressRuleArray {
 	if !s.Failover.Enabled {
 		return nil
 	}
-	members := fromPods(id.Selector())
-	rules := networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, members), egressRule(patroniPort, members)}
+	members := kube.FromPods(id.Selector())
+	rules := networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(PostgresPort, members), kube.EgressRule(patroniPort, members)}
 	for _, port := range kubernetesAPIPorts {
-		rules = append(rules, egressRule(port, anywhere()))
+		rules = append(rules, kube.EgressRule(port, kube.Anywhere()))
 	}
 	return rules
 }
@@ -241,7 +242,7 @@ func patroniEgress(s config.Database, id Identity) networkingv1.NetworkPolicyEgr
 // database-service, selects only the member Patroni labels primary at run time (the
 // serviceName cannot change in place, and Patroni needs no per-pod DNS).
 func membersMeta(name string, ns pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
-	m := workloadMeta(name, ns, labels)
-	m.Annotations = pulumi.StringMap{"kube-score/ignore": pulumi.String(kubeScoreIgnoredUIDs + "," + runtimeServiceName)}
+	m := kube.WorkloadMeta(name, ns, labels)
+	m.Annotations = pulumi.StringMap{"kube-score/ignore": pulumi.String(kube.KubeScoreIgnoredUIDs + "," + kube.RuntimeServiceName)}
 	return m
 }

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // Ports and paths of the database pod.
@@ -30,36 +31,36 @@ const BackupDir = "/backups"
 
 // postgresContainer is the primary's PostgreSQL 15: postgresServer with the superuser's
 // password, which the image's first start (initdb) sets; the one key of the Secret it mounts.
-func postgresContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
+func postgresContainer(s config.Database, security kube.PodSecurity) corev1.ContainerArgs {
 	c := postgresServer(s, security)
-	c.Env = append(c.Env.(corev1.EnvVarArray), env("POSTGRES_PASSWORD_FILE", postgresSecretsDir+"/"+superuserPasswordKey))
-	c.VolumeMounts = append(c.VolumeMounts.(corev1.VolumeMountArray), readOnlyMount("secrets", postgresSecretsDir))
+	c.Env = append(c.Env.(corev1.EnvVarArray), kube.Env("POSTGRES_PASSWORD_FILE", postgresSecretsDir+"/"+superuserPasswordKey))
+	c.VolumeMounts = append(c.VolumeMounts.(corev1.VolumeMountArray), kube.ReadOnlyMount("secrets", postgresSecretsDir))
 	return c
 }
 
 // postgresServer is PostgreSQL 15 through its image's entrypoint: first start runs initdb
 // (the schema is the database-migrate Job's); postgresql.conf comes from the ConfigMap; the probes name their user (they
 // run as a uid without a passwd entry).
-func postgresServer(s config.Database, security PodSecurity) corev1.ContainerArgs {
-	isReady := execCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
-	return serving(corev1.ContainerArgs{
+func postgresServer(s config.Database, security kube.PodSecurity) corev1.ContainerArgs {
+	isReady := kube.ExecCheck("pg_isready", "--host=127.0.0.1", "--port="+strconv.Itoa(PostgresPort), "--username="+s.User, "--dbname="+s.Name)
+	return kube.Serving(corev1.ContainerArgs{
 		Name:  pulumi.String("postgres"),
 		Image: pulumi.String(s.Image),
 		Args:  pulumi.StringArray{pulumi.String("-c"), pulumi.String("config_file=" + postgresConfigPath)},
-		Ports: corev1.ContainerPortArray{containerPort("postgres", PostgresPort)},
+		Ports: corev1.ContainerPortArray{kube.ContainerPort("postgres", PostgresPort)},
 		Env: corev1.EnvVarArray{
-			env("POSTGRES_USER", s.User),
-			env("POSTGRES_DB", s.Name),
-			env("PGDATA", postgresDataDir+"/pgdata"),
+			kube.Env("POSTGRES_USER", s.User),
+			kube.Env("POSTGRES_DB", s.Name),
+			kube.Env("PGDATA", postgresDataDir+"/pgdata"),
 		},
 		VolumeMounts: corev1.VolumeMountArray{
-			mount("data", postgresDataDir),
-			fileMount("config", postgresConfigPath, "postgresql.conf"),
-			fileMount("config", postgresHBAPath, "pg_hba.conf"),
-			mount("tmp", "/tmp"),
-			mount("run", postgresSocketDir),
+			kube.Mount("data", postgresDataDir),
+			kube.FileMount("config", postgresConfigPath, "postgresql.conf"),
+			kube.FileMount("config", postgresHBAPath, "pg_hba.conf"),
+			kube.Mount("tmp", "/tmp"),
+			kube.Mount("run", postgresSocketDir),
 		},
-	}, s.Resources, security.containerSecurityContext(), servingProbes(isReady, tcpCheck(PostgresPort)))
+	}, s.Resources, security.ContainerSecurityContext(), kube.ServingProbes(isReady, kube.TCPCheck(PostgresPort)))
 }
 
 // exporterQueriesPath is where the exporter reads its queries (a ConfigMap key).
@@ -68,23 +69,23 @@ const exporterQueriesPath = "/etc/postgres-exporter/queries.yaml"
 // postgresExporterContainer serves the database's metrics on :9187, logging in as the monitor
 // role over the pod's loopback (pg_hba.conf admits it from nowhere else) with the one key it
 // mounts; it reads the password when it starts.
-func postgresExporterContainer(s config.Database, security PodSecurity) corev1.ContainerArgs {
-	return serving(corev1.ContainerArgs{
+func postgresExporterContainer(s config.Database, security kube.PodSecurity) corev1.ContainerArgs {
+	return kube.Serving(corev1.ContainerArgs{
 		Name:  pulumi.String("postgres-exporter"),
 		Image: pulumi.String(s.ExporterImage),
-		Ports: corev1.ContainerPortArray{containerPort("metrics", postgresMetricsPort)},
+		Ports: corev1.ContainerPortArray{kube.ContainerPort("metrics", postgresMetricsPort)},
 		Env: corev1.EnvVarArray{
-			env("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/%s?sslmode=disable", PostgresPort, s.Name)),
-			env("DATA_SOURCE_USER", monitorRole),
-			env("DATA_SOURCE_PASS_FILE", postgresSecretsDir+"/"+monitorPasswordKey),
+			kube.Env("DATA_SOURCE_URI", fmt.Sprintf("127.0.0.1:%d/%s?sslmode=disable", PostgresPort, s.Name)),
+			kube.Env("DATA_SOURCE_USER", monitorRole),
+			kube.Env("DATA_SOURCE_PASS_FILE", postgresSecretsDir+"/"+monitorPasswordKey),
 			// pg_archiver_*: the archiver's lag (exporter-queries.yaml).
-			env("PG_EXPORTER_EXTEND_QUERY_PATH", exporterQueriesPath),
+			kube.Env("PG_EXPORTER_EXTEND_QUERY_PATH", exporterQueriesPath),
 		},
 		VolumeMounts: corev1.VolumeMountArray{
-			readOnlyMount("monitor", postgresSecretsDir),
-			fileMount("config", exporterQueriesPath, "exporter-queries.yaml"),
+			kube.ReadOnlyMount("monitor", postgresSecretsDir),
+			kube.FileMount("config", exporterQueriesPath, "exporter-queries.yaml"),
 		},
-	}, sidecarResources, security.containerSecurityContext(), servingProbes(httpCheck("/", postgresMetricsPort), tcpCheck(postgresMetricsPort)))
+	}, kube.SidecarResources, security.ContainerSecurityContext(), kube.ServingProbes(kube.HTTPCheck("/", postgresMetricsPort), kube.TCPCheck(postgresMetricsPort)))
 }
 
 // libpqEnv is how a script of the postgres image reaches the database: host, port, role,
@@ -92,49 +93,49 @@ func postgresExporterContainer(s config.Database, security PodSecurity) corev1.C
 func libpqEnv(host pulumi.StringInput, user, database, passwordFile string) corev1.EnvVarArray {
 	return corev1.EnvVarArray{
 		corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: host},
-		env("PGPORT", strconv.Itoa(PostgresPort)),
-		env("PGUSER", user),
-		env("PGDATABASE", database),
-		env("PGPASSWORD_FILE", postgresSecretsDir+"/"+passwordFile),
+		kube.Env("PGPORT", strconv.Itoa(PostgresPort)),
+		kube.Env("PGUSER", user),
+		kube.Env("PGDATABASE", database),
+		kube.Env("PGPASSWORD_FILE", postgresSecretsDir+"/"+passwordFile),
 	}
 }
 
 // pgDumpContainer runs backup.sh (pg_dump into the backup claim) as the backup role.
-func pgDumpContainer(s config.Database, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func pgDumpContainer(s config.Database, host pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("pg-dump"),
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/backup.sh")},
 		Env: append(libpqEnv(host, backupRole, s.Name, backupPasswordKey),
-			env("BACKUP_DIR", BackupDir),
-			env("BACKUP_KEEP", strconv.Itoa(s.BackupKeep)),
+			kube.Env("BACKUP_DIR", BackupDir),
+			kube.Env("BACKUP_KEEP", strconv.Itoa(s.BackupKeep)),
 		),
 		VolumeMounts: corev1.VolumeMountArray{
-			mount("backups", BackupDir),
-			fileMount("config", "/scripts/backup.sh", "backup.sh"),
-			readOnlyMount("secrets", postgresSecretsDir),
-			mount("tmp", "/tmp"),
+			kube.Mount("backups", BackupDir),
+			kube.FileMount("config", "/scripts/backup.sh", "backup.sh"),
+			kube.ReadOnlyMount("secrets", postgresSecretsDir),
+			kube.Mount("tmp", "/tmp"),
 		},
-		Resources:       requirements(backupResources),
-		SecurityContext: security.containerSecurityContext(),
+		Resources:       kube.Requirements(kube.BackupResources),
+		SecurityContext: security.ContainerSecurityContext(),
 	}
 }
 
 // releaseUnpaidContainer runs release-unpaid.sh (shop.release_unpaid_orders) as the
 // release_unpaid role.
-func releaseUnpaidContainer(s config.Database, host pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func releaseUnpaidContainer(s config.Database, host pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("release-unpaid"),
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.StringArray{pulumi.String("sh"), pulumi.String("/scripts/release-unpaid.sh")},
-		Env:     append(libpqEnv(host, releaseUnpaidRole, s.Name, releaseUnpaidPasswordKey), env("UNPAID_MAX_AGE_MINUTES", strconv.Itoa(s.UnpaidOrderMaxAgeMinutes))),
+		Env:     append(libpqEnv(host, releaseUnpaidRole, s.Name, releaseUnpaidPasswordKey), kube.Env("UNPAID_MAX_AGE_MINUTES", strconv.Itoa(s.UnpaidOrderMaxAgeMinutes))),
 		VolumeMounts: corev1.VolumeMountArray{
-			fileMount("config", "/scripts/release-unpaid.sh", "release-unpaid.sh"),
-			readOnlyMount("secrets", postgresSecretsDir),
-			mount("tmp", "/tmp"),
+			kube.FileMount("config", "/scripts/release-unpaid.sh", "release-unpaid.sh"),
+			kube.ReadOnlyMount("secrets", postgresSecretsDir),
+			kube.Mount("tmp", "/tmp"),
 		},
-		Resources:                requirements(initResources),
+		Resources:                kube.Requirements(kube.InitResources),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
-		SecurityContext:          security.containerSecurityContext(),
+		SecurityContext:          security.ContainerSecurityContext(),
 	}
 }

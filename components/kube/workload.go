@@ -1,4 +1,4 @@
-package components
+package kube
 
 import (
 	"crypto/sha256"
@@ -16,15 +16,15 @@ import (
 	"ecommerce-platform/components/config"
 )
 
-// meta is the ObjectMeta of a named object in the stack's namespace.
-func meta(name string, namespace pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
+// Meta is the ObjectMeta of a named object in the stack's namespace.
+func Meta(name string, namespace pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
 	return &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: namespace, Labels: labels}
 }
 
-// podOptions describe a hardened pod; spec() adds what every pod of the platform shares:
+// PodOptions describe a hardened pod; spec() adds what every pod of the platform shares:
 // its own ServiceAccount without a mounted token, the hardened security context and,
 // when asked, spreading across nodes.
-type podOptions struct {
+type PodOptions struct {
 	ServiceAccount   pulumi.StringInput
 	Security         PodSecurity
 	InitContainers   corev1.ContainerArray
@@ -35,7 +35,7 @@ type podOptions struct {
 	SpreadSelector   pulumi.StringMap // nil: no topology spread
 }
 
-func (o podOptions) spec() *corev1.PodSpecArgs {
+func (o PodOptions) Spec() *corev1.PodSpecArgs {
 	spec := &corev1.PodSpecArgs{
 		// Always: the node checks the pinned tag against the registry on every pod start, so
 		// a re-pushed tag or a private image is never served from another pod's cache.
@@ -73,33 +73,33 @@ func alwaysPull(containers corev1.ContainerArray) corev1.ContainerArray {
 	return out
 }
 
-// kubeScoreIgnore is put on every workload: the one kube-score check the program departs
+// KubeScoreIgnore is put on every workload: the one kube-score check the program departs
 // from on purpose. kube-score wants uids and gids of 10000 or more; the platform keeps the
 // seed's 1000 (config runAsUser/runAsGroup/fsGroup) because changing the uid of an existing
 // database breaks it (PostgreSQL refuses a data directory owned by another uid), and the
 // images run as any uid. README "kube-score" says so.
-var kubeScoreIgnore = pulumi.StringMap{"kube-score/ignore": pulumi.String(kubeScoreIgnoredUIDs)}
+var KubeScoreIgnore = pulumi.StringMap{"kube-score/ignore": pulumi.String(KubeScoreIgnoredUIDs)}
 
-// kubeScoreIgnoredUIDs is that check's name.
-const kubeScoreIgnoredUIDs = "container-security-context-user-group-id"
+// KubeScoreIgnoredUIDs is that check's name.
+const KubeScoreIgnoredUIDs = "container-security-context-user-group-id"
 
-// runtimeServiceName is kube-score's check that a StatefulSet's serviceName selects its pods:
+// RuntimeServiceName is kube-score's check that a StatefulSet's serviceName selects its pods:
 // under Patroni, database-service selects only the member Patroni labels primary at run time.
-const runtimeServiceName = "statefulset-has-servicename"
+const RuntimeServiceName = "statefulset-has-servicename"
 
-// workloadMeta is the ObjectMeta of a Deployment, StatefulSet or CronJob.
-func workloadMeta(name string, namespace pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
-	m := meta(name, namespace, labels)
-	m.Annotations = kubeScoreIgnore
+// WorkloadMeta is the ObjectMeta of a Deployment, StatefulSet or CronJob.
+func WorkloadMeta(name string, namespace pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
+	m := Meta(name, namespace, labels)
+	m.Annotations = KubeScoreIgnore
 	return m
 }
 
-// serving fills a long-running container's tail: its size, the hardened security context and
+// Serving fills a long-running container's tail: its size, the hardened security context and
 // its startup, readiness and liveness probes.
-func serving(c corev1.ContainerArgs, size config.Resources, security *corev1.SecurityContextArgs, p probes) corev1.ContainerArgs {
-	c.Resources = requirements(size)
+func Serving(c corev1.ContainerArgs, size config.Resources, security *corev1.SecurityContextArgs, p Probes) corev1.ContainerArgs {
+	c.Resources = Requirements(size)
 	c.SecurityContext = security
-	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = p.startup, p.readiness, p.liveness
+	c.StartupProbe, c.ReadinessProbe, c.LivenessProbe = p.Startup, p.Readiness, p.Liveness
 	return c
 }
 
@@ -134,31 +134,31 @@ func spread(selector pulumi.StringMap) (corev1.TopologySpreadConstraintArray, *c
 	return constraints, affinity
 }
 
-// spreadIf returns the selector to spread on, or nil when spreading is off.
-func spreadIf(on bool, selector pulumi.StringMap) pulumi.StringMap {
+// SpreadIf returns the selector to spread on, or nil when spreading is off.
+func SpreadIf(on bool, selector pulumi.StringMap) pulumi.StringMap {
 	if !on {
 		return nil
 	}
 	return selector
 }
 
-// emptyDir is a pod-private writable folder; a read-only root file system needs them.
-func emptyDir(name, sizeLimit string) corev1.VolumeArgs {
+// EmptyDir is a pod-private writable folder; a read-only root file system needs them.
+func EmptyDir(name, sizeLimit string) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String(sizeLimit)}}
 }
 
-func configMapVolume(name string, configMap pulumi.StringInput) corev1.VolumeArgs {
+func ConfigMapVolume(name string, configMap pulumi.StringInput) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), ConfigMap: &corev1.ConfigMapVolumeSourceArgs{Name: configMap}}
 }
 
-// secretVolume mounts a Secret readable by the pod's group only.
-func secretVolume(name string, secret pulumi.StringInput) corev1.VolumeArgs {
+// SecretVolume mounts a Secret readable by the pod's group only.
+func SecretVolume(name string, secret pulumi.StringInput) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secret, DefaultMode: pulumi.Int(0o440)}}
 }
 
-// secretKeysVolume mounts only the named keys of a Secret (each as a file of its name),
+// SecretKeysVolume mounts only the named keys of a Secret (each as a file of its name),
 // readable by the pod's group only: a container gets exactly the values it reads.
-func secretKeysVolume(name string, secret pulumi.StringInput, keys ...string) corev1.VolumeArgs {
+func SecretKeysVolume(name string, secret pulumi.StringInput, keys ...string) corev1.VolumeArgs {
 	items := corev1.KeyToPathArray{}
 	for _, k := range keys {
 		items = append(items, corev1.KeyToPathArgs{Key: pulumi.String(k), Path: pulumi.String(k)})
@@ -166,15 +166,15 @@ func secretKeysVolume(name string, secret pulumi.StringInput, keys ...string) co
 	return corev1.VolumeArgs{Name: pulumi.String(name), Secret: &corev1.SecretVolumeSourceArgs{SecretName: secret, DefaultMode: pulumi.Int(0o440), Items: items}}
 }
 
-// memoryDir is an emptyDir in memory (counted against the pod's memory limit): for values
+// MemoryDir is an emptyDir in memory (counted against the pod's memory limit): for values
 // that must never reach a node's disk.
-func memoryDir(name, sizeLimit string) corev1.VolumeArgs {
+func MemoryDir(name, sizeLimit string) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), EmptyDir: &corev1.EmptyDirVolumeSourceArgs{Medium: pulumi.String("Memory"), SizeLimit: pulumi.String(sizeLimit)}}
 }
 
-// labelFilesVolume exposes some of the pod's own labels as files (downward API), so a
+// LabelFilesVolume exposes some of the pod's own labels as files (downward API), so a
 // process can read what release it is without its config changing per release.
-func labelFilesVolume(name string, files map[string]string) corev1.VolumeArgs {
+func LabelFilesVolume(name string, files map[string]string) corev1.VolumeArgs {
 	items := corev1.DownwardAPIVolumeFileArray{}
 	for _, path := range slices.Sorted(maps.Keys(files)) {
 		items = append(items, corev1.DownwardAPIVolumeFileArgs{
@@ -185,44 +185,44 @@ func labelFilesVolume(name string, files map[string]string) corev1.VolumeArgs {
 	return corev1.VolumeArgs{Name: pulumi.String(name), DownwardAPI: &corev1.DownwardAPIVolumeSourceArgs{Items: items}}
 }
 
-func mount(volume, path string) corev1.VolumeMountArgs {
+func Mount(volume, path string) corev1.VolumeMountArgs {
 	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path)}
 }
 
-func readOnlyMount(volume, path string) corev1.VolumeMountArgs {
+func ReadOnlyMount(volume, path string) corev1.VolumeMountArgs {
 	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), ReadOnly: pulumi.Bool(true)}
 }
 
-// fileMount mounts one key of a volume as a single file.
-func fileMount(volume, path, key string) corev1.VolumeMountArgs {
+// FileMount mounts one key of a volume as a single file.
+func FileMount(volume, path, key string) corev1.VolumeMountArgs {
 	return corev1.VolumeMountArgs{Name: pulumi.String(volume), MountPath: pulumi.String(path), SubPath: pulumi.String(key), ReadOnly: pulumi.Bool(true)}
 }
 
-func containerPort(name string, port int) corev1.ContainerPortArgs {
+func ContainerPort(name string, port int) corev1.ContainerPortArgs {
 	return corev1.ContainerPortArgs{Name: pulumi.String(name), ContainerPort: pulumi.Int(port), Protocol: pulumi.String("TCP")}
 }
 
-func env(name, value string) corev1.EnvVarArgs {
+func Env(name, value string) corev1.EnvVarArgs {
 	return corev1.EnvVarArgs{Name: pulumi.String(name), Value: pulumi.String(value)}
 }
 
-// fieldEnv is a field of the pod itself (downward API): its name, namespace or address.
-func fieldEnv(name, fieldPath string) corev1.EnvVarArgs {
+// FieldEnv is a field of the pod itself (downward API): its name, namespace or address.
+func FieldEnv(name, fieldPath string) corev1.EnvVarArgs {
 	return corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: &corev1.EnvVarSourceArgs{
 		FieldRef: &corev1.ObjectFieldSelectorArgs{FieldPath: pulumi.String(fieldPath)},
 	}}
 }
 
-// secretEnv reads one key of a Secret, so the pod spec never holds the value.
-func secretEnv(name string, secret pulumi.StringInput, key string) corev1.EnvVarArgs {
+// SecretEnv reads one key of a Secret, so the pod spec never holds the value.
+func SecretEnv(name string, secret pulumi.StringInput, key string) corev1.EnvVarArgs {
 	return corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: &corev1.EnvVarSourceArgs{
 		SecretKeyRef: &corev1.SecretKeySelectorArgs{Name: secret, Key: pulumi.String(key)},
 	}}
 }
 
-// checksum of configuration text, put on a pod template so a config change rolls the pods
+// Checksum of configuration text, put on a pod template so a config change rolls the pods
 // without replacing the workload.
-func checksum(texts ...string) string {
+func Checksum(texts ...string) string {
 	h := sha256.New()
 	for _, t := range texts {
 		h.Write([]byte(t))
@@ -231,13 +231,13 @@ func checksum(texts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// checksumOfData hashes a ConfigMap's data in key order.
-func checksumOfData(data map[string]string) string {
+// ChecksumOfData hashes a ConfigMap's data in key order.
+func ChecksumOfData(data map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(data)) {
 		parts = append(parts, k, data[k])
 	}
-	return checksum(parts...)
+	return Checksum(parts...)
 }
 
 // Scrapers is who scrapes the pods' metrics ports: the namespace the NetworkPolicies admit
@@ -248,16 +248,16 @@ type Scrapers struct {
 	Annotate  bool
 }
 
-// annotations ask Prometheus to scrape a pod's metrics port, when pods are annotated.
-func (s Scrapers) annotations(port int) map[string]string {
+// Annotations ask Prometheus to scrape a pod's metrics port, when pods are annotated.
+func (s Scrapers) Annotations(port int) map[string]string {
 	if !s.Annotate {
 		return map[string]string{}
 	}
 	return map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": strconv.Itoa(port), "prometheus.io/path": "/metrics"}
 }
 
-// rollingUpdate never takes a serving pod away before its replacement is ready.
-func rollingUpdate() *appsv1.DeploymentStrategyArgs {
+// RollingUpdate never takes a serving pod away before its replacement is ready.
+func RollingUpdate() *appsv1.DeploymentStrategyArgs {
 	return &appsv1.DeploymentStrategyArgs{
 		Type: pulumi.String("RollingUpdate"),
 		RollingUpdate: &appsv1.RollingUpdateDeploymentArgs{
@@ -267,8 +267,8 @@ func rollingUpdate() *appsv1.DeploymentStrategyArgs {
 	}
 }
 
-// claimRetention keeps or deletes a StatefulSet's claims, alike when it is deleted and when
+// ClaimRetention keeps or deletes a StatefulSet's claims, alike when it is deleted and when
 // it is scaled down (databasePvcRetention).
-func claimRetention(policy string) *appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs {
+func ClaimRetention(policy string) *appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs {
 	return &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs{WhenDeleted: pulumi.String(policy), WhenScaled: pulumi.String(policy)}
 }

@@ -1,4 +1,4 @@
-package components
+package kube
 
 import (
 	"strings"
@@ -8,16 +8,10 @@ import (
 	"ecommerce-platform/components/config"
 )
 
-// The two blue/green colors.
 const (
-	Blue  = config.Blue
-	Green = config.Green
-)
-
-const (
-	partOf    = "ecommerce-platform"
-	managedBy = "pulumi"
-	colorKey  = "ecommerce-platform/color"
+	PartOf    = "ecommerce-platform"
+	ManagedBy = "pulumi"
+	ColorKey  = "ecommerce-platform/color"
 )
 
 // Identity names a workload for labels and selectors. Selectors use only the fields that
@@ -43,7 +37,7 @@ func (id Identity) MatchLabels() map[string]string {
 		"app.kubernetes.io/component": id.Component,
 	}
 	if id.Color != "" {
-		m[colorKey] = id.Color
+		m[ColorKey] = id.Color
 	}
 	return m
 }
@@ -67,8 +61,8 @@ func (id Identity) WithComponent(component string) Identity {
 	return id
 }
 
-// versionOf is the version label of an image: its tag.
-func versionOf(image string) string {
+// VersionOf is the version label of an image: its tag.
+func VersionOf(image string) string {
 	return config.ImageTag(image)
 }
 
@@ -84,12 +78,7 @@ func (id Identity) Object(parts ...string) string {
 // color switch leaves them alone.
 func (id Identity) TierLabels() pulumi.StringMap {
 	m := id.Selector()
-	m["app.kubernetes.io/part-of"] = pulumi.String(partOf)
-	m["app.kubernetes.io/managed-by"] = pulumi.String(managedBy)
+	m["app.kubernetes.io/part-of"] = pulumi.String(PartOf)
+	m["app.kubernetes.io/managed-by"] = pulumi.String(ManagedBy)
 	return m
 }
-
-// MinimumKubernetes is the oldest Kubernetes the rendered objects work on: preStop sleep
-// hooks (drainFirst) are beta and on by default from 1.30 (alpha and off in 1.29, where the
-// API server rejects them); native sidecars need 1.29.
-const MinimumKubernetes = "1.30"

@@ -1,4 +1,4 @@
-package components
+package kube
 
 import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -25,14 +25,14 @@ func (s PodSecurity) podSecurityContext() *corev1.PodSecurityContextArgs {
 	}
 }
 
-// containerSecurityContext is the hardened container context every container gets:
+// ContainerSecurityContext is the hardened container context every container gets:
 // read-only root file system, no privilege escalation, no capabilities.
-func (s PodSecurity) containerSecurityContext() *corev1.SecurityContextArgs {
-	return s.containerSecurityContextAs(s.RunAsUser)
+func (s PodSecurity) ContainerSecurityContext() *corev1.SecurityContextArgs {
+	return s.ContainerSecurityContextAs(s.RunAsUser)
 }
 
-// containerSecurityContextAs is the same context for an image that needs its own uid.
-func (s PodSecurity) containerSecurityContextAs(uid int) *corev1.SecurityContextArgs {
+// ContainerSecurityContextAs is the same context for an image that needs its own uid.
+func (s PodSecurity) ContainerSecurityContextAs(uid int) *corev1.SecurityContextArgs {
 	return &corev1.SecurityContextArgs{
 		RunAsNonRoot:             pulumi.Bool(true),
 		RunAsUser:                pulumi.Int(uid),

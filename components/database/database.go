@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -12,14 +12,15 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
-// DatabaseArgs configure the PostgreSQL tier.
-type DatabaseArgs struct {
+// Args configure the PostgreSQL tier.
+type Args struct {
 	Namespace           pulumi.StringInput
 	NamespaceName       string // the same, as text: patroni.yml names it
-	Identity            Identity
-	Security            PodSecurity
+	Identity            kube.Identity
+	Security            kube.PodSecurity
 	Settings            config.Database
 	Password            pulumi.StringInput   // owner password, secret
 	APIPassword         pulumi.StringInput   // `authenticator` role password, secret
@@ -30,7 +31,7 @@ type DatabaseArgs struct {
 	// encrypted with there, secret ("" when unused).
 	OffsiteAccessKeyID, OffsiteSecretAccessKey, OffsiteEncryptionKey pulumi.StringInput
 	ClientPods                                                       pulumi.StringMap // pods allowed to connect (the backend)
-	Monitoring                                                       Scrapers
+	Monitoring                                                       kube.Scrapers
 	ExposeNodePorts                                                  bool
 	NodePortFrom                                                     []string // CIDRs that may reach the node port
 	Spread                                                           bool
@@ -65,18 +66,18 @@ type Database struct {
 	RecoveredFrom pulumi.StringOutput
 }
 
-// NewDatabase creates the database tier. Pass pulumi.Protect to keep its data from
+// New creates the database tier. Pass pulumi.Protect to keep its data from
 // `pulumi destroy`; every child inherits it.
-func NewDatabase(ctx *pulumi.Context, name string, args *DatabaseArgs, opts ...pulumi.ResourceOption) (*Database, error) {
+func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Database, error) {
 	d := &Database{}
 	if err := ctx.RegisterComponentResourceV2("ecommerce:index:Database", name, nil, d, opts...); err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(d)
 	s, ns, id := args.Settings, args.Namespace, args.Identity
-	labels := id.Labels(versionOf(s.Image))
+	labels := id.Labels(kube.VersionOf(s.Image))
 
-	sa, err := newServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
+	sa, err := kube.NewServiceAccount(ctx, name+"-serviceaccount", id.Object(), ns, labels, parent)
 	if err != nil {
 		return nil, fmt.Errorf("database service account: %w", err)
 	}
@@ -147,14 +148,14 @@ type dependents struct {
 
 // newDependents creates what runs beside the primary: its policies, the logical backup, the
 // credentials Job, then (after it: the replicator role exists) the replicas and the archiver.
-func (d *Database) newDependents(ctx *pulumi.Context, name string, args *DatabaseArgs, dep dependents, parent pulumi.ResourceOption) error {
+func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Args, dep dependents, parent pulumi.ResourceOption) error {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
 	backupPods, credentialsPods := id.WithComponent("backup"), id.WithComponent("credentials")
 	replicaPods, archiverPods := id.WithComponent("replica"), id.WithComponent("archiver")
 	releasePods := id.WithComponent("release-unpaid")
-	labels := id.Labels(versionOf(s.Image))
+	labels := id.Labels(kube.VersionOf(s.Image))
 	migratePods := id.WithComponent("migrate")
-	if err := newDatabasePolicies(ctx, name, args, labels, []Identity{backupPods, credentialsPods, replicaPods, archiverPods, releasePods, migratePods}, parent); err != nil {
+	if err := newDatabasePolicies(ctx, name, args, labels, []kube.Identity{backupPods, credentialsPods, replicaPods, archiverPods, releasePods, migratePods}, parent); err != nil {
 		return err
 	}
 	release, err := newSchemaRelease(s.SeedData)
@@ -174,7 +175,7 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 		Resource: name + "-credentials-job", Namespace: ns, Identity: credentialsPods, Security: args.Security,
 		Image: s.Image, User: s.User, DatabaseName: s.Name, Host: dep.Host, OrderMaxOpenUnits: s.OrderMaxOpenUnits,
 		ServiceAccount: dep.ServiceAccount, Secret: dep.Secret, Config: dep.Files.Config, OrderMaxProductSharePercent: s.OrderMaxProductSharePercent,
-		Credentials: credentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password,
+		Credentials: CredentialsHash(args.APIPassword, args.JWTSecret, args.ReplicationPassword, args.Password,
 			roles.Backup, roles.ReleaseUnpaid, roles.Monitor), DatabasePods: id.Selector(),
 	}, parent, afterMigrations)
 	if err != nil {
@@ -218,9 +219,9 @@ func (d *Database) newDependents(ctx *pulumi.Context, name string, args *Databas
 
 // newDatabaseSecret holds the owner's and the API role's passwords and the JWT signing key,
 // as files for the database pod and its jobs. It returns the Secret's name.
-func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *DatabaseArgs, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, labels pulumi.StringMap, args *Args, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	secret, err := corev1.NewSecret(ctx, name+"-credentials", &corev1.SecretArgs{
-		Metadata: meta(args.Identity.Object("credentials"), ns, labels),
+		Metadata: kube.Meta(args.Identity.Object("credentials"), ns, labels),
 		Type:     pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{
 			"username":               pulumi.String(args.Settings.User),
@@ -243,7 +244,7 @@ func newDatabaseSecret(ctx *pulumi.Context, name string, ns pulumi.StringInput, 
 // database-readonly reach: under Patroni the member it labels primary and those it labels
 // replica, so both follow a failover; otherwise the primary's pod and the replicas' (the
 // primary when there are none).
-func databaseServiceSelectors(s config.Database, id Identity) (primary, readonly pulumi.StringMap) {
+func databaseServiceSelectors(s config.Database, id kube.Identity) (primary, readonly pulumi.StringMap) {
 	switch {
 	case s.Failover.Enabled:
 		return leaderSelector(id), replicaSelector(id)
@@ -256,16 +257,16 @@ func databaseServiceSelectors(s config.Database, id Identity) (primary, readonly
 
 // newDatabaseServices are the seed's Services: database-service (headless, the StatefulSet's),
 // database-readonly and, when exposed, database-nodeport.
-func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, labels, primaryPods, readonlyPods pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
+func newDatabaseServices(ctx *pulumi.Context, name string, args *Args, labels, primaryPods, readonlyPods pulumi.StringMap, parent pulumi.ResourceOption) (*corev1.Service, *corev1.Service, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
-	headless, err := newService(ctx, ns, labels, service{
+	headless, err := kube.NewService(ctx, ns, labels, kube.Service{
 		Resource: name + "-service", Name: id.Object("service"), Type: "Headless", Selector: primaryPods, SelectsRuntimeLabels: s.Failover.Enabled,
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
 	if err != nil {
 		return nil, nil, fmt.Errorf("database headless service: %w", err)
 	}
-	readonly, err := newService(ctx, ns, labels, service{
+	readonly, err := kube.NewService(ctx, ns, labels, kube.Service{
 		Resource: name + "-readonly", Name: id.Object("readonly"), Type: "ClusterIP", Selector: readonlyPods, SelectsRuntimeLabels: s.Failover.Enabled,
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, parent)
@@ -273,7 +274,7 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 		return nil, nil, fmt.Errorf("database readonly service: %w", err)
 	}
 	if args.ExposeNodePorts {
-		if _, err := newService(ctx, ns, labels, service{
+		if _, err := kube.NewService(ctx, ns, labels, kube.Service{
 			Resource: name + "-nodeport", Name: id.Object("nodeport"), Type: "NodePort", Selector: primaryPods, SelectsRuntimeLabels: s.Failover.Enabled,
 			Port: PostgresPort, TargetPort: PostgresPort, NodePort: s.NodePort, PortName: "postgres",
 		}, parent); err != nil {
@@ -285,29 +286,29 @@ func newDatabaseServices(ctx *pulumi.Context, name string, args *DatabaseArgs, l
 
 // newDatabaseStatefulSet runs PostgreSQL with its exporter, one claim per pod, and the
 // disruption budget that keeps it up through voluntary evictions.
-func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, serviceAccount, secret, offsite pulumi.StringInput, files databaseFiles, headless *corev1.Service, parent pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
+func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *Args, labels pulumi.StringMap, serviceAccount, secret, offsite pulumi.StringInput, files databaseFiles, headless *corev1.Service, parent pulumi.ResourceOption) (*appsv1.StatefulSet, error) {
 	s, ns, id := args.Settings, args.Namespace, args.Identity
-	annotations := args.Monitoring.annotations(postgresMetricsPort)
+	annotations := args.Monitoring.Annotations(postgresMetricsPort)
 	annotations["checksum/config"] = files.ConfHash
 	statefulSet, err := appsv1.NewStatefulSet(ctx, name+"-statefulset", &appsv1.StatefulSetArgs{
-		Metadata: workloadMeta(id.Object(), ns, labels),
+		Metadata: kube.WorkloadMeta(id.Object(), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:                          headless.Metadata.Name().Elem(),
 			Replicas:                             pulumi.Int(1),
 			PodManagementPolicy:                  pulumi.String("OrderedReady"),
 			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: id.Selector()},
-			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
+			PersistentVolumeClaimRetentionPolicy: kube.ClaimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: exporterPasswordAnnotation(pulumi.ToStringMap(annotations), args.RolePasswords.Monitor)},
-				Spec: podOptions{
+				Spec: kube.PodOptions{
 					ServiceAccount:   serviceAccount,
 					Security:         args.Security,
 					InitContainers:   recoveryContainers(s, offsite, args.Security),
 					Containers:       corev1.ContainerArray{postgresContainer(s, args.Security), postgresExporterContainer(s, args.Security)},
 					TerminationGrace: 60,
-					SpreadSelector:   spreadIf(args.Spread, id.Selector()),
+					SpreadSelector:   kube.SpreadIf(args.Spread, id.Selector()),
 					Volumes:          append(databaseVolumes(files, secret, superuserPasswordKey), recoveryVolumes(s, offsite)...),
-				}.spec(),
+				}.Spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
 		},
@@ -315,7 +316,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 	if err != nil {
 		return nil, fmt.Errorf("database statefulset: %w", err)
 	}
-	if err := newDisruptionBudget(ctx, name+"-pdb", id.Object(), ns, labels, id.Selector(),
+	if err := kube.NewDisruptionBudget(ctx, name+"-pdb", id.Object(), ns, labels, id.Selector(),
 		policyv1.PodDisruptionBudgetSpecArgs{MinAvailable: pulumi.Int(1)}, parent); err != nil {
 		return nil, fmt.Errorf("database disruption budget: %w", err)
 	}
@@ -324,7 +325,7 @@ func newDatabaseStatefulSet(ctx *pulumi.Context, name string, args *DatabaseArgs
 
 // recoveryContainers bootstrap a primary from an archive instead of initdb (none without
 // databaseRecoverFrom): fetch it from object storage, then lay out the base backup.
-func recoveryContainers(s config.Database, offsite pulumi.StringInput, security PodSecurity) corev1.ContainerArray {
+func recoveryContainers(s config.Database, offsite pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArray {
 	if s.Recovery.From == "" {
 		return nil
 	}
@@ -355,19 +356,19 @@ func recoveryEgress(s config.Database, done bool) networkingv1.NetworkPolicyEgre
 
 // newDatabasePolicies admit the database's clients (the backend, the jobs, and the node
 // port's sources) on 5432, and the monitoring namespace on the exporter's port.
-func newDatabasePolicies(ctx *pulumi.Context, name string, args *DatabaseArgs, labels pulumi.StringMap, jobs []Identity, parent pulumi.ResourceOption) error {
-	clients := []networkingv1.NetworkPolicyPeerArgs{fromPods(args.ClientPods)}
+func newDatabasePolicies(ctx *pulumi.Context, name string, args *Args, labels pulumi.StringMap, jobs []kube.Identity, parent pulumi.ResourceOption) error {
+	clients := []networkingv1.NetworkPolicyPeerArgs{kube.FromPods(args.ClientPods)}
 	for _, job := range jobs {
-		clients = append(clients, fromPods(job.Selector()))
+		clients = append(clients, kube.FromPods(job.Selector()))
 	}
 	if args.ExposeNodePorts {
-		clients = append(clients, fromCIDRs(args.NodePortFrom)...)
+		clients = append(clients, kube.FromCIDRs(args.NodePortFrom)...)
 	}
-	if err := newAllowPolicy(ctx, args.Namespace, allowPolicy{
+	if err := kube.NewAllowPolicy(ctx, args.Namespace, kube.AllowPolicy{
 		Resource: name + "-netpol", Name: args.Identity.Object(), Labels: labels, Pods: args.Identity.Selector(),
 		Ingress: append(networkingv1.NetworkPolicyIngressRuleArray{
-			ingressRule(PostgresPort, clients...),
-			ingressRule(postgresMetricsPort, fromNamespace(args.Monitoring.Namespace)),
+			kube.IngressRule(PostgresPort, clients...),
+			kube.IngressRule(postgresMetricsPort, kube.FromNamespace(args.Monitoring.Namespace)),
 		}, patroniIngress(args.Settings, args.Identity)...),
 		Egress: append(recoveryEgress(args.Settings, args.RecoveryDone), patroniEgress(args.Settings, args.Identity)...),
 	}, parent); err != nil {

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -12,14 +12,15 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // archiverSet is what the archiver needs.
 type archiverSet struct {
 	Resource       string
 	Namespace      pulumi.StringInput
-	Identity       Identity // of the archiver pods
-	Security       PodSecurity
+	Identity       kube.Identity // of the archiver pods
+	Security       kube.PodSecurity
 	Settings       config.Database
 	ServiceAccount pulumi.StringInput
 	Secret         pulumi.StringInput // database-credentials (replication-password)
@@ -28,7 +29,7 @@ type archiverSet struct {
 	PrimaryHost    pulumi.StringInput
 	PrimaryPods    pulumi.StringMap
 	Spread         bool
-	Monitoring     Scrapers
+	Monitoring     kube.Scrapers
 }
 
 // newArchiver runs the database-archiver StatefulSet: WAL streamed from the primary through a
@@ -37,9 +38,9 @@ type archiverSet struct {
 // NetworkPolicy lets it reach only the primary and the object storage endpoint.
 func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOption) error {
 	s, ns := a.Settings, a.Namespace
-	labels := a.Identity.Labels(versionOf(s.Image))
+	labels := a.Identity.Labels(kube.VersionOf(s.Image))
 	name := a.Identity.Object("archiver")
-	headless, err := newService(ctx, ns, labels, service{
+	headless, err := kube.NewService(ctx, ns, labels, kube.Service{
 		Resource: a.Resource + "-service", Name: name, Type: "Headless", Selector: a.Identity.Selector(),
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, opts...)
@@ -49,12 +50,12 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	containers := corev1.ContainerArray{
 		walReceiverContainer(s, a.PrimaryHost, a.Security), baseBackupContainer(s, a.PrimaryHost, a.Security), archiveMetricsContainer(s, a.Security),
 	}
-	egress := networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(a.PrimaryPods))}
+	egress := networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(PostgresPort, kube.FromPods(a.PrimaryPods))}
 	volumes := corev1.VolumeArray{
-		configMapVolume("config", a.Config),
-		secretKeysVolume("secrets", a.Secret, replicationPasswordKey),
-		emptyDir("tmp", "64Mi"),
-		emptyDir("status", "1Mi"),
+		kube.ConfigMapVolume("config", a.Config),
+		kube.SecretKeysVolume("secrets", a.Secret, replicationPasswordKey),
+		kube.EmptyDir("tmp", "64Mi"),
+		kube.EmptyDir("status", "1Mi"),
 	}
 	if s.Offsite.Enabled {
 		containers = append(containers, offsiteSyncContainer(s, a.Offsite, a.Security))
@@ -62,22 +63,22 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 		volumes = append(volumes, offsiteKeyVolume(a.Offsite))
 	}
 	if _, err := appsv1.NewStatefulSet(ctx, a.Resource+"-statefulset", &appsv1.StatefulSetArgs{
-		Metadata: workloadMeta(name, ns, labels),
+		Metadata: kube.WorkloadMeta(name, ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:                          headless.Metadata.Name().Elem(),
 			Replicas:                             pulumi.Int(1),
 			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: a.Identity.Selector()},
-			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
+			PersistentVolumeClaimRetentionPolicy: kube.ClaimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(a.Monitoring.annotations(archiveMetricsPort))},
-				Spec: podOptions{
+				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: pulumi.ToStringMap(a.Monitoring.Annotations(archiveMetricsPort))},
+				Spec: kube.PodOptions{
 					ServiceAccount:   a.ServiceAccount,
 					Security:         a.Security,
 					Containers:       containers,
 					TerminationGrace: 30,
-					SpreadSelector:   spreadIf(a.Spread, a.Identity.Selector()),
+					SpreadSelector:   kube.SpreadIf(a.Spread, a.Identity.Selector()),
 					Volumes:          volumes,
-				}.spec(),
+				}.Spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{
 				claimTemplate("archive", labels, s.Archive.StorageClass, s.Archive.StorageSize),
@@ -86,9 +87,9 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 	}, opts...); err != nil {
 		return fmt.Errorf("archiver statefulset: %w", err)
 	}
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
+	if err := kube.NewAllowPolicy(ctx, ns, kube.AllowPolicy{
 		Resource: a.Resource + "-netpol", Name: name, Labels: labels, Pods: a.Identity.Selector(), Egress: egress,
-		Ingress: networkingv1.NetworkPolicyIngressRuleArray{ingressRule(archiveMetricsPort, fromNamespace(a.Monitoring.Namespace))},
+		Ingress: networkingv1.NetworkPolicyIngressRuleArray{kube.IngressRule(archiveMetricsPort, kube.FromNamespace(a.Monitoring.Namespace))},
 	}, opts...); err != nil {
 		return fmt.Errorf("archiver network policy: %w", err)
 	}
@@ -97,9 +98,9 @@ func newArchiver(ctx *pulumi.Context, a archiverSet, opts ...pulumi.ResourceOpti
 
 // newOffsiteSecret holds the object storage keys, for the off-site copies and recoveries, and
 // the key the archive is encrypted with before it leaves the cluster.
-func newOffsiteSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, keyID, secretKey, encryptionKey pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+func newOffsiteSecret(ctx *pulumi.Context, name string, id kube.Identity, ns pulumi.StringInput, labels pulumi.StringMap, keyID, secretKey, encryptionKey pulumi.StringInput, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	secret, err := corev1.NewSecret(ctx, name+"-offsite", &corev1.SecretArgs{
-		Metadata:   meta(id.Object("offsite"), ns, labels),
+		Metadata:   kube.Meta(id.Object("offsite"), ns, labels),
 		Type:       pulumi.String("Opaque"),
 		StringData: pulumi.StringMap{"access-key-id": keyID, "secret-access-key": secretKey, offsiteKeyFile: encryptionKey},
 	}, opts...)
@@ -109,8 +110,8 @@ func newOffsiteSecret(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 	return secret.Metadata.Name().Elem(), nil
 }
 
-// objectStoragePort is the TCP port of the S3 endpoint (443 unless the URL names one).
-func objectStoragePort(endpoint string) int {
+// ObjectStoragePort is the TCP port of the S3 endpoint (443 unless the URL names one).
+func ObjectStoragePort(endpoint string) int {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return 443
@@ -131,13 +132,13 @@ func objectStoragePort(endpoint string) int {
 // (endpointAddress). Config refuses plain
 // http to an external host unless databaseOffsiteAllowInsecureHttp is set.
 func objectStorageEgress(o config.Offsite) networkingv1.NetworkPolicyEgressRuleArray {
-	port := objectStoragePort(o.Endpoint)
+	port := ObjectStoragePort(o.Endpoint)
 	switch scope, namespace := o.EndpointScope(); scope {
 	case config.EndpointLoopback:
 		return nil
 	case config.EndpointCluster:
-		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, fromNamespace(namespace))}
+		return networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(port, kube.FromNamespace(namespace))}
 	default:
-		return networkingv1.NetworkPolicyEgressRuleArray{egressRule(port, endpointAddress(o.Endpoint))}
+		return networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(port, endpointAddress(o.Endpoint))}
 	}
 }

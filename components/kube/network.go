@@ -1,4 +1,4 @@
-package components
+package kube
 
 import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -8,25 +8,25 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// fromPods admits traffic from the pods matching a selector in the same namespace.
-func fromPods(selector pulumi.StringMap) networkingv1.NetworkPolicyPeerArgs {
+// FromPods admits traffic from the pods matching a selector in the same namespace.
+func FromPods(selector pulumi.StringMap) networkingv1.NetworkPolicyPeerArgs {
 	return networkingv1.NetworkPolicyPeerArgs{PodSelector: &metav1.LabelSelectorArgs{MatchLabels: selector}}
 }
 
-// fromNamespace admits traffic from every pod of another namespace (monitoring).
-func fromNamespace(name string) networkingv1.NetworkPolicyPeerArgs {
+// FromNamespace admits traffic from every pod of another namespace (monitoring).
+func FromNamespace(name string) networkingv1.NetworkPolicyPeerArgs {
 	return networkingv1.NetworkPolicyPeerArgs{NamespaceSelector: &metav1.LabelSelectorArgs{
 		MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String(name)},
 	}}
 }
 
-// anywhere admits any source: the edge, or a NodePort opened for testing.
-func anywhere() networkingv1.NetworkPolicyPeerArgs {
+// Anywhere admits any source: the edge, or a NodePort opened for testing.
+func Anywhere() networkingv1.NetworkPolicyPeerArgs {
 	return networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String("0.0.0.0/0")}}
 }
 
-// fromCIDRs admits the given address ranges (the node ports' allowed sources).
-func fromCIDRs(cidrs []string) []networkingv1.NetworkPolicyPeerArgs {
+// FromCIDRs admits the given address ranges (the node ports' allowed sources).
+func FromCIDRs(cidrs []string) []networkingv1.NetworkPolicyPeerArgs {
 	out := make([]networkingv1.NetworkPolicyPeerArgs, 0, len(cidrs))
 	for _, c := range cidrs {
 		out = append(out, networkingv1.NetworkPolicyPeerArgs{IpBlock: &networkingv1.IPBlockArgs{Cidr: pulumi.String(c)}})
@@ -34,7 +34,7 @@ func fromCIDRs(cidrs []string) []networkingv1.NetworkPolicyPeerArgs {
 	return out
 }
 
-func tcpPorts(ports ...int) networkingv1.NetworkPolicyPortArray {
+func TCPPorts(ports ...int) networkingv1.NetworkPolicyPortArray {
 	out := networkingv1.NetworkPolicyPortArray{}
 	for _, p := range ports {
 		out = append(out, networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(p)})
@@ -42,7 +42,7 @@ func tcpPorts(ports ...int) networkingv1.NetworkPolicyPortArray {
 	return out
 }
 
-func peerArray(peers []networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyPeerArray {
+func PeerArray(peers []networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyPeerArray {
 	out := networkingv1.NetworkPolicyPeerArray{}
 	for _, p := range peers {
 		out = append(out, p)
@@ -50,17 +50,17 @@ func peerArray(peers []networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkP
 	return out
 }
 
-func ingressRule(port int, peers ...networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyIngressRuleArgs {
-	return networkingv1.NetworkPolicyIngressRuleArgs{From: peerArray(peers), Ports: tcpPorts(port)}
+func IngressRule(port int, peers ...networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyIngressRuleArgs {
+	return networkingv1.NetworkPolicyIngressRuleArgs{From: PeerArray(peers), Ports: TCPPorts(port)}
 }
 
-func egressRule(port int, peers ...networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyEgressRuleArgs {
-	return networkingv1.NetworkPolicyEgressRuleArgs{To: peerArray(peers), Ports: tcpPorts(port)}
+func EgressRule(port int, peers ...networkingv1.NetworkPolicyPeerArgs) networkingv1.NetworkPolicyEgressRuleArgs {
+	return networkingv1.NetworkPolicyEgressRuleArgs{To: PeerArray(peers), Ports: TCPPorts(port)}
 }
 
-// allowPolicy opens the given ingress and egress for a set of pods on top of the
+// AllowPolicy opens the given ingress and egress for a set of pods on top of the
 // namespace's default deny. Policy types are always both, so an empty list means none.
-type allowPolicy struct {
+type AllowPolicy struct {
 	Name     string
 	Pods     pulumi.StringMap
 	Ingress  networkingv1.NetworkPolicyIngressRuleArray
@@ -69,7 +69,7 @@ type allowPolicy struct {
 	Resource string // Pulumi name
 }
 
-func newAllowPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p allowPolicy, opts ...pulumi.ResourceOption) error {
+func NewAllowPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p AllowPolicy, opts ...pulumi.ResourceOption) error {
 	types := pulumi.StringArray{}
 	if len(p.Ingress) > 0 {
 		types = append(types, pulumi.String("Ingress"))
@@ -78,7 +78,7 @@ func newAllowPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p allowPolicy, o
 		types = append(types, pulumi.String("Egress"))
 	}
 	_, err := networkingv1.NewNetworkPolicy(ctx, p.Resource, &networkingv1.NetworkPolicyArgs{
-		Metadata: meta(p.Name, ns, p.Labels),
+		Metadata: Meta(p.Name, ns, p.Labels),
 		Spec: networkingv1.NetworkPolicySpecArgs{
 			PodSelector: metav1.LabelSelectorArgs{MatchLabels: p.Pods},
 			PolicyTypes: types,
@@ -89,8 +89,8 @@ func newAllowPolicy(ctx *pulumi.Context, ns pulumi.StringInput, p allowPolicy, o
 	return err
 }
 
-// service describes one Service in front of a workload's pods.
-type service struct {
+// Service describes one Service in front of a workload's pods.
+type Service struct {
 	Resource   string // Pulumi name
 	Name       string // Kubernetes name
 	Type       string // ClusterIP, NodePort, LoadBalancer, or "Headless"
@@ -110,16 +110,16 @@ type service struct {
 	// (pulumi.com/waitFor), e.g. a LoadBalancer's address.
 	WaitFor string
 	// More ports beside Port (name, port, target), e.g. HTTPS beside HTTP.
-	More []servicePortSpec
+	More []ServicePortSpec
 }
 
-// servicePortSpec is one more port of a Service.
-type servicePortSpec struct {
+// ServicePortSpec is one more port of a Service.
+type ServicePortSpec struct {
 	Name         string
 	Port, Target int
 }
 
-func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.StringMap, s service, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
+func NewService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.StringMap, s Service, opts ...pulumi.ResourceOption) (*corev1.Service, error) {
 	port := corev1.ServicePortArgs{
 		Name:       pulumi.String(s.PortName),
 		Port:       pulumi.Int(s.Port),
@@ -146,7 +146,7 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 		})
 	}
 	spec.Ports = ports
-	metadata := meta(s.Name, ns, labels)
+	metadata := Meta(s.Name, ns, labels)
 	annotations := pulumi.StringMap{}
 	if s.SelectsRuntimeLabels {
 		annotations["kube-score/ignore"] = pulumi.String("service-targets-pod")
@@ -163,26 +163,26 @@ func newService(ctx *pulumi.Context, ns pulumi.StringInput, labels pulumi.String
 	return corev1.NewService(ctx, s.Resource, &corev1.ServiceArgs{Metadata: metadata, Spec: spec}, opts...)
 }
 
-// newDisruptionBudget keeps voluntary evictions (drains, upgrades) from taking a tier down.
-func newDisruptionBudget(ctx *pulumi.Context, resource, name string, ns pulumi.StringInput, labels, selector pulumi.StringMap, spec policyv1.PodDisruptionBudgetSpecArgs, opts ...pulumi.ResourceOption) error {
+// NewDisruptionBudget keeps voluntary evictions (drains, upgrades) from taking a tier down.
+func NewDisruptionBudget(ctx *pulumi.Context, resource, name string, ns pulumi.StringInput, labels, selector pulumi.StringMap, spec policyv1.PodDisruptionBudgetSpecArgs, opts ...pulumi.ResourceOption) error {
 	spec.Selector = &metav1.LabelSelectorArgs{MatchLabels: selector}
 	_, err := policyv1.NewPodDisruptionBudget(ctx, resource, &policyv1.PodDisruptionBudgetArgs{
-		Metadata: meta(name, ns, labels),
+		Metadata: Meta(name, ns, labels),
 		Spec:     spec,
 	}, opts...)
 	return err
 }
 
-// newServiceAccount gives a tier its own identity. Tokens are not mounted: no tier talks
+// NewServiceAccount gives a tier its own identity. Tokens are not mounted: no tier talks
 // to the Kubernetes API, so none gets a Role either.
-func newServiceAccount(ctx *pulumi.Context, resource, name string, ns pulumi.StringInput, labels pulumi.StringMap, opts ...pulumi.ResourceOption) (*corev1.ServiceAccount, error) {
+func NewServiceAccount(ctx *pulumi.Context, resource, name string, ns pulumi.StringInput, labels pulumi.StringMap, opts ...pulumi.ResourceOption) (*corev1.ServiceAccount, error) {
 	return corev1.NewServiceAccount(ctx, resource, &corev1.ServiceAccountArgs{
-		Metadata:                     meta(name, ns, labels),
+		Metadata:                     Meta(name, ns, labels),
 		AutomountServiceAccountToken: pulumi.Bool(false),
 	}, opts...)
 }
 
-// maxOneUnavailable lets a drain take one pod of a replicated tier at a time.
-func maxOneUnavailable() policyv1.PodDisruptionBudgetSpecArgs {
+// MaxOneUnavailable lets a drain take one pod of a replicated tier at a time.
+func MaxOneUnavailable() policyv1.PodDisruptionBudgetSpecArgs {
 	return policyv1.PodDisruptionBudgetSpecArgs{MaxUnavailable: pulumi.Int(1)}
 }

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // databaseFiles are the database's ConfigMap of postgresql.conf and the jobs' scripts
@@ -21,7 +22,7 @@ type databaseFiles struct {
 }
 
 // newDatabaseFiles renders postgresql.conf and pg_hba.conf and creates the ConfigMaps.
-func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
+func newDatabaseFiles(ctx *pulumi.Context, name string, id kube.Identity, ns pulumi.StringInput, labels pulumi.StringMap, s config.Database, opts ...pulumi.ResourceOption) (databaseFiles, error) {
 	postgresConf, err := assets.RenderPostgresConf(postgresSettings(s, id))
 	if err != nil {
 		return databaseFiles{}, err
@@ -36,18 +37,18 @@ func newDatabaseFiles(ctx *pulumi.Context, name string, id Identity, ns pulumi.S
 		"release-unpaid.sh": assets.ReleaseUnpaidScript(),
 	}
 	config, err := corev1.NewConfigMap(ctx, name+"-config", &corev1.ConfigMapArgs{
-		Metadata: meta(id.Object("config"), ns, labels),
+		Metadata: kube.Meta(id.Object("config"), ns, labels),
 		Data:     pulumi.ToStringMap(configData),
 	}, opts...)
 	if err != nil {
 		return databaseFiles{}, fmt.Errorf("database config map: %w", err)
 	}
-	return databaseFiles{Config: config.Metadata.Name().Elem(), ConfHash: checksum(postgresConf, configData["pg_hba.conf"])}, nil
+	return databaseFiles{Config: config.Metadata.Name().Elem(), ConfHash: kube.Checksum(postgresConf, configData["pg_hba.conf"])}, nil
 }
 
 // postgresSettings are postgresql.conf's values: the primary's and replicas' file, and the
 // file Patroni's members include.
-func postgresSettings(s config.Database, id Identity) assets.PostgresSettings {
+func postgresSettings(s config.Database, id kube.Identity) assets.PostgresSettings {
 	return assets.PostgresSettings{
 		Port:                    PostgresPort,
 		MaxConnections:          s.MaxConnections,
@@ -88,11 +89,11 @@ func slotName(pod string) string { return strings.NewReplacer("-", "_", ".", "_"
 // exporter's (monitor).
 func databaseVolumes(files databaseFiles, secret pulumi.StringInput, serverKey string) corev1.VolumeArray {
 	return corev1.VolumeArray{
-		configMapVolume("config", files.Config),
-		secretKeysVolume("secrets", secret, serverKey),
-		secretKeysVolume("monitor", secret, monitorPasswordKey),
-		emptyDir("tmp", "64Mi"),
-		emptyDir("run", "16Mi"),
+		kube.ConfigMapVolume("config", files.Config),
+		kube.SecretKeysVolume("secrets", secret, serverKey),
+		kube.SecretKeysVolume("monitor", secret, monitorPasswordKey),
+		kube.EmptyDir("tmp", "64Mi"),
+		kube.EmptyDir("run", "16Mi"),
 	}
 }
 

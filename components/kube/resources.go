@@ -1,4 +1,4 @@
-package components
+package kube
 
 import (
 	"math"
@@ -14,10 +14,10 @@ import (
 // Sizes of the containers whose size is not a per-stack decision: sidecars, ambassadors and
 // one-shot jobs. Main containers take theirs from config.
 var (
-	sidecarResources = config.Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "32Mi", MemoryLimit: "64Mi"}
-	proxyResources   = config.Resources{CPURequest: "50m", CPULimit: "500m", MemoryRequest: "64Mi", MemoryLimit: "128Mi"}
-	initResources    = config.Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "16Mi", MemoryLimit: "64Mi"}
-	backupResources  = config.Resources{CPURequest: "100m", CPULimit: "500m", MemoryRequest: "128Mi", MemoryLimit: "512Mi"}
+	SidecarResources = config.Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "32Mi", MemoryLimit: "64Mi"}
+	ProxyResources   = config.Resources{CPURequest: "50m", CPULimit: "500m", MemoryRequest: "64Mi", MemoryLimit: "128Mi"}
+	InitResources    = config.Resources{CPURequest: "10m", CPULimit: "100m", MemoryRequest: "16Mi", MemoryLimit: "64Mi"}
+	BackupResources  = config.Resources{CPURequest: "100m", CPULimit: "500m", MemoryRequest: "128Mi", MemoryLimit: "512Mi"}
 )
 
 // Ephemeral storage of every container: with a read-only root file system a container
@@ -31,7 +31,7 @@ const (
 )
 
 // args turns Resources into the Kubernetes requirements of a container.
-func requirements(r config.Resources) *corev1.ResourceRequirementsArgs {
+func Requirements(r config.Resources) *corev1.ResourceRequirementsArgs {
 	return &corev1.ResourceRequirementsArgs{
 		Requests: pulumi.StringMap{
 			"cpu": pulumi.String(r.CPURequest), "memory": pulumi.String(r.MemoryRequest),
@@ -44,9 +44,9 @@ func requirements(r config.Resources) *corev1.ResourceRequirementsArgs {
 	}
 }
 
-// wholeCPUs is a CPU quantity (e.g. 500m, 2) rounded up to whole CPUs, at least 1: the
+// WholeCPUs is a CPU quantity (e.g. 500m, 2) rounded up to whole CPUs, at least 1: the
 // worker threads a container's CPU limit can keep busy.
-func wholeCPUs(quantity string) int {
+func WholeCPUs(quantity string) int {
 	milli, err := 0, error(nil)
 	if m, ok := strings.CutSuffix(quantity, "m"); ok {
 		milli, err = strconv.Atoi(m)

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -11,14 +11,15 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // replicaSet is what the read replicas need.
 type replicaSet struct {
 	Resource            string
 	Namespace           pulumi.StringInput
-	Identity            Identity // of the replica pods
-	Security            PodSecurity
+	Identity            kube.Identity // of the replica pods
+	Security            kube.PodSecurity
 	Settings            config.Database
 	ServiceAccount      pulumi.StringInput
 	Secret              pulumi.StringInput
@@ -28,7 +29,7 @@ type replicaSet struct {
 	ReplicationPassword pulumi.StringInput
 	MonitorPassword     pulumi.StringInput // the exporters' role (monitorDbPassword)
 	ClientPods          pulumi.StringMap   // pods allowed to connect (the backend)
-	Monitoring          Scrapers
+	Monitoring          kube.Scrapers
 	Spread              bool
 }
 
@@ -38,32 +39,32 @@ type replicaSet struct {
 // namespace in, the primary out.
 func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOption) error {
 	s, ns := r.Settings, r.Namespace
-	labels := r.Identity.Labels(versionOf(s.Image))
-	headless, err := newService(ctx, ns, labels, service{
+	labels := r.Identity.Labels(kube.VersionOf(s.Image))
+	headless, err := kube.NewService(ctx, ns, labels, kube.Service{
 		Resource: r.Resource + "-service", Name: r.Identity.Object("replica"), Type: "Headless", Selector: r.Identity.Selector(),
 		Port: PostgresPort, TargetPort: PostgresPort, PortName: "postgres",
 	}, opts...)
 	if err != nil {
 		return fmt.Errorf("replica headless service: %w", err)
 	}
-	annotations := r.Monitoring.annotations(postgresMetricsPort)
+	annotations := r.Monitoring.Annotations(postgresMetricsPort)
 	annotations["checksum/config"] = r.Files.ConfHash
 	templateAnnotations := pulumi.ToStringMap(annotations)
 	// A new replicationPassword rolls the replicas (after the credentials job set it): their
 	// WAL receivers log in with it.
-	templateAnnotations["checksum/credentials"] = credentialsHash(r.ReplicationPassword)
+	templateAnnotations["checksum/credentials"] = CredentialsHash(r.ReplicationPassword)
 	templateAnnotations = exporterPasswordAnnotation(templateAnnotations, r.MonitorPassword)
 	if _, err := appsv1.NewStatefulSet(ctx, r.Resource+"-statefulset", &appsv1.StatefulSetArgs{
-		Metadata: workloadMeta(r.Identity.Object("replica"), ns, labels),
+		Metadata: kube.WorkloadMeta(r.Identity.Object("replica"), ns, labels),
 		Spec: appsv1.StatefulSetSpecArgs{
 			ServiceName:                          headless.Metadata.Name().Elem(),
 			Replicas:                             pulumi.Int(s.Replicas),
 			PodManagementPolicy:                  pulumi.String("Parallel"),
 			Selector:                             &metav1.LabelSelectorArgs{MatchLabels: r.Identity.Selector()},
-			PersistentVolumeClaimRetentionPolicy: claimRetention(s.PVCRetention),
+			PersistentVolumeClaimRetentionPolicy: kube.ClaimRetention(s.PVCRetention),
 			Template: corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels, Annotations: templateAnnotations},
-				Spec: podOptions{
+				Spec: kube.PodOptions{
 					ServiceAccount: r.ServiceAccount,
 					Security:       r.Security,
 					InitContainers: corev1.ContainerArray{replicaBootstrapContainer(s, r.PrimaryHost, r.Security)},
@@ -72,25 +73,25 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 						postgresExporterContainer(s, r.Security),
 					},
 					TerminationGrace: 60,
-					SpreadSelector:   spreadIf(r.Spread, r.Identity.Selector()),
+					SpreadSelector:   kube.SpreadIf(r.Spread, r.Identity.Selector()),
 					Volumes:          databaseVolumes(r.Files, r.Secret, replicationPasswordKey),
-				}.spec(),
+				}.Spec(),
 			},
 			VolumeClaimTemplates: corev1.PersistentVolumeClaimTypeArray{claimTemplate("data", labels, s.StorageClass, s.StorageSize)},
 		},
 	}, opts...); err != nil {
 		return fmt.Errorf("replica statefulset: %w", err)
 	}
-	if err := newDisruptionBudget(ctx, r.Resource+"-pdb", r.Identity.Object("replica"), ns, labels, r.Identity.Selector(), maxOneUnavailable(), opts...); err != nil {
+	if err := kube.NewDisruptionBudget(ctx, r.Resource+"-pdb", r.Identity.Object("replica"), ns, labels, r.Identity.Selector(), kube.MaxOneUnavailable(), opts...); err != nil {
 		return fmt.Errorf("replica disruption budget: %w", err)
 	}
-	if err := newAllowPolicy(ctx, ns, allowPolicy{
+	if err := kube.NewAllowPolicy(ctx, ns, kube.AllowPolicy{
 		Resource: r.Resource + "-netpol", Name: r.Identity.Object("replica"), Labels: labels, Pods: r.Identity.Selector(),
 		Ingress: networkingv1.NetworkPolicyIngressRuleArray{
-			ingressRule(PostgresPort, fromPods(r.ClientPods)),
-			ingressRule(postgresMetricsPort, fromNamespace(r.Monitoring.Namespace)),
+			kube.IngressRule(PostgresPort, kube.FromPods(r.ClientPods)),
+			kube.IngressRule(postgresMetricsPort, kube.FromNamespace(r.Monitoring.Namespace)),
 		},
-		Egress: networkingv1.NetworkPolicyEgressRuleArray{egressRule(PostgresPort, fromPods(r.PrimaryPods))},
+		Egress: networkingv1.NetworkPolicyEgressRuleArray{kube.EgressRule(PostgresPort, kube.FromPods(r.PrimaryPods))},
 	}, opts...); err != nil {
 		return fmt.Errorf("replica network policy: %w", err)
 	}
@@ -99,28 +100,28 @@ func newReplicas(ctx *pulumi.Context, r replicaSet, opts ...pulumi.ResourceOptio
 
 // replicaBootstrapContainer copies the primary into an empty data directory (a no-op on an
 // existing one): replica-bootstrap.sh.
-func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArgs {
 	return corev1.ContainerArgs{
 		Name:    pulumi.String("replica-bootstrap"),
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.ToStringArray([]string{"sh", "/scripts/replica-bootstrap.sh"}),
 		Env: corev1.EnvVarArray{
-			env("PGDATA", postgresDataDir+"/pgdata"),
+			kube.Env("PGDATA", postgresDataDir+"/pgdata"),
 			corev1.EnvVarArgs{Name: pulumi.String("PRIMARY_HOST"), Value: primary},
-			env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
-			env("REPLICATION_USER", replicationUser),
-			env("PGPASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
-			fieldEnv("SLOT", "metadata.name"),
-			env("TIMEOUT_SECONDS", "600"),
+			kube.Env("PRIMARY_PORT", strconv.Itoa(PostgresPort)),
+			kube.Env("REPLICATION_USER", replicationUser),
+			kube.Env("PGPASSWORD_FILE", postgresSecretsDir+"/"+replicationPasswordKey),
+			kube.FieldEnv("SLOT", "metadata.name"),
+			kube.Env("TIMEOUT_SECONDS", "600"),
 		},
 		VolumeMounts: corev1.VolumeMountArray{
-			mount("data", postgresDataDir),
-			fileMount("config", "/scripts/replica-bootstrap.sh", "replica-bootstrap.sh"),
-			readOnlyMount("secrets", postgresSecretsDir),
-			mount("tmp", "/tmp"),
+			kube.Mount("data", postgresDataDir),
+			kube.FileMount("config", "/scripts/replica-bootstrap.sh", "replica-bootstrap.sh"),
+			kube.ReadOnlyMount("secrets", postgresSecretsDir),
+			kube.Mount("tmp", "/tmp"),
 		},
-		Resources:       requirements(backupResources),
-		SecurityContext: security.containerSecurityContext(),
+		Resources:       kube.Requirements(kube.BackupResources),
+		SecurityContext: security.ContainerSecurityContext(),
 	}
 }
 
@@ -130,15 +131,15 @@ func replicaBootstrapContainer(s config.Database, primary pulumi.StringInput, se
 // connections, however far behind (a lagging replica is never restarted for it); ready only
 // while it is in recovery and no further behind than ReplicaMaxLagSeconds (caught up, or its
 // last replayed transaction recent enough).
-func replicaPostgresContainer(s config.Database, secret pulumi.StringInput, security PodSecurity) corev1.ContainerArgs {
+func replicaPostgresContainer(s config.Database, secret pulumi.StringInput, security kube.PodSecurity) corev1.ContainerArgs {
 	c := postgresServer(s, security)
-	c.Env = append(c.Env.(corev1.EnvVarArray), secretEnv("PGPASSWORD", secret, replicationPasswordKey))
-	ready := execCheck("psql", "--host="+postgresSocketDir, "--port="+strconv.Itoa(PostgresPort), "--username="+s.User,
+	c.Env = append(c.Env.(corev1.EnvVarArray), kube.SecretEnv("PGPASSWORD", secret, replicationPasswordKey))
+	ready := kube.ExecCheck("psql", "--host="+postgresSocketDir, "--port="+strconv.Itoa(PostgresPort), "--username="+s.User,
 		"--dbname=postgres", "--no-psqlrc", "--tuples-only", "--command",
 		// Not ready: a division by zero (at run time: the divisor is not a constant), which
 		// makes psql exit 1.
 		fmt.Sprintf("SELECT 1 / coalesce(pg_is_in_recovery() AND (pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "+
 			"OR now() - pg_last_xact_replay_timestamp() < interval '%d seconds'), false)::int", s.ReplicaMaxLagSeconds))
-	c.ReadinessProbe = probe(ready, readinessTiming) // startup (accepts connections) and liveness stay
+	c.ReadinessProbe = kube.Probe(ready, kube.ReadinessTiming) // startup (accepts connections) and liveness stay
 	return c
 }

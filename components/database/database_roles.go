@@ -1,4 +1,4 @@
-package components
+package database
 
 // The database-credentials Secret's keys and the login roles that read them. Every
 // container mounts exactly the keys it reads (secretKeysVolume), never the whole Secret

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // databaseCronJob is what a CronJob of the database needs: the backup, the release of unpaid
@@ -15,8 +16,8 @@ import (
 type databaseCronJob struct {
 	Resource       string // the Database component's name
 	Namespace      pulumi.StringInput
-	Identity       Identity // of the job's pods
-	Security       PodSecurity
+	Identity       kube.Identity // of the job's pods
+	Security       kube.PodSecurity
 	Settings       config.Database
 	ServiceAccount pulumi.StringInput
 	Secret         pulumi.StringInput // database-credentials
@@ -29,7 +30,7 @@ type databaseCronJob struct {
 // BackupKeep dumps. The script is the embedded backup.sh, the same file the engine tests run.
 func newBackup(ctx *pulumi.Context, b databaseCronJob, opts ...pulumi.ResourceOption) error {
 	s, ns, name := b.Settings, b.Namespace, b.Resource
-	labels := b.Identity.Labels(versionOf(s.Image))
+	labels := b.Identity.Labels(kube.VersionOf(s.Image))
 
 	volume, err := corev1.NewPersistentVolumeClaim(ctx, name+"-backups", &corev1.PersistentVolumeClaimArgs{
 		Metadata: &metav1.ObjectMetaArgs{
@@ -50,14 +51,14 @@ func newBackup(ctx *pulumi.Context, b databaseCronJob, opts ...pulumi.ResourceOp
 		return fmt.Errorf("backup volume: %w", err)
 	}
 
-	return newCronJob(ctx, cronJob{
+	return kube.NewCronJob(ctx, kube.CronJob{
 		// A run missed while the controller was down still starts within the hour.
 		Schedule: s.BackupSchedule, StartingDeadline: 3600,
-		jobRun: jobRun{
+		JobRun: kube.JobRun{
 			JobResource: name + "-backup", PolicyResource: name + "-backup-netpol", Name: b.Identity.Object("backup"),
 			Namespace: ns, Identity: b.Identity, Labels: labels,
 			BackoffLimit: 2, Deadline: 3600,
-			Pod: podOptions{
+			Pod: kube.PodOptions{
 				ServiceAccount: b.ServiceAccount,
 				Security:       b.Security,
 				Containers:     corev1.ContainerArray{pgDumpContainer(s, b.Host, b.Security)},
@@ -65,9 +66,9 @@ func newBackup(ctx *pulumi.Context, b databaseCronJob, opts ...pulumi.ResourceOp
 					corev1.VolumeArgs{Name: pulumi.String("backups"), PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSourceArgs{
 						ClaimName: volume.Metadata.Name().Elem(),
 					}},
-					configMapVolume("config", b.Config),
-					secretKeysVolume("secrets", b.Secret, backupPasswordKey),
-					emptyDir("tmp", "64Mi"),
+					kube.ConfigMapVolume("config", b.Config),
+					kube.SecretKeysVolume("secrets", b.Secret, backupPasswordKey),
+					kube.EmptyDir("tmp", "64Mi"),
 				},
 			},
 			Reaches: b.DatabasePods, Port: PostgresPort,

@@ -1,4 +1,4 @@
-package components
+package database
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 
 	"ecommerce-platform/components/assets"
 	"ecommerce-platform/components/config"
+	"ecommerce-platform/components/kube"
 )
 
 // migrateTimeoutSeconds bounds the bootstrap's wait for the database.
@@ -27,8 +28,8 @@ const migratorPassDir = "/run/migrate"
 type migrationJob struct {
 	Resource       string
 	Namespace      pulumi.StringInput
-	Identity       Identity
-	Security       PodSecurity
+	Identity       kube.Identity
+	Security       kube.PodSecurity
 	Settings       config.Database
 	ServiceAccount pulumi.StringInput
 	Secret         pulumi.StringInput // database-credentials: only its superuser password is mounted
@@ -56,7 +57,7 @@ func newSchemaRelease(seed bool) (schemaRelease, error) {
 	if seed {
 		scripts["seed-dev.sql"] = assets.DevSeedSQL()
 	}
-	return schemaRelease{Version: version, Hash: checksum(checksumOfData(files), checksumOfData(scripts)), Files: mergeData(files, scripts)}, nil
+	return schemaRelease{Version: version, Hash: kube.Checksum(kube.ChecksumOfData(files), kube.ChecksumOfData(scripts)), Files: mergeData(files, scripts)}, nil
 }
 
 // mergeData is the union of ConfigMap data maps (keys never overlap here).
@@ -78,27 +79,27 @@ func mergeData(data ...map[string]string) map[string]string {
 func newMigrationJob(ctx *pulumi.Context, j migrationJob, release schemaRelease, opts ...pulumi.ResourceOption) (*batchv1.Job, error) {
 	labels := j.Identity.Labels(strconv.Itoa(release.Version))
 	files, err := corev1.NewConfigMap(ctx, j.Resource+"-files", &corev1.ConfigMapArgs{
-		Metadata: meta(j.Identity.Object("migrations"), j.Namespace, labels),
+		Metadata: kube.Meta(j.Identity.Object("migrations"), j.Namespace, labels),
 		Data:     pulumi.ToStringMap(release.Files),
 	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("database migrations config map: %w", err)
 	}
-	return newGateJob(ctx, gateJob{
+	return kube.NewGateJob(ctx, kube.GateJob{
 		Inputs: pulumi.StringMap{"checksum/migrations": pulumi.String(release.Hash), "schema/version": pulumi.String(strconv.Itoa(release.Version))},
-		jobRun: jobRun{
+		JobRun: kube.JobRun{
 			JobResource: j.Resource, PolicyResource: j.Resource + "-netpol", Name: j.Identity.Object("migrate"),
 			Namespace: j.Namespace, Identity: j.Identity, Labels: labels,
-			Pod: podOptions{
+			Pod: kube.PodOptions{
 				ServiceAccount: j.ServiceAccount,
 				Security:       j.Security,
 				InitContainers: corev1.ContainerArray{migrateBootstrapContainer(j), migrateContainer(j)},
 				Containers:     corev1.ContainerArray{migrateVerifyContainer(j, release)},
 				Volumes: corev1.VolumeArray{
-					configMapVolume("migrations", files.Metadata.Name().Elem()),
-					secretKeysVolume("superuser", j.Secret, superuserPasswordKey),
-					memoryDir("pass", "1Mi"),
-					emptyDir("tmp", "16Mi"),
+					kube.ConfigMapVolume("migrations", files.Metadata.Name().Elem()),
+					kube.SecretKeysVolume("superuser", j.Secret, superuserPasswordKey),
+					kube.MemoryDir("pass", "1Mi"),
+					kube.EmptyDir("tmp", "16Mi"),
 				},
 			},
 			BackoffLimit: 2, Deadline: migrateDeadlineSeconds,
@@ -116,20 +117,20 @@ func migrateBootstrapContainer(j migrationJob) corev1.ContainerArgs {
 		Image:   pulumi.String(s.Image),
 		Command: pulumi.ToStringArray([]string{"sh", assets.MigrationsDir + "/migrate-bootstrap.sh"}),
 		Env: append(libpqEnv(j.Host, s.User, s.Name, superuserPasswordKey),
-			env("BOOTSTRAP_SQL", assets.MigrationsDir+"/bootstrap.sql"),
-			env("MIGRATOR_PASSFILE", migratorPassDir+"/pgpass"),
-			env("TIMEOUT_SECONDS", strconv.Itoa(migrateTimeoutSeconds)),
-			env("MIGRATOR_VALID_SECONDS", strconv.Itoa(migrateDeadlineSeconds)),
+			kube.Env("BOOTSTRAP_SQL", assets.MigrationsDir+"/bootstrap.sql"),
+			kube.Env("MIGRATOR_PASSFILE", migratorPassDir+"/pgpass"),
+			kube.Env("TIMEOUT_SECONDS", strconv.Itoa(migrateTimeoutSeconds)),
+			kube.Env("MIGRATOR_VALID_SECONDS", strconv.Itoa(migrateDeadlineSeconds)),
 		),
 		VolumeMounts: corev1.VolumeMountArray{
-			readOnlyMount("migrations", assets.MigrationsDir),
-			readOnlyMount("superuser", postgresSecretsDir),
-			mount("pass", migratorPassDir),
-			mount("tmp", "/tmp"),
+			kube.ReadOnlyMount("migrations", assets.MigrationsDir),
+			kube.ReadOnlyMount("superuser", postgresSecretsDir),
+			kube.Mount("pass", migratorPassDir),
+			kube.Mount("tmp", "/tmp"),
 		},
-		Resources:                requirements(initResources),
+		Resources:                kube.Requirements(kube.InitResources),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
-		SecurityContext:          j.Security.containerSecurityContext(),
+		SecurityContext:          j.Security.ContainerSecurityContext(),
 	}
 }
 
@@ -137,10 +138,10 @@ func migrateBootstrapContainer(j migrationJob) corev1.ContainerArgs {
 func migratorEnv(j migrationJob) corev1.EnvVarArray {
 	return corev1.EnvVarArray{
 		corev1.EnvVarArgs{Name: pulumi.String("PGHOST"), Value: j.Host},
-		env("PGPORT", strconv.Itoa(PostgresPort)),
-		env("PGUSER", "migrator"),
-		env("PGDATABASE", j.Settings.Name),
-		env("PGPASSFILE", migratorPassDir+"/pgpass"),
+		kube.Env("PGPORT", strconv.Itoa(PostgresPort)),
+		kube.Env("PGUSER", "migrator"),
+		kube.Env("PGDATABASE", j.Settings.Name),
+		kube.Env("PGPASSFILE", migratorPassDir+"/pgpass"),
 	}
 }
 
@@ -148,9 +149,9 @@ func migratorEnv(j migrationJob) corev1.EnvVarArray {
 // run's password file (read-only), a writable /tmp.
 func migratorMounts() corev1.VolumeMountArray {
 	return corev1.VolumeMountArray{
-		readOnlyMount("migrations", assets.MigrationsDir),
-		readOnlyMount("pass", migratorPassDir),
-		mount("tmp", "/tmp"),
+		kube.ReadOnlyMount("migrations", assets.MigrationsDir),
+		kube.ReadOnlyMount("pass", migratorPassDir),
+		kube.Mount("tmp", "/tmp"),
 	}
 }
 
@@ -162,18 +163,18 @@ func migrateContainer(j migrationJob) corev1.ContainerArgs {
 		Args:                     pulumi.ToStringArray(assets.MigrateArgs(assets.MigrationsDir)),
 		Env:                      migratorEnv(j),
 		VolumeMounts:             migratorMounts(),
-		Resources:                requirements(initResources),
+		Resources:                kube.Requirements(kube.InitResources),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
-		SecurityContext:          j.Security.containerSecurityContext(),
+		SecurityContext:          j.Security.ContainerSecurityContext(),
 	}
 }
 
 // migrateVerifyContainer runs migrate-verify.sh: the schema at exactly release.Version, clean;
 // the demo data in dev.
 func migrateVerifyContainer(j migrationJob, release schemaRelease) corev1.ContainerArgs {
-	envs := append(migratorEnv(j), env("EXPECTED_VERSION", strconv.Itoa(release.Version)))
+	envs := append(migratorEnv(j), kube.Env("EXPECTED_VERSION", strconv.Itoa(release.Version)))
 	if j.Settings.SeedData {
-		envs = append(envs, env("SEED_SQL", assets.MigrationsDir+"/seed-dev.sql"))
+		envs = append(envs, kube.Env("SEED_SQL", assets.MigrationsDir+"/seed-dev.sql"))
 	}
 	return corev1.ContainerArgs{
 		Name:                     pulumi.String("verify"),
@@ -181,8 +182,8 @@ func migrateVerifyContainer(j migrationJob, release schemaRelease) corev1.Contai
 		Command:                  pulumi.ToStringArray([]string{"sh", assets.MigrationsDir + "/migrate-verify.sh"}),
 		Env:                      envs,
 		VolumeMounts:             migratorMounts(),
-		Resources:                requirements(initResources),
+		Resources:                kube.Requirements(kube.InitResources),
 		TerminationMessagePolicy: pulumi.String("FallbackToLogsOnError"),
-		SecurityContext:          j.Security.containerSecurityContext(),
+		SecurityContext:          j.Security.ContainerSecurityContext(),
 	}
 }

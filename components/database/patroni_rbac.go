@@ -1,10 +1,12 @@
-package components
+package database
 
 import (
 	"fmt"
 
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"ecommerce-platform/components/kube"
 )
 
 // patroniScope names Patroni's cluster (after the database's object name) and prefixes its
@@ -22,9 +24,9 @@ var patroniConfigMaps = []string{"leader", "config", "sync", "failover"}
 // read and patch only its four ConfigMaps, list and watch pods and patch only the members'
 // own (their role label and state). Nothing may delete: `patronictl remove`, which wipes the
 // cluster's state, is refused on purpose. It returns the ServiceAccount's name.
-func newPatroniRBAC(ctx *pulumi.Context, name string, id Identity, ns pulumi.StringInput, labels pulumi.StringMap, replicas int, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+func newPatroniRBAC(ctx *pulumi.Context, name string, id kube.Identity, ns pulumi.StringInput, labels pulumi.StringMap, replicas int, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
 	account := id.Object("members")
-	sa, err := newServiceAccount(ctx, name+"-members-serviceaccount", account, ns, labels, opts...)
+	sa, err := kube.NewServiceAccount(ctx, name+"-members-serviceaccount", account, ns, labels, opts...)
 	if err != nil {
 		return pulumi.StringOutput{}, fmt.Errorf("patroni service account: %w", err)
 	}
@@ -36,7 +38,7 @@ func newPatroniRBAC(ctx *pulumi.Context, name string, id Identity, ns pulumi.Str
 		pods = append(pods, fmt.Sprintf("%s-%d", id.Object(), i))
 	}
 	role, err := rbacv1.NewRole(ctx, name+"-patroni-role", &rbacv1.RoleArgs{
-		Metadata: meta(id.Object("patroni"), ns, labels),
+		Metadata: kube.Meta(id.Object("patroni"), ns, labels),
 		Rules: rbacv1.PolicyRuleArray{
 			rule("configmaps", nil, "create", "list", "watch"),
 			rule("configmaps", configMaps, "get", "patch", "update"),
@@ -48,7 +50,7 @@ func newPatroniRBAC(ctx *pulumi.Context, name string, id Identity, ns pulumi.Str
 		return pulumi.StringOutput{}, fmt.Errorf("patroni role: %w", err)
 	}
 	if _, err := rbacv1.NewRoleBinding(ctx, name+"-patroni-rolebinding", &rbacv1.RoleBindingArgs{
-		Metadata: meta(id.Object("patroni"), ns, labels),
+		Metadata: kube.Meta(id.Object("patroni"), ns, labels),
 		RoleRef: rbacv1.RoleRefArgs{
 			ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: role.Metadata.Name().Elem(),
 		},
