@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,6 +38,9 @@ func TestFailoverArchiverFollowsTheNewLeader(t *testing.T) {
 
 	killed := time.Now()
 	c.kill(old)
+	// The archive as it stood when the leader died: what a recovery of the archive alone
+	// would hold had every member died at that moment (the archiver is outside the quorum).
+	atKill := snapshotArchive(t, archiver.Dir)
 	leader := c.waitLeader(old, 60*time.Second)
 	recovered(t, load, time.Now(), 20, 60*time.Second)
 	admin := mustConnect(t, leader)
@@ -59,6 +64,51 @@ func TestFailoverArchiverFollowsTheNewLeader(t *testing.T) {
 	assert.Empty(t, missing, "acknowledged orders missing from the recovery of the archive")
 	t.Logf("failover figure: the archiver streamed from the new leader %s %s after the kill of %s; %d orders acknowledged across the failover, 0 missing from the archive's recovery; archive WAL: %s",
 		leader.Name, resumed.Round(time.Millisecond), old.Name, len(o.acknowledged), strings.Join(files, " "))
+
+	// Every member lost at the kill: the archive alone loses at most what the archiver had
+	// not flushed yet, orders acknowledged in the last moments (pg_receivewal flushes each
+	// write as it arrives; quorum commit never waits for it).
+	before := ackedBefore(load, killed)
+	lost, err := missingOrders(recoverArchive(t, c, atKill), ids(before))
+	require.NoError(t, err)
+	var lostBy []time.Duration
+	for _, r := range before {
+		if slices.Contains(lost, r.id) {
+			lostBy = append(lostBy, killed.Sub(r.end).Round(time.Millisecond))
+			assert.Less(t, killed.Sub(r.end), time.Second, "order %d, acknowledged %s before the kill, is not in the archive", r.id, killed.Sub(r.end))
+		}
+	}
+	t.Logf("failover figure: archive alone at the kill: %d of %d orders acknowledged before it missing (acknowledged %v before the kill)", len(lost), len(before), lostBy)
+}
+
+// snapshotArchive copies the archive as it is now, as the archiver's uid, and returns the copy.
+func snapshotArchive(t *testing.T, archive string) string {
+	t.Helper()
+	dir := filepath.Join(pgtest.ServerDir(t), "archive")
+	cmd := exec.Command("cp", "-a", archive, dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pgtest.RunAs(t)}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "copy of the archive: %s", out)
+	return dir
+}
+
+// ackedBefore are the orders acknowledged at or before a moment.
+func ackedBefore(l *orderLoad, at time.Time) []request {
+	var out []request
+	for _, r := range l.snapshot() {
+		if r.err == nil && !r.end.After(at) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func ids(rs []request) []int64 {
+	out := make([]int64, len(rs))
+	for i, r := range rs {
+		out[i] = r.id
+	}
+	return out
 }
 
 // mustConnect is connect that requires success; the connection closes with the test.

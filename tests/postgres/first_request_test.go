@@ -93,14 +93,32 @@ func firstRequests(t *testing.T, s *pgtest.Server, n int) firstTimes {
 		return sample{took, st}
 	}
 
+	// Server connections that have run PgBouncer's connect_query (pool.warm(), which places
+	// and rolls back an order) and nothing after it: pg_stat_activity shows each backend's
+	// last statement, at once (no statistics flush in between).
+	warmIdle := func() int {
+		var n int
+		require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE usename = 'authenticator' AND state = 'idle' AND query = 'SELECT pool.warm()'`).Scan(&n))
+		return n
+	}
+	pool := components.PgBouncerPool(config.Defaults().Backend)
 	var pooled, second, idle, direct []sample
 	for i := range n {
 		// PostgREST holds its client connections to PgBouncer; PgBouncer opens min_pool_size
 		// server connections once the pool exists (its janitor runs every second).
-		bouncer := pgtest.StartPgBouncer(t, s, fmt.Sprintf("pgbouncer-%d", i), pgtest.AuthenticatorPassword, components.PgBouncerPool(config.Defaults().Backend))
+		warmBefore := warmIdle()
+		bouncer := pgtest.StartPgBouncer(t, s, fmt.Sprintf("pgbouncer-%d", i), pgtest.AuthenticatorPassword, pool)
 		conn, err := pgx.Connect(ctx, bouncer.ConnString(pgtest.AuthenticatorPassword))
 		require.NoError(t, err)
+		// Before the first request: PgBouncer opens its min_pool_size server connections and
+		// runs connect_query on each, so the first request finds the order path compiled and
+		// planned (PgBouncer opens them one janitor round at a time: wait for all of them).
 		time.Sleep(2 * time.Second)
+		for deadline := time.Now().Add(10 * time.Second); warmIdle()-warmBefore < pool.MinPoolSize && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		require.Equal(t, pool.MinPoolSize, warmIdle()-warmBefore, "warm server connections before any client request: min_pool_size, each having run pool.warm()")
 		pooled = append(pooled, order(conn))
 		for range 3 {
 			second = append(second, order(conn))
@@ -155,9 +173,10 @@ func TestFirstRequestOnFreshConnection(t *testing.T) {
 	f := firstRequests(t, s, 5)
 	t.Logf("first request: %s", f)
 	first, steady, idle := f.pooled.Seconds()*1000, f.second.Seconds()*1000, f.idle.Seconds()*1000
+	// A figure, not a bound: two medians of 3-5 ms on a shared machine differ by more than
+	// the connection's share (CI runs saw 1.01 and 1.22 ms). That the first request finds a
+	// warm connection is asserted in firstRequests, from the server's own list of sessions.
 	t.Logf("first request: before the COMMIT %.2f ms, an order after the same idle on a used connection %.2f ms", f.pooledPre.Seconds()*1000, f.idlePre.Seconds()*1000)
-	assert.LessOrEqualf(t, f.pooledPre.Seconds()*1000, f.idlePre.Seconds()*1000+1,
-		"before its COMMIT, the first order on a fresh warm connection costs at most 1 ms more than an order after the same idle time on a used one")
 	switch {
 	case first <= 5:
 	case idle <= 4:
