@@ -1,7 +1,7 @@
 package database
 
 // The database-credentials Secret's keys and the login roles that read them. Every
-// container mounts exactly the keys it reads (secretKeysVolume), never the whole Secret
+// container mounts exactly the keys it reads (kube.SecretKeysVolume), never the whole Secret
 // (issue 27, finding 4): the superuser's password is in the server's own container (the
 // image's first start), the database-migrate Job's bootstrap and the database-credentials Job,
 // and nowhere else.

@@ -238,7 +238,7 @@ func patroniEgress(s config.Database, id kube.Identity) networkingv1.NetworkPoli
 	return rules
 }
 
-// membersMeta is workloadMeta with one more kube-score check told: the governing Service,
+// membersMeta is kube.WorkloadMeta with one more kube-score check told: the governing Service,
 // database-service, selects only the member Patroni labels primary at run time (the
 // serviceName cannot change in place, and Patroni needs no per-pod DNS).
 func membersMeta(name string, ns pulumi.StringInput, labels pulumi.StringMap) *metav1.ObjectMetaArgs {
